@@ -1,0 +1,34 @@
+"""Shared fixtures.
+
+Real data lives in ../shared/data beside the repository (or where
+GDASK_DATA points). Tests that need it fail loudly when it is absent rather
+than skipping silently: CI always has it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("GDASK_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real-data folder; a test that asks for it fails if it is missing."""
+    path = _data_dir()
+    if not path.is_dir():
+        pytest.fail(f"real data folder {path} not found (set GDASK_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hess_dir(data_dir: Path) -> Path:
+    return data_dir / "hess-dl3-dr1"
