@@ -1,0 +1,357 @@
+"""Incremental, crash-safe, parallel ingest of a GADF DL3 archive into an archive store.
+
+The work splits in three:
+
+1. :func:`plan_ingest` (coordinator, cheap): resolve each observation's source
+   files from the DL3 index and compare them with the store's provenance
+   (size and mtime first, SHA-256 when those differ). Up-to-date observations
+   are skipped without opening their FITS files.
+2. :func:`ingest_one` (one Dask task per observation, pure): read and
+   validate the observation, write it under ``_staging/`` and commit it with
+   an atomic rename. Errors come back as a report, never as a lost batch.
+3. :func:`ingest` drives both, shows a progress bar and rewrites the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gdask import __version__
+from gdask.archive.store import STORE_FORMAT, ArchiveStore
+from gdask.errors import GdaskError
+
+__all__ = [
+    "ObservationPlan",
+    "IngestReport",
+    "IngestSummary",
+    "plan_ingest",
+    "ingest_one",
+    "ingest",
+    "file_fingerprint",
+    "sha256_file",
+]
+
+DEFAULT_CHUNK_EVENTS = 1_000_000
+
+
+def sha256_file(path: str | Path, blocksize: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(blocksize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Cheap identity of a file: absolute path, size and mtime (ns)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+@dataclass
+class ObservationPlan:
+    """What to do with one observation: ``new``, ``changed``, ``unchanged`` or ``error``."""
+
+    obs_id: int
+    action: str
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    file: str | None = None
+    field: str | None = None
+    index_entry: str = ""
+
+
+@dataclass
+class IngestReport:
+    """The outcome of one observation's ingest task."""
+
+    obs_id: int
+    status: str  # "ingested", "replaced", "unchanged", "failed"
+    n_events: int = 0
+    n_bytes: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    file: str | None = None
+    field: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """All reports of one ingest, with totals."""
+
+    reports: list[IngestReport]
+    seconds: float
+    store: str
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.reports)
+
+    @property
+    def failed(self) -> list[IngestReport]:
+        return [r for r in self.reports if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(r.n_bytes for r in self.reports if r.status in ("ingested", "replaced"))
+
+    def format(self) -> str:
+        """A human summary: counts, throughput, and one line per failure."""
+        done = self.count("ingested") + self.count("replaced")
+        rate = done / self.seconds if self.seconds > 0 else 0.0
+        mb = self.n_bytes / 1e6
+        lines = [
+            f"ingest into {self.store}: {self.count('ingested')} new, {self.count('replaced')} replaced, "
+            f"{self.count('unchanged')} unchanged, {len(self.failed)} failed "
+            f"in {self.seconds:.2f} s ({rate:.1f} runs/s, {mb / self.seconds if self.seconds else 0:.1f} MB/s)"
+        ]
+        for r in self.failed:
+            where = ", ".join(
+                x for x in (f"file {r.file}" if r.file else "", f"field {r.field}" if r.field else "") if x
+            )
+            lines.append(f"  FAILED OBS_ID {r.obs_id}: {r.error}" + (f" [{where}]" if where else ""))
+        return "\n".join(lines)
+
+
+def _source_files(index, obs_id: int) -> list[Path]:
+    files = []
+    for hdu_type in index.hdu_types(obs_id):
+        loc = index.hdu_location(obs_id, hdu_type)
+        if loc.path not in files:
+            files.append(loc.path)
+    return files
+
+
+def index_entry_hash(index, obs_id: int) -> str:
+    """SHA-256 of an observation's own index entries (its obs-index row and HDU locations).
+
+    Appending runs to an archive rewrites its index files; hashing only the
+    observation's entries keeps the other observations "unchanged".
+    """
+    import json
+
+    entry = {
+        "row": index.obs_row(obs_id),
+        "hdus": {
+            t: [str(loc.path), loc.hdu_name, loc.hdu_class]
+            for t in sorted(index.hdu_types(obs_id))
+            for loc in [index.hdu_location(obs_id, t)]
+        },
+    }
+    blob = json.dumps(entry, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def plan_ingest(
+    index, store: ArchiveStore, *, checksum: bool = False, obs_ids: Sequence[int] | None = None
+) -> list[ObservationPlan]:
+    """Decide, per observation, whether it must be (re)written.
+
+    Parameters
+    ----------
+    index : `~gdask.dl3.DL3Index`
+        The DL3 archive.
+    store : ArchiveStore
+        The target store.
+    checksum : bool
+        Verify SHA-256 of every source even when size and mtime match.
+    obs_ids : sequence of int, optional
+        Restrict to these observations.
+    """
+    hashes: dict[str, str] = {}
+
+    def sha(path: str) -> str:
+        if path not in hashes:
+            hashes[path] = sha256_file(path)
+        return hashes[path]
+
+    plans = []
+    for obs_id in obs_ids if obs_ids is not None else index.obs_ids:
+        obs_id = int(obs_id)
+        try:
+            fps = [file_fingerprint(p) for p in _source_files(index, obs_id)]
+            entry = index_entry_hash(index, obs_id)
+        except FileNotFoundError as exc:
+            plans.append(ObservationPlan(obs_id, "error", error="file not found", file=exc.filename))
+            continue
+        except GdaskError as exc:
+            plans.append(ObservationPlan(obs_id, "error", error=exc.message, file=exc.file, field=exc.field))
+            continue
+        rec = store.record(obs_id)
+        if rec is None:
+            plans.append(ObservationPlan(obs_id, "new", fps, index_entry=entry))
+            continue
+        stored = {s["path"]: s for s in rec.sources}
+        prov = rec.attrs.get("provenance", {})
+        same = (
+            prov.get("store_format") == STORE_FORMAT
+            and prov.get("index_entry") == entry
+            and set(stored) == {f["path"] for f in fps}
+        )
+        if same:
+            for fp in fps:
+                old = stored[fp["path"]]
+                if checksum or (old["size"], old["mtime_ns"]) != (fp["size"], fp["mtime_ns"]):
+                    if old["size"] != fp["size"] or old["sha256"] != sha(fp["path"]):
+                        same = False
+                        break
+        plans.append(ObservationPlan(obs_id, "unchanged" if same else "changed", fps, index_entry=entry))
+    for plan in plans:
+        if plan.action in ("new", "changed"):
+            for fp in plan.sources:
+                fp["sha256"] = sha(fp["path"])
+    return plans
+
+
+def ingest_one(
+    index, obs_id: int, store_path: str, sources: list[dict[str, Any]], replace: bool,
+    index_entry: str = "", chunk_events: int = DEFAULT_CHUNK_EVENTS,
+) -> IngestReport:
+    """Read one observation and commit it to the store; a Dask task (pure, no shared state).
+
+    Any gdask error becomes a ``failed`` report naming file, observation and field.
+    """
+    from gdask.dl3 import read_observation
+
+    t0 = time.perf_counter()
+    store = ArchiveStore(store_path)
+    try:
+        obs = read_observation(index, obs_id)
+        attrs = {
+            "obs_id": int(obs_id),
+            "index_row": index.obs_row(obs_id),
+            "n_events": int(obs.events.n_events),
+            "provenance": {
+                "sources": sources,
+                "index_entry": index_entry,
+                "gdask_version": __version__,
+                "store_format": STORE_FORMAT,
+            },
+        }
+        staging = store.write_observation_staged(obs, attrs, chunk_events=chunk_events)
+        store.commit_observation(obs_id, staging)
+    except GdaskError as exc:
+        return IngestReport(
+            obs_id, "failed", error=exc.message, file=exc.file, field=exc.field,
+            seconds=time.perf_counter() - t0,
+        )
+    except Exception as exc:  # an unexpected bug must not lose the other observations
+        return IngestReport(
+            obs_id, "failed", error=f"unexpected {type(exc).__name__}: {exc}",
+            seconds=time.perf_counter() - t0,
+        )
+    return IngestReport(
+        obs_id,
+        "replaced" if replace else "ingested",
+        n_events=int(obs.events.n_events),
+        n_bytes=sum(s["size"] for s in sources),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def ingest(
+    source: str | Path,
+    store_path: str | Path,
+    *,
+    scheduler: str | None = None,
+    client=None,
+    checksum: bool = False,
+    obs_ids: Sequence[int] | None = None,
+    progress: bool = True,
+    n_workers: int | None = None,
+    processes: bool = True,
+    chunk_events: int = DEFAULT_CHUNK_EVENTS,
+    on_report: Callable[[IngestReport], None] | None = None,
+) -> IngestSummary:
+    """Ingest a DL3 archive (directory or index file) into the store at ``store_path``.
+
+    Only new or changed observations are read, each in its own Dask task on
+    ``client`` (or a client for ``scheduler`` / ``DASK_SCHEDULER_ADDRESS`` /
+    an embedded LocalCluster, started only if there is work to do).
+
+    Returns
+    -------
+    IngestSummary
+        Reports of every observation; ``summary.ok`` is False if any failed.
+    """
+    from gdask.dl3 import DL3Index
+
+    t0 = time.perf_counter()
+    index = DL3Index.read(source)
+    if obs_ids is not None:
+        index = index.select(obs_ids=obs_ids)
+    store = ArchiveStore.create(store_path)
+    reports: list[IngestReport] = []
+    with store.lock():
+        store.clean_staging()
+        plans = plan_ingest(index, store, checksum=checksum)
+        for p in plans:
+            if p.action == "unchanged":
+                reports.append(IngestReport(p.obs_id, "unchanged"))
+            elif p.action == "error":
+                reports.append(IngestReport(p.obs_id, "failed", error=p.error, file=p.file, field=p.field))
+        todo = [p for p in plans if p.action in ("new", "changed")]
+        if todo:
+            reports.extend(
+                _run_tasks(index, todo, store, scheduler, client, progress, n_workers, processes,
+                           chunk_events, on_report)
+            )
+        if todo or not store.index_is_current():
+            store.write_index()
+    reports.sort(key=lambda r: r.obs_id)
+    return IngestSummary(reports, time.perf_counter() - t0, str(store.path))
+
+
+def _run_tasks(index, todo, store, scheduler, client, progress, n_workers, processes, chunk_events,
+               on_report):
+    from gdask.cluster import get_client
+
+    if client is not None:
+        return _submit_all(client, index, todo, store, progress, chunk_events, on_report)
+    n_workers = n_workers or min(len(todo), os.cpu_count() or 1)
+    with get_client(scheduler, n_workers=n_workers, processes=processes) as c:
+        return _submit_all(c, index, todo, store, progress, chunk_events, on_report)
+
+
+def _submit_all(client, index, todo, store, progress, chunk_events, on_report):
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    futures = []
+    for plan in todo:
+        sub = index.select(obs_ids=[plan.obs_id])
+        futures.append(
+            client.submit(
+                ingest_one, sub, plan.obs_id, str(store.path.resolve()), plan.sources,
+                plan.action == "changed", plan.index_entry, chunk_events,
+                key=f"ingest-{plan.obs_id}-{plan.sources[0].get('sha256', '')[:12]}",
+                pure=False,
+            )
+        )
+    reports = []
+    bar = tqdm(total=len(futures), desc="ingest", unit="run", disable=not progress)
+    try:
+        for fut in as_completed(futures):
+            try:
+                rep = fut.result()
+            except Exception as exc:  # worker died or task raised outside ingest_one's guard
+                obs_id = int(fut.key.split("-")[1])
+                rep = IngestReport(obs_id, "failed", error=f"task failed: {type(exc).__name__}: {exc}")
+            reports.append(rep)
+            if on_report:
+                on_report(rep)
+            bar.update(1)
+    finally:
+        bar.close()
+    return reports

@@ -1,0 +1,89 @@
+"""Effective area versus true energy and offset (GADF ``aeff_2d``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+
+from gdask.dl3.irf.interp import GridInterpolator
+from gdask.dl3.irf.table import GADF_IRF_KEYWORDS, AxisSpec, ColumnSpec, TableIRF
+
+__all__ = ["EffectiveArea2D"]
+
+
+class EffectiveArea2D(TableIRF):
+    """Effective area ``effective_area(energy_true, offset)`` in m2.
+
+    Evaluation interpolates linearly in log(energy) and offset between bin
+    centres, extrapolates linearly up to the outer bin edges, clips at zero
+    and is 0 outside the edges (Gammapy 2.1 ``EffectiveAreaTable2D.evaluate``).
+
+    Point-like IRFs (``HDUCLAS3 = POINT-LIKE``) have ``attrs["point_like"]``
+    and, when the header gives a constant ``RAD_MAX``, ``attrs["rad_max"]`` (deg).
+    """
+
+    hdu_class: ClassVar[str] = "aeff_2d"
+    extname: ClassVar[str] = "EFFECTIVE AREA"
+    axes: ClassVar[tuple[AxisSpec, ...]] = (
+        AxisSpec("ENERG", "energy_true", "TeV", log=True, aliases=("ETRUE",)),
+        AxisSpec("THETA", "offset", "deg"),
+    )
+    columns: ClassVar[tuple[ColumnSpec, ...]] = (ColumnSpec("EFFAREA", "effective_area", "m2"),)
+    keywords: ClassVar[dict[str, str]] = {
+        **GADF_IRF_KEYWORDS,
+        "HDUCLAS2": "EFF_AREA",
+        "HDUCLAS3": "FULL-ENCLOSURE",
+        "HDUCLAS4": "AEFF_2D",
+    }
+
+    @classmethod
+    def create(
+        cls,
+        energy_true_edges: np.ndarray,
+        offset_edges: np.ndarray,
+        effective_area: np.ndarray,
+        *,
+        point_like: bool = False,
+        rad_max: float | None = None,
+    ) -> EffectiveArea2D:
+        """Create from edges (TeV, deg) and values (m2) of shape ``(n_energy, n_offset)``.
+
+        Edges may be ``n + 1`` contiguous values or a ``(lo, hi)`` pair.
+        """
+        attrs: dict = {"point_like": bool(point_like)}
+        if rad_max is not None:
+            attrs["rad_max"] = float(rad_max)
+        return cls._create(
+            {"energy_true": energy_true_edges, "offset": offset_edges},
+            {"effective_area": effective_area},
+            attrs,
+        )
+
+    @property
+    def point_like(self) -> bool:
+        """Whether the IRF is point-like (a directional cut was applied)."""
+        return bool(self.ds.attrs.get("point_like", False))
+
+    @property
+    def rad_max(self) -> float | None:
+        """Constant directional cut (deg) from the header, if any."""
+        value = self.ds.attrs.get("rad_max")
+        return None if value is None else float(value)
+
+    @cached_property
+    def _interp(self) -> GridInterpolator:
+        dims = [s.dim for s in self.axes]
+        return GridInterpolator(
+            [self.nodes(d) for d in dims],
+            self.ds["effective_area"].values,
+            scales=["log", "lin"],
+            values_scale="lin",
+            edges=[self.fill_edges(d) for d in dims],
+            fill_value=0.0,
+        )
+
+    def evaluate(self, energy_true, offset) -> np.ndarray:
+        """Effective area (m2) at true energies (TeV) and offsets (deg), broadcast together."""
+        return self._interp(energy_true, offset)

@@ -1,0 +1,94 @@
+"""GTI: exact values, times, FITS round trip and errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.time import Time
+
+from gdask.dl3 import GTI
+from gdask.errors import FormatError, MissingColumnError, UnitError
+
+_STRUCTURAL = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|(TTYPE|TFORM|TUNIT|TDIM)\d+)$")
+
+
+def assert_same_table_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
+    """Same columns (names, formats, units, values, dtypes) and header keywords.
+
+    Non-structural cards must match in order, value and comment; the
+    structural and column cards match as a set (astropy places them on write).
+    """
+    assert a.columns.names == b.columns.names
+    for ca, cb in zip(a.columns, b.columns, strict=True):
+        assert (ca.format, ca.unit, ca.dim) == (cb.format, cb.unit, cb.dim), ca.name
+        va, vb = a.data[ca.name], b.data[cb.name]
+        assert va.dtype == vb.dtype and va.shape == vb.shape, ca.name
+        assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), ca.name
+
+    def cards(h, structural):
+        return [(c.keyword, c.value, c.comment) for c in h.cards
+                if bool(_STRUCTURAL.match(c.keyword)) == structural]
+
+    assert cards(a.header, False) == cards(b.header, False)
+    assert sorted(cards(a.header, True), key=str) == sorted(cards(b.header, True), key=str)
+
+
+GTI_FILES = [
+    "hess-dl3-dr1/data/hess_dl3_dr1_obs_id_020136.fits.gz",
+    "joint-crab/dl3/magic/run_05029747_DL3.fits",
+    "magic/rad_max/data/20131004_05029747_DL3_CrabNebula-W0.40+035.fits",
+    "joint-crab/dl3/veritas/57993_DL3.fits",
+    "veritas/crab-point-like-ED/64081.fits.gz",
+    "joint-crab/dl3/fact/20131103_93_dl3.fits",
+]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("rel", GTI_FILES)
+def test_gti_exact_and_round_trip(data_dir: Path, tmp_path: Path, rel: str) -> None:
+    path = data_dir / rel
+    with fits.open(path) as hdul:
+        original = hdul["GTI"].copy()
+    table = Table.read(path, hdu="GTI")
+    gti = GTI.from_hdu(original, file=path, obs_id=42)
+    ds = gti.to_dataset()
+    assert ds["START"].dims == ("gti",)
+    for name in ("START", "STOP"):
+        assert np.array_equal(ds[name].values, np.asarray(table[name]))
+        assert ds[name].dtype == table[name].dtype.newbyteorder("=")
+        assert ds[name].attrs["units"] == "s"
+    assert ds.attrs["obs_id"] == 42
+    start, stop = np.asarray(table["START"]), np.asarray(table["STOP"])
+    assert gti.time_sum == pytest.approx(np.sum(stop - start), rel=1e-12)
+    h = original.header
+    ref = Time(h["MJDREFI"], h["MJDREFF"], format="mjd", scale=h["TIMESYS"].lower())
+    assert gti.time_reference == ref
+    assert abs((gti.time_start - ref).to_value("s") - start.min()) < 1e-6
+    assert abs((gti.time_stop - ref).to_value("s") - stop.max()) < 1e-6
+    out = tmp_path / "gti.fits"
+    fits.HDUList([fits.PrimaryHDU(), GTI.from_dataset(ds).to_hdu()]).writeto(out)
+    with fits.open(out) as back:
+        assert_same_table_hdu(original, back["GTI"])
+
+
+def test_create_and_errors() -> None:
+    gti = GTI.create([0, 100], [50, 160], mjdref=51910.0, timesys="tt")
+    assert gti.time_sum == 110 and len(gti) == 2
+    assert gti.time_start == Time(51910.0, format="mjd", scale="tt")
+    hdu = gti.to_hdu()
+    assert hdu.name == "GTI" and hdu.header["MJDREFI"] == 51910
+    assert GTI.from_hdu(hdu).time_sum == 110
+    with pytest.raises(FormatError):
+        GTI.create([10], [5])
+    cols = [fits.Column(name="START", format="D", unit="s", array=np.array([0.0]))]
+    with pytest.raises(MissingColumnError) as err:
+        GTI.from_hdu(fits.BinTableHDU.from_columns(cols, name="GTI"), file="g.fits", obs_id=3)
+    assert err.value.field == "GTI.STOP" and err.value.obs_id == 3 and err.value.file == "g.fits"
+    cols.append(fits.Column(name="STOP", format="D", unit="TeV", array=np.array([1.0])))
+    with pytest.raises(UnitError):
+        GTI.from_hdu(fits.BinTableHDU.from_columns(cols, name="GTI"))
