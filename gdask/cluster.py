@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
@@ -54,7 +55,7 @@ def get_client(
         threads_per_worker=threads_per_worker,
         processes=processes,
         dashboard_address=None,
-        silence_logs="error",
+        silence_logs=logging.ERROR,
     )
     client = Client(cluster)
     try:
