@@ -249,10 +249,9 @@ class EventList:
     @classmethod
     def read(cls, path: str | Path, hdu: str = "EVENTS") -> EventList:
         """Read the EVENTS HDU of a FITS file."""
-        from gdask.dl3.fits_utils import get_hdu
-        from gdask.dl3.index import open_fits_checked
+        from gdask.dl3.fits_utils import get_hdu, open_fits
 
-        hdulist = open_fits_checked(path)
+        hdulist = open_fits(path)
         return cls.from_hdu(get_hdu(hdulist, hdu, file=str(path)), file=path)
 
     @classmethod

@@ -8,6 +8,8 @@ observation and the field.
 from __future__ import annotations
 
 import gzip
+import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -39,7 +41,34 @@ def open_fits(path: str | Path, obs_id: int | None = None) -> fits.HDUList:
         raise FileReadError(
             f"cannot read FITS file: {type(exc).__name__}: {exc}", file=str(path), obs_id=obs_id
         ) from exc
+    _check_gzip_complete(path, hdulist, obs_id)
     return hdulist
+
+
+def _check_gzip_complete(path: Path, hdulist: fits.HDUList, obs_id: int | None) -> None:
+    """Raise if a gzip file ended early.
+
+    astropy silently drops the HDUs after the point where a gzip stream ends;
+    the gzip trailer (uncompressed size modulo 2**32) tells whether all was read.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return
+        fh.seek(-4, os.SEEK_END)
+        isize = struct.unpack("<I", fh.read(4))[0]
+    info = hdulist.fileinfo(len(hdulist) - 1)
+    end = int(info["datLoc"]) + int(info["datSpan"])
+    if end % 2**32 == isize:
+        return
+    try:  # a multi-member gzip file records the size of its last member only: decompress to be sure
+        with gzip.open(path, "rb") as g:
+            while g.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        hdulist.close()
+        raise FileReadError(
+            f"truncated or corrupt gzip file: {type(exc).__name__}: {exc}", file=str(path), obs_id=obs_id
+        ) from exc
 
 
 def get_hdu(

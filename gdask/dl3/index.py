@@ -19,11 +19,8 @@ and a warning is emitted when an index is read with such mismatches.
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 import warnings
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +36,7 @@ from astropy.time import Time
 from gdask.dl3.fits_utils import open_fits
 from gdask.errors import FileReadError, FormatError, MissingHDUError, SelectionError
 
-__all__ = ["DL3Index", "HDULocation", "python_scalar", "open_fits_checked"]
+__all__ = ["DL3Index", "HDULocation", "python_scalar"]
 
 _HDU_INDEX_NAMES = ("hdu-index.fits.gz", "hdu-index.fits")
 _OBS_INDEX_NAMES = ("obs-index.fits.gz", "obs-index.fits")
@@ -99,35 +96,6 @@ def python_scalar(value: Any) -> Any:
     return value
 
 
-def open_fits_checked(path: str | Path, obs_id: int | None = None) -> fits.HDUList:
-    """`open_fits`, plus a check that a gzip file was not truncated.
-
-    astropy silently drops the HDUs after the point where a gzip stream ends
-    early; the gzip trailer (uncompressed size) tells whether all was read.
-    """
-    path = Path(path)
-    hdulist = open_fits(path, obs_id=obs_id)
-    with open(path, "rb") as f:
-        magic = f.read(2)
-        if magic != b"\x1f\x8b":
-            return hdulist
-        f.seek(-4, os.SEEK_END)
-        isize = struct.unpack("<I", f.read(4))[0]
-    info = hdulist.fileinfo(len(hdulist) - 1)
-    end = int(info["datLoc"]) + int(info["datSpan"])
-    if end % 2**32 != isize:
-        try:  # a multi-member gzip file has the size of its last member only: decompress to be sure
-            with gzip.open(path, "rb") as g:
-                while g.read(1 << 24):
-                    pass
-        except (OSError, EOFError, zlib.error) as exc:
-            hdulist.close()
-            raise FileReadError(
-                f"truncated or corrupt gzip file: {type(exc).__name__}: {exc}", file=str(path), obs_id=obs_id
-            ) from exc
-    return hdulist
-
-
 def _read_table(hdu) -> Table:
     table = Table.read(hdu, mask_invalid=False)
     for name in table.colnames:
@@ -138,7 +106,7 @@ def _read_table(hdu) -> Table:
 
 def _index_tables(path: Path) -> list[tuple[Path, Table]]:
     """Read every index-like table HDU of one file (by its columns, not its EXTNAME)."""
-    hdulist = open_fits_checked(path)
+    hdulist = open_fits(path)
     tables = []
     for hdu in hdulist[1:]:
         if isinstance(hdu, fits.BinTableHDU) and "OBS_ID" in [c.upper() for c in hdu.columns.names]:

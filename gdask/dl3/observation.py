@@ -21,9 +21,9 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
 from gdask.dl3.events import EventList
-from gdask.dl3.fits_utils import get_hdu
+from gdask.dl3.fits_utils import get_hdu, open_fits
 from gdask.dl3.gti import GTI
-from gdask.dl3.index import DL3Index, open_fits_checked, write_index_table
+from gdask.dl3.index import DL3Index, write_index_table
 from gdask.errors import FormatError, GdaskError, MissingHDUError, SelectionError
 
 __all__ = ["Observation", "read_observation", "read_observations", "write_observations", "IRF_TYPES"]
@@ -99,7 +99,7 @@ class _Files:
 
     def get(self, path: Path, obs_id: int) -> fits.HDUList:
         if path not in self.open:
-            self.open[path] = open_fits_checked(path, obs_id=obs_id)
+            self.open[path] = open_fits(path, obs_id=obs_id)
         return self.open[path]
 
     def release(self, everything: bool = False) -> None:

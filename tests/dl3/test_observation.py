@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-import gdask.dl3.index as index_module
+import gdask.dl3.observation as observation_module
 from gdask.dl3 import (
     GTI,
     DL3Index,
@@ -87,13 +87,13 @@ def assert_same_irf_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
 @pytest.fixture
 def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     opened: list[Path] = []
-    real = index_module.open_fits
+    real = observation_module.open_fits
 
     def spy(path, obs_id=None):
         opened.append(Path(path))
         return real(path, obs_id=obs_id)
 
-    monkeypatch.setattr(index_module, "open_fits", spy)
+    monkeypatch.setattr(observation_module, "open_fits", spy)
     return opened
 
 
