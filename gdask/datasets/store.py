@@ -1,0 +1,133 @@
+"""A zarr store of DL4 datasets, one group per dataset, written atomically.
+
+Layout::
+
+    store.zarr/
+      datasets/<name>/     one zarr group per dataset (its xarray.Dataset)
+      _staging/            datasets being written (invisible to readers)
+      _trash/              replaced datasets awaiting removal
+
+A dataset is written completely under ``_staging/`` and moved into
+``datasets/`` with one directory rename, so readers never see half a dataset;
+a killed writer leaves at most junk under ``_staging/``, removed by the next
+writer. Reading is lazy (``xarray.open_zarr``: Dask arrays), so workers load
+only what they touch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import xarray as xr
+
+from gdask.datasets.map import MapDataset
+from gdask.datasets.spectrum import SpectrumDatasetOnOff
+from gdask.errors import ArchiveError
+
+__all__ = ["DatasetStore"]
+
+Dataset = MapDataset | SpectrumDatasetOnOff
+_NAME = re.compile(r"^[A-Za-z0-9_.+\-=]+$")
+
+
+def _check_name(name: str) -> str:
+    if not name or not _NAME.match(name) or name.startswith("."):
+        raise ArchiveError(
+            f"invalid dataset name {name!r} (letters, digits, _ . + - = only)", field="name"
+        )
+    return name
+
+
+class DatasetStore:
+    """Directory of zarr groups, one per dataset.
+
+    Parameters
+    ----------
+    path : str or Path
+        Root folder (created if missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        for sub in ("datasets", "_staging", "_trash"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+
+    def _group(self, name: str) -> Path:
+        return self.path / "datasets" / _check_name(name)
+
+    def names(self) -> list[str]:
+        """Names of the complete datasets, sorted."""
+        return sorted(p.name for p in (self.path / "datasets").iterdir() if p.is_dir())
+
+    def __contains__(self, name: str) -> bool:
+        return self._group(name).is_dir()
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def cleanup(self) -> None:
+        """Remove leftovers of interrupted writes (staging and trash)."""
+        for sub in ("_staging", "_trash"):
+            for p in (self.path / sub).iterdir():
+                shutil.rmtree(p, ignore_errors=True)
+
+    def write(self, dataset: Dataset, name: str | None = None, overwrite: bool = False) -> str:
+        """Store a dataset under ``name`` (its own name by default); return the name.
+
+        The group is written under ``_staging/`` and renamed into place; an
+        existing dataset of that name is replaced only with ``overwrite``.
+        """
+        name = _check_name(name or dataset.name)
+        target = self._group(name)
+        if target.exists() and not overwrite:
+            raise ArchiveError(f"dataset {name!r} exists (use overwrite=True)", file=str(target))
+        self.cleanup()
+        staging = self.path / "_staging" / f"{name}-{uuid.uuid4().hex}"
+        ds = dataset.to_dataset()
+        try:
+            encoding = {k: {"_FillValue": None} for k in ds.variables}  # no masking on read
+            ds.to_zarr(staging, mode="w", consolidated=False, encoding=encoding)
+        except Exception as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ArchiveError(f"cannot write dataset {name!r}: {exc}", file=str(staging)) from exc
+        trash = None
+        if target.exists():
+            trash = self.path / "_trash" / f"{name}-{uuid.uuid4().hex}"
+            os.rename(target, trash)
+        os.rename(staging, target)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return name
+
+    def read(self, name: str, lazy: bool = True) -> Dataset:
+        """Open dataset ``name``: lazy Dask arrays, or loaded with ``lazy=False``."""
+        group = self._group(name)
+        if not group.is_dir():
+            raise ArchiveError(f"no dataset {name!r} in the store", file=str(self.path), field=name)
+        ds = xr.open_zarr(group, consolidated=False)
+        if not lazy:
+            ds = ds.load()
+        return self.wrap(ds)
+
+    @staticmethod
+    def wrap(ds: xr.Dataset) -> Dataset:
+        """The dataset class matching ``attrs["dataset_type"]``."""
+        kind = ds.attrs.get("dataset_type")
+        if kind == SpectrumDatasetOnOff.tag:
+            return SpectrumDatasetOnOff.from_dataset(ds)
+        if kind in ("MapDataset", "MapDatasetOnOff"):
+            return MapDataset.from_dataset(ds)
+        raise ArchiveError(f"unknown dataset type {kind!r}", field="dataset_type")
+
+    def delete(self, name: str) -> None:
+        """Remove dataset ``name`` (moved to ``_trash`` first, then deleted)."""
+        group = self._group(name)
+        if not group.is_dir():
+            raise ArchiveError(f"no dataset {name!r} in the store", file=str(self.path), field=name)
+        trash = self.path / "_trash" / f"{name}-{uuid.uuid4().hex}"
+        os.rename(group, trash)
+        shutil.rmtree(trash, ignore_errors=True)
