@@ -1,0 +1,120 @@
+"""The per-dataset likelihood term: the unit the coordinator distributes.
+
+A joint fit is a sum of terms, one per dataset (plus priors, which the
+coordinator adds itself). Every term sees the same thing: the full parameter
+vector of the joint `~gdask.models.Models` (``models.parameters.value``, in
+each parameter's stored unit, frozen ones included, linked ones repeated),
+and returns its statistic and the gradient with respect to that same vector.
+The coordinator maps its free, unique parameters onto that vector with
+`~gdask.models.FlatLayout` (``expand`` one way, ``reduce_grad`` back).
+
+Terms are built from a plain, picklable `TermSpec` by `build_term`, so a
+Dask task can build one on a worker from the dataset store and keep it
+resident there; when a worker dies the same spec rebuilds it elsewhere.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LikelihoodTerm", "TermSpec", "register_term", "build_term", "TERM_BUILDERS"]
+
+
+class LikelihoodTerm(abc.ABC):
+    """One dataset's contribution to the joint statistic (-2 log L up to a constant).
+
+    Attributes
+    ----------
+    name : str
+        The dataset name (what ``datasets_names`` of a model refers to).
+    n_parameters : int
+        Length of the joint parameter vector this term was built for.
+    """
+
+    name: str
+    n_parameters: int
+
+    @abc.abstractmethod
+    def stat(self, values: np.ndarray) -> float:
+        """The statistic at the joint parameter vector ``values``."""
+
+    @abc.abstractmethod
+    def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+        """The statistic and its gradient (length ``n_parameters``) from one pass."""
+
+    def npred(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover - optional
+        """Predicted counts at ``values`` (for residuals and plots)."""
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        """Small, picklable facts for summaries and plots (counts, energy edges, ...)."""
+        return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """Everything needed to build a term anywhere: picklable, small, no arrays.
+
+    Parameters
+    ----------
+    kind : str
+        Which builder (``"map"``, ``"spectrum"``, ...; see `register_term`).
+    name : str
+        Dataset name.
+    source : str
+        Where the dataset lives: a dataset-store path (with ``name`` as group)
+        or a file readable by the builder.
+    models : dict
+        The joint models as a Gammapy-layout dict (``Models.to_dict()``).
+    options : dict
+        Builder options (fit energy range, statistic, ...).
+    """
+
+    kind: str
+    name: str
+    source: str
+    models: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # dict fields: hash by identity of what matters
+        return hash((self.kind, self.name, self.source))
+
+
+TERM_BUILDERS: dict[str, Callable[[TermSpec], LikelihoodTerm]] = {}
+
+
+def register_term(kind: str) -> Callable:
+    """Decorator registering a builder ``f(spec) -> LikelihoodTerm`` under ``kind``."""
+
+    def deco(func: Callable[[TermSpec], LikelihoodTerm]) -> Callable[[TermSpec], LikelihoodTerm]:
+        TERM_BUILDERS[kind] = func
+        return func
+
+    return deco
+
+
+def build_term(spec: TermSpec) -> LikelihoodTerm:
+    """Build the term described by ``spec`` (imports the built-in builders on first use)."""
+    if spec.kind not in TERM_BUILDERS:
+        import importlib
+
+        for mod in ("gdask.likelihood.spectrum", "gdask.likelihood.map"):
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as exc:
+                if exc.name != mod:
+                    raise
+    try:
+        builder = TERM_BUILDERS[spec.kind]
+    except KeyError:
+        from gdask.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown dataset kind {spec.kind!r}; known: {sorted(TERM_BUILDERS)}", field="kind"
+        ) from None
+    return builder(spec)
