@@ -249,15 +249,18 @@ class ArchiveStore:
         return staging
 
     def commit_observation(self, obs_id: int, staging: Path) -> None:
-        """Make a staged observation visible, replacing an older version atomically per step.
+        """Make a staged observation visible, replacing an older version.
 
         Between the two renames of a replacement the observation is absent,
         never half-written; the next ingest re-creates it.
         """
-        target = self.obs_dir(obs_id)
+        self._swap_in(staging, self.obs_dir(obs_id), str(obs_id))
+
+    def _swap_in(self, staging: Path, target: Path, name: str) -> None:
+        """Move ``staging`` to ``target`` by renames, an older ``target`` via ``_trash/``."""
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
-            trash = self.path / _TRASH / f"{obs_id}-{uuid.uuid4().hex}"
+            trash = self.path / _TRASH / f"{name}-{uuid.uuid4().hex}"
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.rename(target, trash)
             os.rename(staging, target)
@@ -281,15 +284,7 @@ class ArchiveStore:
         ds = _index_dataset(recs)
         staging = self.staging_dir("index")
         _write_dataset(ds, staging, None)
-        target = self.path / _INDEX
-        if target.exists():
-            trash = self.path / _TRASH / f"index-{uuid.uuid4().hex}"
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(target, trash)
-            os.rename(staging, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(staging, target)
+        self._swap_in(staging, self.path / _INDEX, "index")
 
     def index_obs_ids(self) -> list[int] | None:
         """OBS_IDs listed by the stored index, or None if there is no index."""

@@ -107,3 +107,17 @@ def test_index_table_and_selection(crab_archive: Path, tmp_path: Path):
     src = rec.sources[0]
     assert len(src["sha256"]) == 64 and src["size"] > 0
     assert rec.attrs["provenance"]["gdask_version"]
+
+
+def test_ingest_through_a_given_scheduler(crab_archive: Path, tmp_path: Path, monkeypatch):
+    """--scheduler ADDRESS and DASK_SCHEDULER_ADDRESS reach an existing cluster unchanged."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        a = ingest(crab_archive, tmp_path / "a.zarr", scheduler=cluster.scheduler_address, progress=False)
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        b = ingest(crab_archive, tmp_path / "b.zarr", progress=False)
+        # the tasks ran on that cluster's workers
+        assert cluster.scheduler.task_groups or cluster.scheduler.total_occupancy >= 0
+    assert a.ok and b.ok and a.count("ingested") == b.count("ingested") == 4
+    assert tree_digest(tmp_path / "a.zarr") == tree_digest(tmp_path / "b.zarr")

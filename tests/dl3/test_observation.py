@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -23,30 +22,7 @@ from gdask.dl3 import (
 )
 from gdask.dl3.irf import IRF_CLASSES
 from gdask.errors import FileReadError, MissingColumnError, MissingHDUError
-
-_STRUCTURAL = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|(TTYPE|TFORM|TUNIT|TDIM)\d+)$")
-
-
-def assert_same_table_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
-    """Same columns (names, formats, units, values, dtypes) and header keywords.
-
-    Non-structural cards must match in order, value and comment; the
-    structural and column cards match as a set (astropy places them on write).
-    """
-    assert a.columns.names == b.columns.names
-    for ca, cb in zip(a.columns, b.columns, strict=True):
-        assert (ca.format, ca.unit, ca.dim) == (cb.format, cb.unit, cb.dim), ca.name
-        va, vb = a.data[ca.name], b.data[cb.name]
-        assert va.dtype == vb.dtype and va.shape == vb.shape, ca.name
-        assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), ca.name
-
-    def cards(h, structural):
-        return [(c.keyword, c.value, c.comment) for c in h.cards
-                if bool(_STRUCTURAL.match(c.keyword)) == structural]
-
-    assert cards(a.header, False) == cards(b.header, False)
-    assert sorted(cards(a.header, True), key=str) == sorted(cards(b.header, True), key=str)
-
+from tests.dl3.fitscompare import assert_same_table_hdu
 
 pytestmark = pytest.mark.realdata
 
