@@ -7,8 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, TableIRF
 from gdask.dl3.irf.interp import GridInterpolator
-from gdask.dl3.irf.table import GADF_IRF_KEYWORDS, AxisSpec, ColumnSpec, TableIRF
+from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 
 __all__ = ["EffectiveArea2D"]
 
@@ -60,17 +61,6 @@ class EffectiveArea2D(TableIRF):
             {"effective_area": effective_area},
             attrs,
         )
-
-    @property
-    def point_like(self) -> bool:
-        """Whether the IRF is point-like (a directional cut was applied)."""
-        return bool(self.ds.attrs.get("point_like", False))
-
-    @property
-    def rad_max(self) -> float | None:
-        """Constant directional cut (deg) from the header, if any."""
-        value = self.ds.attrs.get("rad_max")
-        return None if value is None else float(value)
 
     @cached_property
     def _interp(self) -> GridInterpolator:

@@ -20,8 +20,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, TableIRF
 from gdask.dl3.irf.interp import GridInterpolator
-from gdask.dl3.irf.table import GADF_IRF_KEYWORDS, AxisSpec, ColumnSpec, TableIRF
+from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 
 __all__ = ["Background3D", "Background2D", "trapz_loglog", "upsample_log_edges"]
 
