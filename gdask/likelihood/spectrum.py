@@ -1,0 +1,430 @@
+"""The 1D spectrum likelihood term (WSTAT or cash) with analytic gradients.
+
+Predicted signal counts follow Gammapy 2.1's evaluation of a `SkyModel` on a
+spectrum dataset::
+
+    npred_sig[j] = sum_i  F_i * T * exposure[i] * edisp[i, j]
+
+with ``F_i`` the spectral model integrated over true-energy bin ``i``
+(`SpectralModel.integral_theta`, Gammapy's quadrature) and ``T`` the time
+average of the temporal model over the dataset's GTIs (1 without a temporal
+model).  As in Gammapy for an OGIP spectrum (region without PSF), the spatial
+model is ignored.  ``apply_irf`` switches of the SkyModel are honoured
+(``edisp: False`` uses the diagonal response).  Only SkyModels whose
+``datasets_names`` is None or contains the dataset name contribute;
+`FoVBackgroundModel` is not supported for spectra (error).
+
+Statistics (per fitted bin, summed):
+
+``wstat``
+    default when the dataset has OFF counts; background profiled
+    (`gdask.stats.wstat`, NaN set to 0 as Gammapy's ``nan_to_num``).
+``cash``
+    known background: the dataset's ``background`` variable if present, else
+    ``alpha * counts_off``, else 0; ``mu = max(npred_sig + bkg, 0)``
+    (Gammapy's npred clipping) into `gdask.stats.cash_sum`.
+
+Fitted bins are ``mask_safe & mask_fit (if stored) & energy range``; the
+energy range keeps reco bins fully inside ``[energy_min, energy_max]``, as
+Gammapy's ``geom.energy_mask``.
+
+Energy-scale nuisance (``energy_scale``): with ``s`` the named parameter, the
+dataset's true-energy bin ``[E1, E2]`` receives the photons of physical
+energies ``[(1+s) E1, (1+s) E2]``; i.e. the flux seen through the IRFs is
+``(1+s) phi((1+s) E)`` (photon number conserved).  ``s > 0`` means the
+instrument reports energies ``1+s`` times too low.  The parameter is read
+as a dimensionless number (its canonical value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+from numpy.typing import NDArray
+
+from gdask.datasets.spectrum import SpectrumDatasetOnOff
+from gdask.errors import ConfigError
+from gdask.likelihood.folding import (
+    diagonal_response,
+    energy_range_mask,
+    fold_kernel,
+    integration_grid,
+    scaled_integral_and_grads,
+    subset_ndecade,
+)
+from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
+from gdask.models import FoVBackgroundModel, Models, SkyModel
+from gdask.models.integrate import DEFAULT_NDECADE
+from gdask.stats import cash_sum, dcash_dmu, dwstat_dmu_sig, wstat, wstat_gof_terms, wstat_mu_bkg
+
+__all__ = ["SpectrumOnOffTerm", "build_spectrum_term", "STATS"]
+
+STATS = ("wstat", "cash")
+Array = NDArray[np.float64]
+_OPTIONS = ("stat", "energy_min", "energy_max", "energy_scale", "ndecade")
+
+
+@dataclass
+class _Group:
+    """One folding kernel (per ``apply_irf`` combination): rows, matrix, grid density."""
+
+    rows: NDArray[np.intp]
+    kernel: Array  # (len(rows), n_fit)
+    ndecade: float
+    full: Array  # (n_true, n_reco) exposure x edisp on the full axes, for npred
+
+
+@dataclass
+class _Source:
+    """One contributing SkyModel: where its parameters sit and its cached flux."""
+
+    name: str
+    spectral: Any
+    spec_pos: NDArray[np.intp]
+    temporal: Any
+    temp_pos: NDArray[np.intp]
+    t_min: Array | None
+    t_max: Array | None
+    group: int
+    grid: Array | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def _tev(x: Any) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, (str, u.Quantity)):
+        return float(u.Quantity(x).to_value("TeV"))
+    return float(x)
+
+
+def _param_position(models: Models, name: str) -> int:
+    """Position in ``models.parameters`` of ``<model>.<type>.<name>``, ``<model>.<name>`` or a
+    unique bare ``<name>``."""
+    full = [f"{m.name}.{n}" for m in models for n in m.parameters_names]
+    if name in full:
+        return full.index(name)
+    short = [f"{m.name}.{p.name}" for m in models for p in m.parameters]
+    bare = [p.name for p in models.parameters]
+    for cand in (short, bare):
+        hits = [i for i, n in enumerate(cand) if n == name]
+        if len(hits) == 1:
+            return hits[0]
+    raise ConfigError(f"energy_scale parameter {name!r} not found (or ambiguous) in the models; "
+                      "use '<model>.<type>.<name>'", field="energy_scale")
+
+
+class SpectrumOnOffTerm(LikelihoodTerm):
+    """Likelihood term of one 1D spectrum dataset.
+
+    Parameters
+    ----------
+    dataset : SpectrumDatasetOnOff
+        The data (loaded into memory at construction).
+    models : Models
+        The joint models; the term reads/writes the full ``models.parameters`` vector.
+    name : str, optional
+        Dataset name (default: the dataset's).
+    stat : {"wstat", "cash"}, optional
+        Default ``"wstat"`` with OFF counts, else ``"cash"``.
+    energy_min, energy_max : float or Quantity, optional
+        Fit range in TeV (reco bins fully inside are fitted).
+    energy_scale : str, optional
+        Name of an energy-scale nuisance parameter (see module doc).
+    ndecade : float
+        Points per decade of numerical spectral integrals (Gammapy: 100).
+    """
+
+    def __init__(self, dataset: SpectrumDatasetOnOff, models: Models, *, name: str | None = None,
+                 stat: str | None = None, energy_min: Any = None, energy_max: Any = None,
+                 energy_scale: str | None = None, ndecade: float = DEFAULT_NDECADE) -> None:
+        self.name = str(name if name is not None else dataset.name)
+        self._ndecade = float(ndecade)
+        self.models = models
+        pars = models.parameters
+        self.n_parameters = len(pars)
+        self._to_canonical = pars.to_canonical
+        self._x0 = pars.value
+        ds = dataset.ds
+        has_off = "counts_off" in ds
+        stat = stat or ("wstat" if has_off else "cash")
+        if stat not in STATS:
+            raise ConfigError(f"unknown statistic {stat!r}; use one of {STATS}", field="stat")
+        if stat == "wstat" and not has_off:
+            raise ConfigError(f"dataset {self.name!r} has no OFF counts for wstat", field="stat")
+        self.stat_type = stat
+
+        # -- data and masks ---------------------------------------------------------
+        self.edges = dataset.energy_axis.quantity_edges.to_value("TeV").astype(float)
+        self.edges_true = dataset.energy_axis_true.quantity_edges.to_value("TeV").astype(float)
+        n_reco = self.edges.size - 1
+        self.counts = np.asarray(ds["counts"].values, dtype=float)
+        self.counts_off = np.asarray(ds["counts_off"].values, float) if has_off else None
+        self.alpha = np.asarray(dataset.alpha.values, float) if has_off else None
+        mask = np.asarray(ds["mask_safe"].values, bool) if "mask_safe" in ds else np.ones(n_reco, bool)
+        if "mask_fit" in ds:
+            mask = mask & np.asarray(ds["mask_fit"].values, bool)
+        self.energy_min, self.energy_max = _tev(energy_min), _tev(energy_max)
+        self.mask = mask & energy_range_mask(self.edges, self.energy_min, self.energy_max)
+        self._cols = np.flatnonzero(self.mask)
+        self._n_on = self.counts[self._cols]
+        if has_off:
+            self._n_off = self.counts_off[self._cols]
+            self._alpha = self.alpha[self._cols]
+            self._gof = wstat_gof_terms(self._n_on, self._n_off)
+        if stat == "cash":
+            if "background" in ds:
+                bkg = np.asarray(ds["background"].values, float)
+            elif has_off:
+                bkg = self.alpha * self.counts_off
+            else:
+                bkg = np.zeros(n_reco)
+            self.background = bkg
+            self._bkg = bkg[self._cols]
+
+        # -- IRFs -------------------------------------------------------------------
+        exposure = dataset.exposure
+        self.exposure = (np.zeros(self.edges_true.size - 1) if exposure is None
+                         else np.asarray(exposure.values, float))
+        self.edisp = (np.asarray(ds["edisp"].transpose("energy_true", "energy").values, float)
+                      if "edisp" in ds else diagonal_response(self.edges_true, self.edges))
+        self._groups: list[_Group] = []
+        self._group_keys: dict[tuple[bool, bool], int] = {}
+
+        # -- contributing models --------------------------------------------------------
+        self._sources: list[_Source] = []
+        offset = 0
+        gti = dataset.gti
+        for m in models:
+            n = len(m.parameters)
+            applies = m.datasets_names is None or self.name in m.datasets_names
+            if isinstance(m, FoVBackgroundModel) and applies:
+                raise ConfigError(f"FoVBackgroundModel {m.name!r} is not supported on spectrum "
+                                  f"dataset {self.name!r}", field="models")
+            if isinstance(m, SkyModel) and applies and m.spectral_model is not None:
+                self._sources.append(self._make_source(m, offset, gti))
+            offset += n
+
+        self._escale_pos: int | None = None
+        if energy_scale is not None:
+            self._escale_pos = _param_position(models, energy_scale)
+        self._last: Array = self._x0.copy()
+
+    # ------------------------------------------------------------------ setup helpers
+    def _group(self, apply_irf: dict[str, bool]) -> int:
+        key = (bool(apply_irf.get("exposure", True)), bool(apply_irf.get("edisp", True)))
+        if key not in self._group_keys:
+            expo = self.exposure if key[0] else np.ones_like(self.exposure)
+            edisp = self.edisp if key[1] else diagonal_response(self.edges_true, self.edges)
+            rows, _, kernel = fold_kernel(expo, edisp, self.mask)
+            nd = subset_ndecade(self.edges_true[:-1], self.edges_true[1:], rows, self._ndecade)
+            self._groups.append(_Group(rows, kernel, nd, expo[:, None] * edisp))
+            self._group_keys[key] = len(self._groups) - 1
+        return self._group_keys[key]
+
+    def _make_source(self, m: SkyModel, offset: int, gti: Any) -> _Source:
+        n_spec = len(m.spectral_model.parameters)
+        n_spat = len(m.spatial_model.parameters) if m.spatial_model is not None else 0
+        spec_pos = np.arange(offset, offset + n_spec)
+        t0 = offset + n_spec + n_spat
+        temporal = m.temporal_model
+        temp_pos = np.arange(t0, t0 + (len(temporal.parameters) if temporal else 0))
+        t_min = t_max = None
+        if temporal is not None:
+            if gti is None or len(gti) == 0:
+                raise ConfigError(f"model {m.name!r} has a temporal model but dataset "
+                                  f"{self.name!r} has no GTI", field="temporal")
+            ref = gti.time_reference
+            t_min = getattr(ref + gti.start * u.s, temporal.scale).mjd
+            t_max = getattr(ref + gti.stop * u.s, temporal.scale).mjd
+        gi = self._group(m.apply_irf)
+        g = self._groups[gi]
+        grid = None
+        if g.rows.size:
+            grid = integration_grid(m.spectral_model, self.edges_true[:-1][g.rows],
+                                    self.edges_true[1:][g.rows], g.ndecade)
+        return _Source(m.name, m.spectral_model, spec_pos, temporal, temp_pos,
+                       t_min, t_max, gi, grid)
+
+    # ------------------------------------------------------------------ evaluation
+    def _scale(self, values: Array) -> float:
+        if self._escale_pos is None:
+            return 1.0
+        return 1.0 + float(values[self._escale_pos] * self._to_canonical[self._escale_pos])
+
+    def _source_flux(self, src: _Source, values: Array, scale: float, grad: bool) -> dict:
+        """Cached true-energy flux (and derivatives) of one source on its group's rows."""
+        pos = np.concatenate([src.spec_pos, src.temp_pos])
+        key = values[pos].tobytes() + np.float64(scale).tobytes()
+        c = src.cache
+        if c.get("key") == key and (not grad or c.get("grad")):
+            return c
+        g = self._groups[src.group]
+        if g.rows.size == 0:  # nothing fitted: no contribution
+            z = np.zeros(0)
+            src.cache = {"key": key, "grad": grad, "flux": z, "tnorm": 1.0, "dtnorm": None,
+                         "dflux": np.zeros((src.spec_pos.size, 0)), "dscale": z}
+            return src.cache
+        lo, hi = self.edges_true[:-1][g.rows], self.edges_true[1:][g.rows]
+        theta = values[src.spec_pos] * self._to_canonical[src.spec_pos]
+        flux, dflux, dscale = scaled_integral_and_grads(
+            src.spectral, lo, hi, theta, scale, g.ndecade, grad=grad,
+            grad_scale=grad and self._escale_pos is not None, grid=src.grid)
+        tnorm, dtnorm = 1.0, None
+        if src.temporal is not None:
+            tt = values[src.temp_pos] * self._to_canonical[src.temp_pos]
+            tpars = src.temporal._pars_from_theta(tt)
+            tnorm = float(np.sum(src.temporal.evaluate_integral(src.t_min, src.t_max, **tpars)))
+            if grad:
+                d = src.temporal.evaluate_integral_grad(src.t_min, src.t_max, **tpars)
+                dtnorm = np.array([np.sum(d[n]) for n in src.temporal.parameters.names])
+        src.cache = {"key": key, "grad": grad, "flux": flux, "dflux": dflux, "dscale": dscale,
+                     "tnorm": tnorm, "dtnorm": dtnorm}
+        return src.cache
+
+    def _mu_sig(self, values: Array, grad: bool) -> tuple[Array, list, float]:
+        scale = self._scale(values)
+        per_group = [np.zeros(g.rows.size) for g in self._groups]
+        parts = []
+        for src in self._sources:
+            c = self._source_flux(src, values, scale, grad)
+            per_group[src.group] += c["flux"] * c["tnorm"]
+            parts.append(c)
+        mu = np.zeros(self._cols.size)
+        for g, f in zip(self._groups, per_group, strict=True):
+            mu += f @ g.kernel
+        return mu, parts, scale
+
+    def _stat_parts(self, mu: Array, grad: bool) -> tuple[float, Array | None]:
+        if self.stat_type == "wstat":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mu_bkg = wstat_mu_bkg(self._n_on, self._n_off, self._alpha, mu)
+                st = wstat(self._n_on, self._n_off, self._alpha, mu, mu_bkg,
+                           extra_terms=False) + self._gof
+            bad = ~np.isfinite(st)
+            value = float(np.sum(np.nan_to_num(st)))
+            if not grad:
+                return value, None
+            d = dwstat_dmu_sig(self._n_on, self._n_off, self._alpha, mu, mu_bkg)
+            return value, np.where(bad | ~np.isfinite(d), 0.0, d)
+        mu_tot = mu + self._bkg
+        mu_c = np.where(mu_tot < 0, 0.0, mu_tot)
+        value = cash_sum(self._n_on, mu_c)
+        if not grad:
+            return value, None
+        return value, np.where(mu_tot < 0, 0.0, dcash_dmu(self._n_on, mu_c))
+
+    def stat(self, values: np.ndarray) -> float:
+        """Statistic at the joint parameter vector ``values`` (stored units)."""
+        values = np.asarray(values, dtype=float)
+        self._last = values.copy()
+        mu, _, _ = self._mu_sig(values, grad=False)
+        return self._stat_parts(mu, grad=False)[0]
+
+    def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+        """Statistic and its gradient with respect to every entry of ``values``."""
+        values = np.asarray(values, dtype=float)
+        self._last = values.copy()
+        mu, parts, scale = self._mu_sig(values, grad=True)
+        value, dmu = self._stat_parts(mu, grad=True)
+        out = np.zeros(self.n_parameters)
+        vg = [g.kernel @ dmu for g in self._groups]  # d stat / d (flux x T) per true row
+        dscale = 0.0
+        for src, c in zip(self._sources, parts, strict=True):
+            v = vg[src.group]
+            out[src.spec_pos] += (c["dflux"] @ v) * c["tnorm"]
+            if c["dtnorm"] is not None and src.temp_pos.size:
+                out[src.temp_pos] += c["dtnorm"] * float(c["flux"] @ v)
+            if self._escale_pos is not None:
+                dscale += float(c["dscale"] @ v) * c["tnorm"]
+        out *= self._to_canonical
+        if self._escale_pos is not None:
+            out[self._escale_pos] += dscale * self._to_canonical[self._escale_pos]
+        return value, out
+
+    # ------------------------------------------------------------------ diagnostics
+    def npred_signal(self, values: np.ndarray | None = None) -> Array:
+        """Predicted signal counts on the full reco axis (all bins, not only fitted ones)."""
+        values = self._last if values is None else np.asarray(values, dtype=float)
+        scale = self._scale(values)
+        lo, hi = self.edges_true[:-1], self.edges_true[1:]
+        out = np.zeros(self.edges.size - 1)
+        for src in self._sources:
+            theta = values[src.spec_pos] * self._to_canonical[src.spec_pos]
+            flux, _, _ = scaled_integral_and_grads(src.spectral, lo, hi, theta, scale,
+                                                   self._ndecade, grad=False)
+            if src.temporal is not None:
+                tt = values[src.temp_pos] * self._to_canonical[src.temp_pos]
+                pars = src.temporal._pars_from_theta(tt)
+                flux = flux * float(np.sum(src.temporal.evaluate_integral(src.t_min, src.t_max,
+                                                                         **pars)))
+            out += flux @ self._groups[src.group].full
+        return out
+
+    def npred_background(self, values: np.ndarray | None = None) -> Array:
+        """Background counts in the ON region: ``alpha * mu_off`` profiled (wstat) or known (cash)."""
+        if self.stat_type == "cash":
+            return self.background.copy()
+        mu_sig = self.npred_signal(values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b = self.alpha * wstat_mu_bkg(self.counts, self.counts_off, self.alpha, mu_sig)
+        return np.nan_to_num(b)
+
+    def npred(self, values: np.ndarray | None = None) -> Array:
+        """Total predicted counts (signal + background, clipped at 0) on the full reco axis."""
+        total = self.npred_signal(values) + self.npred_background(values)
+        return np.where(total < 0, 0.0, total)
+
+    def info(self, values: np.ndarray | None = None) -> dict[str, Any]:
+        """Arrays for residual plots at ``values`` (default: the last evaluated point)."""
+        values = self._last if values is None else np.asarray(values, dtype=float)
+        return {
+            "name": self.name,
+            "stat_type": self.stat_type,
+            "energy_edges": self.edges.copy(),
+            "mask": self.mask.copy(),
+            "counts": self.counts.copy(),
+            "counts_off": None if self.counts_off is None else self.counts_off.copy(),
+            "alpha": None if self.alpha is None else self.alpha.copy(),
+            "npred_sig": self.npred_signal(values),
+            "npred_bkg": self.npred_background(values),
+            "stat": self.stat(values),
+        }
+
+    def __repr__(self) -> str:
+        return (f"SpectrumOnOffTerm(name={self.name!r}, stat={self.stat_type!r}, "
+                f"n_fit_bins={self._cols.size}, sources={[s.name for s in self._sources]})")
+
+
+def _load_dataset(source: str, name: str) -> SpectrumDatasetOnOff:
+    if "::" in source:
+        from gdask.datasets.store import DatasetStore
+
+        store, group = source.split("::", 1)
+        ds = DatasetStore(store).read(group or name, lazy=False)
+        if not isinstance(ds, SpectrumDatasetOnOff):
+            raise ConfigError(f"{source!r} is not a spectrum dataset", field="source")
+        return ds
+    return SpectrumDatasetOnOff.read(source, name=name)
+
+
+@register_term("spectrum")
+def build_spectrum_term(spec: TermSpec) -> SpectrumOnOffTerm:
+    """Build a `SpectrumOnOffTerm` from a `TermSpec` (``kind="spectrum"``).
+
+    ``spec.source`` is an OGIP PHA file or ``"<store path>::<dataset name>"``;
+    ``spec.options`` may hold ``stat``, ``energy_min``, ``energy_max`` (TeV),
+    ``energy_scale`` and ``ndecade``.
+    """
+    unknown = set(spec.options) - set(_OPTIONS)
+    if unknown:
+        raise ConfigError(f"unknown spectrum options {sorted(unknown)}; known: {list(_OPTIONS)}",
+                          field="options")
+    dataset = _load_dataset(spec.source, spec.name)
+    models = Models.from_dict(spec.models)
+    opts = dict(spec.options)
+    nd = opts.pop("ndecade", DEFAULT_NDECADE)
+    return SpectrumOnOffTerm(dataset, models, name=spec.name, ndecade=nd, **opts)
