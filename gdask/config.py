@@ -1,0 +1,677 @@
+"""The analysis configuration: a YAML file read into frozen dataclasses and validated.
+
+Sections (see ``docs/reduction.md`` for the full reference and an example):
+``observations`` (where and which runs), ``datasets`` (3d/1d, geometry,
+stacking), ``makers`` (maps, safe mask, background), ``output`` (dataset
+store, FITS/OGIP export) and ``fit`` (consumed by ``gdask fit``).
+
+Every problem is a `gdask.errors.ConfigError` whose message starts with the
+key path, e.g. ``datasets.geom.wcs.binsz: must be > 0``. Unknown keys are
+errors. Relative paths are resolved against the folder of the config file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gdask.errors import ConfigError
+
+__all__ = [
+    "AnalysisConfig", "ObservationsConfig", "ConeConfig", "TimeConfig", "DatasetsConfig",
+    "GeomConfig", "WcsConfig", "EnergyAxisConfig", "RegionConfig", "MakersConfig",
+    "SafeMaskConfig", "BackgroundConfig", "ExclusionConfig", "OutputConfig", "FitConfig",
+    "MAP_SELECTION", "SAFE_MASK_METHODS_3D", "SAFE_MASK_METHODS_1D",
+]
+
+MAP_SELECTION = ("counts", "exposure", "background", "psf", "edisp")
+SAFE_MASK_METHODS_3D = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
+SAFE_MASK_METHODS_1D = ("aeff-max", "offset-max")
+_MISSING = object()
+
+
+# ----------------------------------------------------------------------------- validation helpers
+
+
+class _Section:
+    """A mapping being validated: ``take`` keys one by one, then ``done`` rejects the rest."""
+
+    def __init__(self, value: Any, path: str) -> None:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path or '<top>'}: must be a mapping, got {type(value).__name__}",
+                              field=path or None)
+        self.data = dict(value)
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def take(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self.data:
+            return self.data.pop(name)
+        if default is _MISSING:
+            _fail(self.key(name), "required")
+        return default
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.take(name, None), self.key(name))
+
+    def done(self) -> None:
+        for name in self.data:
+            _fail(self.key(str(name)), "unknown key")
+
+
+def _fail(path: str, message: str) -> None:
+    raise ConfigError(f"{path}: {message}", field=path)
+
+
+def _number(value: Any, path: str, *, positive: bool = False, nonneg: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(path, f"must be a number, got {type(value).__name__} {value!r}")
+    if positive and not value > 0:
+        _fail(path, f"must be > 0, got {value}")
+    if nonneg and not value >= 0:
+        _fail(path, f"must be >= 0, got {value}")
+    return float(value)
+
+
+def _int(value: Any, path: str, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, f"must be an integer, got {type(value).__name__} {value!r}")
+    if positive and value <= 0:
+        _fail(path, f"must be > 0, got {value}")
+    return int(value)
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(path, f"must be true or false, got {value!r}")
+    return value
+
+
+def _str(value: Any, path: str, choices: tuple[str, ...] | None = None) -> str:
+    if not isinstance(value, str):
+        _fail(path, f"must be a string, got {type(value).__name__} {value!r}")
+    if choices is not None and value not in choices:
+        _fail(path, f"must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _list(value: Any, path: str, item: Callable[[Any, str], Any]) -> tuple:
+    if not isinstance(value, list | tuple):
+        _fail(path, f"must be a list, got {type(value).__name__} {value!r}")
+    return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _energy(value: Any, path: str, unit: str) -> float:
+    """An energy in TeV from a number (in ``unit``) or a string such as ``"0.7 TeV"``."""
+    import astropy.units as u
+
+    if isinstance(value, str):
+        try:
+            q = u.Quantity(value)
+            out = q.to_value(u.TeV) if q.unit != u.dimensionless_unscaled else (q.value * u.Unit(unit)).to_value(u.TeV)
+        except (ValueError, TypeError, u.UnitsError) as exc:
+            _fail(path, f"not an energy: {value!r} ({exc})")
+    else:
+        out = (_number(value, path) * u.Unit(unit)).to_value(u.TeV)
+    if not out > 0:
+        _fail(path, f"must be > 0, got {value}")
+    return float(out)
+
+
+def _path(value: Any, path: str, base: Path) -> Path:
+    p = Path(_str(value, path)).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _lonlat(sec: _Section) -> tuple[float, float, str]:
+    lon = _number(sec.take("lon"), sec.key("lon"))
+    lat = _number(sec.take("lat"), sec.key("lat"))
+    if not -90 <= lat <= 90:
+        _fail(sec.key("lat"), f"must be within [-90, 90], got {lat}")
+    frame = _str(sec.take("frame", "icrs"), sec.key("frame"), ("icrs", "galactic"))
+    return lon, lat, frame
+
+
+# ----------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class ConeConfig:
+    """Pointings within ``radius`` deg of (lon, lat)."""
+
+    lon: float
+    lat: float
+    radius: float
+    frame: str = "icrs"
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Runs inside ``[start, stop]`` (ISO strings or MJD numbers, UTC)."""
+
+    start: str | float | None = None
+    stop: str | float | None = None
+
+
+@dataclass(frozen=True)
+class ObservationsConfig:
+    """Where the runs are and which ones to use.
+
+    ``store`` is the archive store; with ``dl3`` the DL3 folder is ingested into
+    it first (incremental). The selections combine with AND.
+    """
+
+    store: Path
+    dl3: Path | None = None
+    obs_ids: tuple[int, ...] | None = None
+    cone: ConeConfig | None = None
+    time: TimeConfig | None = None
+    columns: tuple[tuple[str, tuple], ...] = ()
+
+    @classmethod
+    def parse(cls, sec: _Section, base: Path) -> ObservationsConfig:
+        store = _path(sec.take("store"), sec.key("store"), base)
+        dl3 = sec.take("dl3", None)
+        dl3 = None if dl3 is None else _path(dl3, sec.key("dl3"), base)
+        obs_ids = sec.take("obs_ids", None)
+        if obs_ids is not None:
+            obs_ids = _list(obs_ids, sec.key("obs_ids"), lambda v, p: _int(v, p))
+            if not obs_ids:
+                _fail(sec.key("obs_ids"), "must not be empty (omit it to select all)")
+        cone = None
+        if sec.data.get("cone") is not None:
+            c = sec.section("cone")
+            lon, lat, frame = _lonlat(c)
+            cone = ConeConfig(lon, lat, _number(c.take("radius"), c.key("radius"), positive=True), frame)
+            c.done()
+        else:
+            sec.take("cone", None)
+        time = None
+        if sec.data.get("time") is not None:
+            t = sec.section("time")
+            bounds = []
+            for k in ("start", "stop"):
+                v = t.take(k, None)
+                if v is not None and not isinstance(v, str):
+                    v = _number(v, t.key(k))
+                bounds.append(v)
+            t.done()
+            _check_time(bounds, t.key("start"))
+            time = TimeConfig(*bounds)
+        else:
+            sec.take("time", None)
+        columns = []
+        col = sec.section("columns")
+        for name in list(col.data):
+            columns.append((str(name), _column_rule(col.take(name), col.key(str(name)))))
+        sec.done()
+        return cls(store, dl3, obs_ids, cone, time, tuple(columns))
+
+
+def _check_time(bounds: list, path: str) -> None:
+    from astropy.time import Time
+
+    times = []
+    for v in bounds:
+        if v is None:
+            times.append(None)
+            continue
+        try:
+            times.append(Time(v, format="mjd", scale="utc") if isinstance(v, float) else Time(v, scale="utc"))
+        except ValueError as exc:
+            _fail(path, f"not a time: {v!r} ({exc})")
+    if times[0] is not None and times[1] is not None and times[1] <= times[0]:
+        _fail(path.rsplit(".", 1)[0], "stop must be after start")
+
+
+def _column_rule(value: Any, path: str) -> tuple:
+    """``[min, max]`` (numbers, null for open) -> ("range", lo, hi); strings -> ("in", values)."""
+    if isinstance(value, str):
+        return ("in", (value,))
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ("in", tuple(value))
+    if isinstance(value, list) and len(value) == 2:
+        lo, hi = (None if v is None else _number(v, f"{path}[{i}]") for i, v in enumerate(value))
+        if lo is not None and hi is not None and hi < lo:
+            _fail(path, f"max {hi} < min {lo}")
+        return ("range", lo, hi)
+    _fail(path, f"must be [min, max] or a string / list of strings, got {value!r}")
+    raise AssertionError  # unreachable
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class EnergyAxisConfig:
+    """Energy bin edges in TeV (from ``edges`` or ``min``/``max``/``nbin`` log-spaced)."""
+
+    edges: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, sec: _Section) -> EnergyAxisConfig:
+        unit = _str(sec.take("unit", "TeV"), sec.key("unit"))
+        import numpy as np
+
+        if "edges" in sec.data:
+            for k in ("min", "max", "nbin"):
+                if k in sec.data:
+                    _fail(sec.key(k), "give either edges or min/max/nbin, not both")
+            edges = _list(sec.take("edges"), sec.key("edges"), lambda v, p: _energy(v, p, unit))
+            if len(edges) < 2:
+                _fail(sec.key("edges"), "needs at least two edges")
+            if any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
+                _fail(sec.key("edges"), "must increase strictly")
+        else:
+            lo = _energy(sec.take("min"), sec.key("min"), unit)
+            hi = _energy(sec.take("max"), sec.key("max"), unit)
+            nbin = _int(sec.take("nbin"), sec.key("nbin"), positive=True)
+            if hi <= lo:
+                _fail(sec.key("max"), f"must be > min ({hi} <= {lo} TeV)")
+            edges = tuple(float(e) for e in np.geomspace(lo, hi, nbin + 1))
+        sec.done()
+        return cls(tuple(edges))
+
+    def to_axis(self, name: str = "energy"):
+        """The `gdask.geometry.EnergyAxis` (TeV)."""
+        from gdask.geometry import EnergyAxis
+
+        return EnergyAxis(list(self.edges), name=name, unit="TeV")
+
+
+@dataclass(frozen=True)
+class WcsConfig:
+    """A WCS sky grid; ``skydir=None`` means one grid per run centred on its pointing."""
+
+    skydir: tuple[float, float] | None
+    frame: str
+    width: tuple[float, float]
+    binsz: float
+    proj: str = "CAR"
+    binsz_irf: float = 0.2
+
+    @classmethod
+    def parse(cls, sec: _Section) -> WcsConfig:
+        raw = sec.take("skydir")
+        frame = "icrs"
+        if raw == "pointing":
+            skydir = None
+            frame = _str(sec.take("frame", "icrs"), sec.key("frame"), ("icrs", "galactic"))
+        elif isinstance(raw, dict):
+            sd = _Section(raw, sec.key("skydir"))
+            lon, lat, frame = _lonlat(sd)
+            sd.done()
+            skydir = (lon, lat)
+            if "frame" in sec.data:
+                _fail(sec.key("frame"), "give the frame inside skydir")
+        else:
+            _fail(sec.key("skydir"), f"must be {{lon, lat, frame}} or 'pointing', got {raw!r}")
+        width = sec.take("width")
+        if isinstance(width, list | tuple):
+            if len(width) != 2:
+                _fail(sec.key("width"), f"must be a number or [lon, lat], got {width!r}")
+            w = tuple(_number(v, f"{sec.key('width')}[{i}]", positive=True) for i, v in enumerate(width))
+        else:
+            w = (_number(width, sec.key("width"), positive=True),) * 2
+        binsz = _number(sec.take("binsz"), sec.key("binsz"), positive=True)
+        proj = _str(sec.take("proj", "CAR"), sec.key("proj"))
+        if len(proj) != 3 or not proj.isalpha():
+            _fail(sec.key("proj"), f"must be a 3-letter FITS projection code, got {proj!r}")
+        binsz_irf = _number(sec.take("binsz_irf", 0.2), sec.key("binsz_irf"), positive=True)
+        for i, wi in enumerate(w):
+            if wi < binsz:
+                _fail(sec.key("width"), f"{wi} deg (axis {i}) is smaller than one pixel ({binsz} deg)")
+        sec.done()
+        return cls(skydir, frame, (w[0], w[1]), binsz, proj.upper(), binsz_irf)
+
+    def to_geom(self, skydir: tuple[float, float] | None = None):
+        """The `gdask.geometry.WcsGeom` (centred on ``skydir``, in this frame, if given)."""
+        from gdask.geometry import WcsGeom
+
+        center = skydir if skydir is not None else self.skydir
+        return WcsGeom.create(skydir=center, width=self.width, binsz=self.binsz, frame=self.frame,
+                              proj=self.proj)
+
+
+@dataclass(frozen=True)
+class GeomConfig:
+    """Sky grid, energy axes and the optional per-run cutout width (deg)."""
+
+    wcs: WcsConfig | None
+    energy: EnergyAxisConfig
+    energy_true: EnergyAxisConfig
+    cutout_width: float | None = None
+    cutout_mode: str = "trim"
+
+    @classmethod
+    def parse(cls, sec: _Section, kind: str) -> GeomConfig:
+        wcs = None
+        if sec.data.get("wcs") is not None or kind == "3d":
+            wcs = WcsConfig.parse(sec.section("wcs"))
+        else:
+            sec.take("wcs", None)
+        axes = sec.section("axes")
+        energy = EnergyAxisConfig.parse(axes.section("energy"))
+        energy_true = (EnergyAxisConfig.parse(axes.section("energy_true"))
+                       if axes.data.get("energy_true") is not None else energy)
+        axes.take("energy_true", None)
+        axes.done()
+        cutout_width, cutout_mode = None, "trim"
+        if sec.data.get("cutout") is not None:
+            c = sec.section("cutout")
+            cutout_width = _number(c.take("width"), c.key("width"), positive=True)
+            cutout_mode = _str(c.take("mode", "trim"), c.key("mode"), ("trim", "partial", "strict"))
+            c.done()
+            if kind != "3d":
+                _fail(sec.key("cutout"), "only for 3d datasets")
+            if wcs is not None and wcs.skydir is None:
+                _fail(sec.key("cutout"), "not with skydir: pointing (the grid is already per run)")
+        else:
+            sec.take("cutout", None)
+        sec.done()
+        return cls(wcs, energy, energy_true, cutout_width, cutout_mode)
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """A circle (deg)."""
+
+    lon: float
+    lat: float
+    radius: float
+    frame: str = "icrs"
+
+    @classmethod
+    def parse(cls, sec: _Section) -> RegionConfig:
+        lon, lat, frame = _lonlat(sec)
+        radius = _number(sec.take("radius"), sec.key("radius"), positive=True)
+        sec.done()
+        return cls(lon, lat, radius, frame)
+
+    def to_region(self):
+        """A `regions.CircleSkyRegion`."""
+        from gdask.geometry import circle_region
+
+        return circle_region(self.lon, self.lat, self.radius, frame=self.frame)
+
+
+@dataclass(frozen=True)
+class DatasetsConfig:
+    """Dataset type, geometry, stacking, and the ON region of 1d datasets."""
+
+    type: str
+    geom: GeomConfig
+    stack: bool = False
+    on_region: RegionConfig | None = None
+    containment_correction: bool = False
+
+    @classmethod
+    def parse(cls, sec: _Section) -> DatasetsConfig:
+        kind = _str(sec.take("type", "3d"), sec.key("type"), ("3d", "1d"))
+        geom = GeomConfig.parse(sec.section("geom"), kind)
+        stack = _bool(sec.take("stack", False), sec.key("stack"))
+        on_region = None
+        if kind == "1d":
+            if sec.data.get("on_region") is None:
+                _fail(sec.key("on_region"), "required for 1d datasets ({lon, lat, radius, frame})")
+            on_region = RegionConfig.parse(sec.section("on_region"))
+        elif sec.data.get("on_region") is not None:
+            _fail(sec.key("on_region"), "only for 1d datasets")
+        else:
+            sec.take("on_region", None)
+        cc = _bool(sec.take("containment_correction", False), sec.key("containment_correction"))
+        if cc and kind != "1d":
+            _fail(sec.key("containment_correction"), "only for 1d datasets")
+        sec.done()
+        return cls(kind, geom, stack, on_region, cc)
+
+
+# ----------------------------------------------------------------------------- makers
+
+
+@dataclass(frozen=True)
+class SafeMaskConfig:
+    """Safe-mask methods and their parameters."""
+
+    methods: tuple[str, ...] = ()
+    aeff_percent: float = 10.0
+    bias_percent: float = 10.0
+    fixed_offset: float | None = None
+
+    @classmethod
+    def parse(cls, sec: _Section, kind: str) -> SafeMaskConfig:
+        allowed = SAFE_MASK_METHODS_3D if kind == "3d" else SAFE_MASK_METHODS_1D
+        methods = _list(sec.take("methods", []), sec.key("methods"), lambda v, p: _str(v, p, allowed))
+        aeff = _number(sec.take("aeff_percent", 10.0), sec.key("aeff_percent"), positive=True)
+        bias = _number(sec.take("bias_percent", 10.0), sec.key("bias_percent"), positive=True)
+        fixed = sec.take("fixed_offset", None)
+        fixed = None if fixed is None else _number(fixed, sec.key("fixed_offset"), nonneg=True)
+        sec.done()
+        return cls(tuple(methods), aeff, bias, fixed)
+
+
+@dataclass(frozen=True)
+class ExclusionConfig:
+    """Excluded sky: ds9 region strings and/or a FITS exclusion-mask image / ds9 file."""
+
+    regions: tuple[str, ...] = ()
+    file: Path | None = None
+
+    @classmethod
+    def parse(cls, sec: _Section, base: Path) -> ExclusionConfig:
+        regions = _list(sec.take("regions", []), sec.key("regions"), _str)
+        import warnings
+
+        from gdask.geometry import parse_regions
+
+        for i, r in enumerate(regions):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    parsed = parse_regions(r)
+            except Exception as exc:  # regions raises many types
+                _fail(f"{sec.key('regions')}[{i}]", f"not a ds9 region: {r!r} ({exc})")
+            if not parsed:
+                _fail(f"{sec.key('regions')}[{i}]", f"not a ds9 region (with its frame): {r!r}")
+        f = sec.take("file", None)
+        f = None if f is None else _path(f, sec.key("file"), base)
+        sec.done()
+        return cls(tuple(regions), f)
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """Background estimate: ``fov`` (3d), ``reflected`` (1d), ``ring`` (3d) or none."""
+
+    method: str | None = None
+    fov_method: str = "scale"
+    exclusion: ExclusionConfig | None = None
+    r_in: float | None = None
+    width: float | None = None
+
+    @classmethod
+    def parse(cls, sec: _Section, kind: str, base: Path) -> BackgroundConfig:
+        method = sec.take("method", None)
+        if method is not None:
+            method = _str(method, sec.key("method"), ("fov", "reflected", "ring"))
+            if kind == "3d" and method == "reflected":
+                _fail(sec.key("method"), "'reflected' is for 1d datasets (use fov or ring)")
+            if kind == "1d" and method in ("fov", "ring"):
+                _fail(sec.key("method"), f"{method!r} is for 3d datasets (use reflected)")
+        elif kind == "1d":
+            method = "reflected"
+        fov_method = _str(sec.take("fov_method", "scale"), sec.key("fov_method"), ("scale", "fit"))
+        exclusion = (ExclusionConfig.parse(sec.section("exclusion"), base)
+                     if sec.data.get("exclusion") is not None else None)
+        sec.take("exclusion", None)
+        r_in = width = None
+        if method == "ring":
+            r_in = _number(sec.take("r_in"), sec.key("r_in"), positive=True)
+            width = _number(sec.take("width"), sec.key("width"), positive=True)
+        sec.done()
+        return cls(method, fov_method, exclusion, r_in, width)
+
+
+@dataclass(frozen=True)
+class MakersConfig:
+    """Which maps to make, the safe mask and the background estimate."""
+
+    selection: tuple[str, ...] = MAP_SELECTION
+    offset_max: float = 2.5
+    safe_mask: SafeMaskConfig = field(default_factory=SafeMaskConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    fov_rotation_step: float = 1.0
+    background_oversampling: int | None = None
+
+    @classmethod
+    def parse(cls, sec: _Section, kind: str, base: Path) -> MakersConfig:
+        sel = sec.take("selection", list(MAP_SELECTION))
+        selection = _list(sel, sec.key("selection"), lambda v, p: _str(v, p, MAP_SELECTION))
+        if not selection:
+            _fail(sec.key("selection"), "must not be empty")
+        offset_max = _number(sec.take("offset_max", 2.5), sec.key("offset_max"), positive=True)
+        safe = SafeMaskConfig.parse(sec.section("safe_mask"), kind)
+        bkg = BackgroundConfig.parse(sec.section("background"), kind, base)
+        step = _number(sec.take("fov_rotation_step", 1.0), sec.key("fov_rotation_step"), positive=True)
+        ovs = sec.take("background_oversampling", None)
+        ovs = None if ovs is None else _int(ovs, sec.key("background_oversampling"), positive=True)
+        sec.done()
+        if kind == "3d" and bkg.method in ("fov", "ring"):
+            for need in ("counts", "background"):
+                if need not in selection:
+                    _fail(sec.key("selection"), f"background method {bkg.method!r} needs {need!r}")
+        if kind == "3d" and "bkg-peak" in safe.methods and "background" not in selection:
+            _fail(sec.key("safe_mask.methods"), "'bkg-peak' needs 'background' in makers.selection")
+        if kind == "3d" and "edisp-bias" in safe.methods and "edisp" not in selection:
+            _fail(sec.key("safe_mask.methods"), "'edisp-bias' needs 'edisp' in makers.selection")
+        if kind == "3d" and "aeff-max" in safe.methods and "exposure" not in selection:
+            _fail(sec.key("safe_mask.methods"), "'aeff-max' needs 'exposure' in makers.selection")
+        return cls(tuple(selection), offset_max, safe, bkg, step, ovs)
+
+
+# ----------------------------------------------------------------------------- output and fit
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where the datasets go: the dataset store, optional FITS (GADF-DL4 / OGIP) export."""
+
+    store: Path
+    overwrite: bool = False
+    per_run: bool | None = None
+    fits: Path | None = None
+
+    @classmethod
+    def parse(cls, sec: _Section, base: Path) -> OutputConfig:
+        store = _path(sec.take("store"), sec.key("store"), base)
+        overwrite = _bool(sec.take("overwrite", False), sec.key("overwrite"))
+        per_run = sec.take("per_run", None)
+        per_run = None if per_run is None else _bool(per_run, sec.key("per_run"))
+        f = sec.take("fits", None)
+        f = None if f is None else _path(f, sec.key("fits"), base)
+        sec.done()
+        return cls(store, overwrite, per_run, f)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Placeholder consumed by ``gdask fit``: the models file and the fit energy range (TeV)."""
+
+    models: Path | None = None
+    energy_min: float | None = None
+    energy_max: float | None = None
+
+    @classmethod
+    def parse(cls, sec: _Section, base: Path) -> FitConfig:
+        m = sec.take("models", None)
+        m = None if m is None else _path(m, sec.key("models"), base)
+        lo = hi = None
+        if sec.data.get("fit_range") is not None:
+            r = sec.section("fit_range")
+            unit = _str(r.take("unit", "TeV"), r.key("unit"))
+            lo = _energy(r.take("min"), r.key("min"), unit)
+            hi = _energy(r.take("max"), r.key("max"), unit)
+            r.done()
+            if hi <= lo:
+                _fail(sec.key("fit_range.max"), "must be > min")
+        else:
+            sec.take("fit_range", None)
+        sec.done()
+        return cls(m, lo, hi)
+
+
+# ----------------------------------------------------------------------------- the whole
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """A validated analysis configuration (build with `read` or `from_dict`)."""
+
+    observations: ObservationsConfig
+    datasets: DatasetsConfig
+    makers: MakersConfig
+    output: OutputConfig
+    fit: FitConfig | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, base_dir: str | Path = ".") -> AnalysisConfig:
+        """Validate a parsed YAML document; relative paths are taken from ``base_dir``."""
+        base = Path(base_dir).resolve()
+        top = _Section(data, "")
+        obs = ObservationsConfig.parse(top.section("observations"), base)
+        datasets = DatasetsConfig.parse(top.section("datasets"))
+        makers = MakersConfig.parse(top.section("makers"), datasets.type, base)
+        output = OutputConfig.parse(top.section("output"), base)
+        fit = FitConfig.parse(top.section("fit"), base) if top.data.get("fit") is not None else None
+        top.take("fit", None)
+        top.done()
+        cfg = cls(obs, datasets, makers, output, fit)
+        cfg._check_consistency()
+        return cfg
+
+    @classmethod
+    def read(cls, path: str | Path) -> AnalysisConfig:
+        """Read and validate a YAML config file."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config: {exc}", file=str(p)) from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", file=str(p)) from exc
+        try:
+            return cls.from_dict(data, p.parent)
+        except ConfigError as exc:
+            raise exc.with_context(file=str(p)) from exc
+
+    def _check_consistency(self) -> None:
+        d, m = self.datasets, self.makers
+        if d.type == "3d" and d.stack and d.geom.wcs is not None and d.geom.wcs.skydir is None:
+            _fail("datasets.stack", "per-run grids (skydir: pointing) cannot be stacked; "
+                  "use a fixed skydir (with geom.cutout for per-run cutouts)")
+        if d.type == "1d" and m.background.method == "reflected" and m.background.exclusion is not None:
+            ex = m.background.exclusion
+            if ex.regions and d.geom.wcs is None:
+                _fail("makers.background.exclusion.regions",
+                      "1d exclusion regions need datasets.geom.wcs (the mask grid)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (paths as strings) for logging and provenance."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, list | tuple):
+                return [clean(x) for x in v]
+            return str(v) if isinstance(v, Path) else v
+
+        return clean(asdict(self))
