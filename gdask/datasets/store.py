@@ -80,12 +80,13 @@ class DatasetStore:
 
         The group is written under ``_staging/`` and renamed into place; an
         existing dataset of that name is replaced only with ``overwrite``.
+        Safe with concurrent writers of different names (the leftovers of
+        interrupted writes are removed by `cleanup`, called once by the driver).
         """
         name = _check_name(name or dataset.name)
         target = self._group(name)
         if target.exists() and not overwrite:
             raise ArchiveError(f"dataset {name!r} exists (use overwrite=True)", file=str(target))
-        self.cleanup()
         staging = self.path / "_staging" / f"{name}-{uuid.uuid4().hex}"
         ds = dataset.to_dataset()
         try:

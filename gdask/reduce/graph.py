@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from gdask.config import AnalysisConfig, ExclusionConfig
-from gdask.errors import ArchiveError, ConfigError, GdaskError, SelectionError
+from gdask.errors import ConfigError, GdaskError, SelectionError
 
 __all__ = ["ReductionSpec", "RunReport", "ReduceSummary", "select_obs_ids", "plan_reduction",
            "reduce_run", "reduce", "write_dataset", "STACKED_NAME"]
@@ -394,36 +394,10 @@ def _make_1d(spec: ReductionSpec, obs):
 
 
 def write_dataset(store_path: str | Path, dataset, name: str | None = None) -> str:
-    """Write ``dataset`` into the `DatasetStore` at ``store_path`` atomically, replacing any old one.
-
-    As `DatasetStore.write` (staged under ``_staging/``, renamed into place, same
-    encoding) but without its clean-up of ``_staging/``, which would delete the
-    staging folders of other workers writing concurrently; the driver cleans up
-    once before the tasks start.
-    """
-    import shutil
-
+    """Write ``dataset`` into the `DatasetStore` at ``store_path`` atomically, replacing any old one."""
     from gdask.datasets import DatasetStore
 
-    store = DatasetStore(store_path)
-    name = name or dataset.name
-    target = store._group(name)
-    staging = store.path / "_staging" / f"{name}-{uuid.uuid4().hex}"
-    ds = dataset.to_dataset()
-    try:
-        ds.to_zarr(staging, mode="w", consolidated=False,
-                   encoding={k: {"_FillValue": None} for k in ds.variables})
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ArchiveError(f"cannot write dataset {name!r}: {exc}", file=str(staging)) from exc
-    trash = None
-    if target.exists():
-        trash = store.path / "_trash" / f"{name}-{uuid.uuid4().hex}"
-        os.rename(target, trash)
-    os.rename(staging, target)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-    return name
+    return DatasetStore(store_path).write(dataset, name=name, overwrite=True)
 
 
 def _export_fits(dataset, outdir: Path, overwrite: bool) -> None:

@@ -469,7 +469,7 @@ def make_map_dataset(
 
 def _merge(ds: xr.Dataset, part: xr.Dataset) -> xr.Dataset:
     attrs = {**ds.attrs, **part.attrs}
-    out = xr.merge([ds, part], compat="override", join="exact", combine_attrs="drop")
+    out = xr.merge([ds, part], compat="override", join="exact", combine_attrs="override")
     out.attrs = attrs
     return out
 
