@@ -310,8 +310,13 @@ class ArchiveStore:
         return _index_dataset(sorted(self.records().values(), key=lambda r: r.obs_id))
 
     # ------------------------------------------------------------------ reading
-    def open_dataset(self, obs_id: int, component: str):
-        """Open one component (``events``, ``gti``, ``irf/aeff`` ...) lazily as a dask-backed Dataset."""
+    def open_dataset(self, obs_id: int, component: str, *, lazy: bool = True):
+        """Open one component (``events``, ``gti``, ``irf/aeff`` ...).
+
+        Lazily as a dask-backed Dataset (default), or with ``lazy=False`` as
+        plain numpy-backed variables read on first access (cheaper inside a
+        task that needs the whole component anyway).
+        """
         import xarray as xr
 
         if obs_id not in self:
@@ -321,22 +326,34 @@ class ArchiveStore:
             raise ArchiveError(
                 f"observation has no {component!r}", file=str(self.path), obs_id=obs_id, field=component
             )
-        return xr.open_zarr(self.path, group=group, consolidated=False)
+        chunks = {} if lazy else None
+        return xr.open_zarr(self.path, group=group, consolidated=False, chunks=chunks)
 
-    def open_observation(self, obs_id: int, *, irfs: Iterable[str] | None = None):
-        """Open an observation lazily as an `~gdask.dl3.Observation` (dask-backed arrays)."""
+    def open_observation(self, obs_id: int, *, irfs: Iterable[str] | None = None, lazy: bool = True):
+        """Open an observation as an `~gdask.dl3.Observation`.
+
+        Parameters
+        ----------
+        irfs : iterable of str, optional
+            Only these IRF types (``aeff``, ``psf``...); default all.
+        lazy : bool
+            Events as dask arrays (default; selecting reads only the chunks
+            needed), or numpy arrays read on access (``lazy=False``, for tasks).
+        """
         from gdask.dl3 import GTI, EventList, Observation
         from gdask.dl3.irf import IRF_CLASSES
 
         rec = self.record(obs_id)
         if rec is None:
             raise ArchiveError("observation not in store", file=str(self.path), obs_id=obs_id)
-        events = EventList.from_dataset(self.open_dataset(obs_id, "events"))
-        gti = GTI.from_dataset(self.open_dataset(obs_id, "gti").load())
+        events = EventList.from_dataset(self.open_dataset(obs_id, "events", lazy=lazy))
+        gti = GTI.from_dataset(self.open_dataset(obs_id, "gti", lazy=False).load())
         irf_classes = rec.attrs.get("irf_classes", {})
         wanted = irf_classes if irfs is None else {k: irf_classes[k] for k in irfs if k in irf_classes}
         loaded = {
-            hdu_type: IRF_CLASSES[cls].from_dataset(self.open_dataset(obs_id, f"irf/{hdu_type}").load())
+            hdu_type: IRF_CLASSES[cls].from_dataset(
+                self.open_dataset(obs_id, f"irf/{hdu_type}", lazy=False).load()
+            )
             for hdu_type, cls in wanted.items()
         }
         sources = [Path(s["path"]) for s in rec.sources]

@@ -322,15 +322,12 @@ def _exclusion_1d(config: AnalysisConfig):
 
 def _open(spec: ReductionSpec, obs_id: int):
     """The observation with only the needed IRFs and event columns, loaded (no Dask inside)."""
-    import dask
-
     from gdask.archive.store import ArchiveStore
     from gdask.dl3 import EventList
 
-    with dask.config.set(scheduler="synchronous"):
-        obs = ArchiveStore(spec.archive).open_observation(obs_id, irfs=spec.irfs)
-        ds = obs.events.ds
-        obs.events = EventList(ds[[c for c in _EVENT_COLUMNS if c in ds]].load(), obs_id=obs_id)
+    obs = ArchiveStore(spec.archive).open_observation(obs_id, irfs=spec.irfs, lazy=False)
+    ds = obs.events.ds
+    obs.events = EventList(ds[[c for c in _EVENT_COLUMNS if c in ds]].load(), obs_id=obs_id)
     return obs
 
 
