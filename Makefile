@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -- install into .venv, then run the main job on an embedded LocalCluster
-#   make test   -- install into .venv (with the test extras and the Gammapy oracle), then run the tests
+#   make test   -- install into .venv (with the test extras, the Gammapy oracle and the deploy
+#                  validation tools), then run the tests
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,validation]"
+	$(BIN)/python -m pip install -q -e ".[test,validation,deploy]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -7,6 +7,8 @@ that need them, so that cheap commands (an up-to-date re-ingest) stay cheap.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +31,48 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
         help="run LocalCluster workers as threads in this process instead of processes",
     )
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _add_tls_args(p)
+
+
+def _add_tls_args(p: argparse.ArgumentParser) -> None:
+    """Mutual TLS to a remote scheduler (see gdask.security and docs/deployment.md)."""
+    g = p.add_argument_group("TLS (remote scheduler; encryption is then required)")
+    g.add_argument("--tls-ca", metavar="PEM", default=None, help="cluster CA (default: $GDASK_TLS_CA)")
+    g.add_argument("--tls-cert", metavar="PEM", default=None,
+                   help="client certificate signed by the CA (default: $GDASK_TLS_CERT)")
+    g.add_argument("--tls-key", metavar="PEM", default=None,
+                   help="private key of --tls-cert (default: $GDASK_TLS_KEY)")
+
+
+@contextlib.contextmanager
+def _tls_env(args: argparse.Namespace):
+    """Check --tls-* and hand them to gdask.cluster.get_client as GDASK_TLS_* for this command only."""
+    given = {k: getattr(args, f"tls_{k}", None) for k in ("ca", "cert", "key")}
+    if not any(given.values()):
+        yield
+        return
+    from gdask.cluster import scheduler_address
+    from gdask.errors import ConfigError
+    from gdask.security import TLS_ENV, resolve_security
+
+    if not scheduler_address(getattr(args, "scheduler", None)):
+        raise ConfigError("--tls-* options need a remote scheduler (--scheduler tls://HOST:PORT)",
+                          field="--scheduler")
+    resolve_security(**given)  # fail early, naming the missing or absent file
+    saved = {v: os.environ.get(v) for v in TLS_ENV.values()}
+    try:
+        for k, var in TLS_ENV.items():
+            if given[k]:
+                os.environ[var] = str(Path(given[k]).resolve())
+            else:
+                os.environ.pop(var, None)
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="archive store path")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("simulate", help="simulate a GADF DL3 archive per instrument (see docs/simulation.md)")
+    p.add_argument("--out", required=True, help="output folder (one archive per instrument)")
+    p.add_argument("--instruments", default="hess-like,magic-like,cta-like",
+                   help="comma-separated presets (hess-like, magic-like, cta-like) or PATH#OBS_ID for real IRFs")
+    p.add_argument("--runs", type=int, default=4, help="runs per instrument (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--model", default=None, help="models YAML of the injected sources (default: a Crab-like source)")
+    p.add_argument("--livetime", type=float, default=None, help="run duration in s (default: per instrument)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("reduce", help="reduce DL3 runs into DL4 datasets as configured (see docs/reduction.md)")
+    p.add_argument("config", help="analysis configuration YAML")
+    _add_cluster_args(p)
+    p.set_defaults(func=cmd_reduce)
+
     p = sub.add_parser("demo", help="the main job on an embedded LocalCluster (see README)")
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
     p.add_argument("--data", default=None, help="real-data folder (default ../shared/data or $GDASK_DATA)")
@@ -78,6 +137,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         processes=not args.threads,
         chunk_events=args.chunk_events or DEFAULT_CHUNK_EVENTS,
     )
+    print(summary.format())
+    return 0 if summary.ok else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from gdask.simulate import load_sky_models, simulate_archive
+
+    models = load_sky_models(args.model) if args.model else None
+    instruments = [s.strip() for s in args.instruments.split(",") if s.strip()]
+    summary = simulate_archive(args.out, instruments=instruments, n_runs=args.runs, sky_model=models,
+                               seed=args.seed, livetime=args.livetime)
+    print(summary.format())
+    return 0
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    from gdask.config import AnalysisConfig
+    from gdask.reduce.graph import reduce
+
+    config = AnalysisConfig.read(args.config)
+    summary = reduce(config, scheduler=args.scheduler, progress=not args.no_progress,
+                     n_workers=args.workers, processes=not args.threads)
     print(summary.format())
     return 0 if summary.ok else 1
 
@@ -143,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _tls_env(args):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

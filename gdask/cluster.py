@@ -7,7 +7,13 @@ import logging
 import os
 from collections.abc import Iterator
 
-__all__ = ["scheduler_address", "get_client"]
+from gdask.errors import GdaskError
+
+__all__ = ["scheduler_address", "get_client", "ClusterConnectionError"]
+
+
+class ClusterConnectionError(GdaskError):
+    """The scheduler cannot be reached, or refused this client (e.g. TLS required)."""
 
 
 def scheduler_address(address: str | None = None) -> str | None:
@@ -38,13 +44,24 @@ def get_client(
     processes : bool
         LocalCluster workers as processes (default) or threads in this process.
     security : distributed.Security, optional
-        TLS settings for a remote scheduler.
+        TLS settings for a remote scheduler; default: from ``GDASK_TLS_CA``,
+        ``GDASK_TLS_CERT``, ``GDASK_TLS_KEY`` if set, else Dask's configuration
+        (see `gdask.security`).
+
+    Raises
+    ------
+    ClusterConnectionError
+        If the remote scheduler cannot be reached or refuses the connection.
     """
     from distributed import Client, LocalCluster
 
     address = scheduler_address(address)
     if address:
-        client = Client(address, security=security) if security else Client(address)
+        if security is None:
+            from gdask.security import security_from_env
+
+            security = security_from_env()
+        client = _connect(Client, address, security)
         try:
             yield client
         finally:
@@ -63,3 +80,25 @@ def get_client(
     finally:
         client.close()
         cluster.close()
+
+
+def _connect(Client, address: str, security):
+    """`Client(address)` with an error that says what to check when it fails."""
+    tls = security is not None and bool(getattr(security, "tls_client_cert", None))
+    try:
+        return Client(address, security=security) if security else Client(address)
+    except (OSError, TimeoutError, RuntimeError, TypeError) as exc:
+        if address.startswith("tls://") and not tls:
+            hint = "a tls:// scheduler needs the cluster CA and a client certificate: " \
+                   "--tls-ca/--tls-cert/--tls-key or GDASK_TLS_CA/GDASK_TLS_CERT/GDASK_TLS_KEY"
+        elif "encryption required" in str(exc):
+            hint = "TLS is configured (encryption required), so use the scheduler's tls:// address"
+        elif not address.startswith("tls://"):
+            hint = "is the scheduler up? if it requires TLS, use its tls:// address and " \
+                   "--tls-ca/--tls-cert/--tls-key"
+        else:
+            hint = "is the scheduler up, and is the certificate signed by the cluster's CA?"
+        raise ClusterConnectionError(
+            f"cannot connect to the Dask scheduler at {address}: {type(exc).__name__}: {exc}; {hint}",
+            field="scheduler",
+        ) from exc
