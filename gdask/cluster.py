@@ -71,7 +71,7 @@ def get_client(
         n_workers=n_workers or os.cpu_count() or 1,
         threads_per_worker=threads_per_worker,
         processes=processes,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: no clash with another cluster on 8787
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)

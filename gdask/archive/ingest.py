@@ -309,6 +309,8 @@ def ingest(
             )
         if todo or not store.index_is_current():
             store.write_index()
+        if todo:
+            store.clean_staging()  # leftovers of tasks lost with a worker
     reports.sort(key=lambda r: r.obs_id)
     return IngestSummary(reports, time.perf_counter() - t0, str(store.path))
 

@@ -180,6 +180,9 @@ def required_irfs(config: AnalysisConfig) -> tuple[str, ...]:
     """HDU types each run needs for the configured maps."""
     if config.datasets.type == "1d":
         need = ["aeff", "edisp"] + (["psf"] if config.datasets.containment_correction else [])
+        on = config.datasets.on_region
+        if on is not None and on.radius is None:
+            need.append("rad_max")  # a point ON region: the RAD_MAX cut
     else:
         need = [_MAP_IRFS[m] for m in config.makers.selection if m in _MAP_IRFS]
         if "psf" in config.makers.selection or "edisp" in config.makers.selection:
@@ -380,10 +383,15 @@ def _make_1d(spec: ReductionSpec, obs):
 
     cfg = spec.config
     g, m = cfg.datasets.geom, cfg.makers
+    finder = None
+    if m.background.method == "wobble":
+        from gdask.reduce.reflected import WobbleRegionsFinder
+
+        finder = WobbleRegionsFinder(m.background.n_off_regions or 3)
     ds = make_spectrum_onoff(
         obs, cfg.datasets.on_region.to_region(), g.energy.to_axis("energy"),
         g.energy_true.to_axis("energy_true"), exclusion_mask=spec.exclusion,
-        containment_correction=cfg.datasets.containment_correction,
+        containment_correction=cfg.datasets.containment_correction, region_finder=finder,
         safe_mask_methods=m.safe_mask.methods, aeff_percent=m.safe_mask.aeff_percent,
         offset_max=m.offset_max,
     )
@@ -525,8 +533,12 @@ def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | No
     if config.observations.dl3 is not None:
         from gdask.archive.ingest import ingest
 
+        # an explicit OBS_ID list is ingested alone; other selections need the index of all runs
+        # (ingest is incremental, so only the first run of a config pays for that)
+        ids = config.observations.obs_ids
         summary = ingest(config.observations.dl3, config.observations.store, client=client,
-                         scheduler=scheduler, progress=progress, n_workers=n_workers, processes=processes)
+                         scheduler=scheduler, progress=progress, n_workers=n_workers, processes=processes,
+                         obs_ids=None if ids is None else list(ids))
         if not summary.ok:
             raise SelectionError("ingest failed:\n" + summary.format(), field="observations.dl3")
     spec, todo, skipped = plan_reduction(config, keep=keep)
