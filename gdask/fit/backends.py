@@ -9,6 +9,7 @@ and the gradient at the same point separately.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,10 @@ class Objective:
         self.n_hessian += 1
         return hessian_from_gradient(self, np.asarray(factors, dtype=float))
 
+    def g2(self, factors: Any) -> np.ndarray:
+        """Diagonal of `hessian` (Minuit2 calls it when the seed Hessian is not positive definite)."""
+        return np.diag(self.hessian(factors)).copy()
+
     def fun_and_grad(self, factors: Any) -> tuple[float, np.ndarray]:
         """Both at once (scipy with ``jac=True``)."""
         self.n_fcn += 1
@@ -136,8 +141,10 @@ def make_minuit(obj: Objective, strategy: int = 0, tol: float = 0.1, print_level
         raise ValueError(f"hessian must be 'gradient' or 'numerical', not {hessian!r}")
     prob = obj.problem
     x0 = prob.factors0() if start is None else np.asarray(start, dtype=float)
-    kw = {"hessian": obj.hessian} if hessian == "gradient" else {}
-    m = Minuit(obj.fcn, x0, grad=obj.grad, name=prob.free_names, **kw)
+    kw = {"hessian": obj.hessian, "g2": obj.g2} if hessian == "gradient" else {}
+    with warnings.catch_warnings():  # g2 is only Minuit2's fallback, as intended
+        warnings.filterwarnings("ignore", message="hessian overrides g2")
+        m = Minuit(obj.fcn, x0, grad=obj.grad, name=prob.free_names, **kw)
     m.errordef = 1.0
     m.strategy = strategy
     m.tol = tol
@@ -202,7 +209,7 @@ def minimize(obj: Objective, backend: str = "minuit", *, strategy: int = 0, tol:
 
 
 def hessian_from_gradient(obj: Objective, factors: np.ndarray,
-                          rel_step: float = 1e-4) -> np.ndarray:
+                          rel_step: float = 1e-6) -> np.ndarray:
     """Hessian of the statistic (factor space) by central differences of the analytic gradient.
 
     All ``2 n`` points are evaluated in **one** coordinator round trip; a

@@ -75,7 +75,15 @@ def _relevant_indices(spec: TermSpec) -> np.ndarray | None:
         if names is None or spec.name in names:
             out.extend(range(pos, pos + n))
         pos += n
-    return np.array(out, dtype=int)
+    if (spec.options or {}).get("energy_scale") is not None:
+        # the nuisance parameter usually sits in a model applying to no dataset
+        try:
+            from gdask.likelihood.spectrum import _param_position
+
+            out.append(_param_position(models, spec.options["energy_scale"]))
+        except Exception:  # noqa: BLE001 - unresolvable: no caching
+            return None
+    return np.array(sorted(set(out)), dtype=int)
 
 
 def _nbytes(obj: Any, depth: int = 0) -> int:
