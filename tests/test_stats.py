@@ -180,7 +180,12 @@ def test_chi2():
     assert_grad(lambda x: stats.chi2(d, x, e), lambda x: stats.dchi2_dmodel(d, x, e), m)
 
 
-def test_chi2_asymmetric_values():
+def _asymmetric_points():
+    """Flux points of the asymmetric-chi2 tests: data, errn, errp, err, ul, is_ul, model.
+
+    Measured points below and above the model (errp/errn), a NaN point that is an
+    upper limit, one with only a symmetric error and one both measured and an upper limit.
+    """
     data = np.array([1.0, 1.0, np.nan, 2.0, 5.0])
     errn = np.array([0.1, 0.1, np.nan, np.nan, 1.0])
     errp = np.array([0.3, 0.3, np.nan, np.nan, 1.0])
@@ -188,6 +193,11 @@ def test_chi2_asymmetric_values():
     ul = np.array([np.nan, np.nan, 3.0, np.nan, 4.0])
     is_ul = np.array([False, False, True, False, True])
     model = np.array([1.6, 0.8, 1.0, 2.2, 2.0])
+    return data, errn, errp, err, ul, is_ul, model
+
+
+def test_chi2_asymmetric_values():
+    data, errn, errp, err, ul, is_ul, model = _asymmetric_points()
     out = stats.chi2_asymmetric(data, model, errn, errp, err, ul, is_ul)
     ul_term = lambda m, u: 2 * np.log(erfc((u - m) / u) / erfc(1.0))  # noqa: E731
     expected = [
@@ -205,13 +215,7 @@ def test_chi2_asymmetric_values():
 
 
 def test_chi2_asymmetric_derivative():
-    data = np.array([1.0, 1.0, np.nan, 2.0, 5.0])
-    errn = np.array([0.1, 0.1, np.nan, np.nan, 1.0])
-    errp = np.array([0.3, 0.3, np.nan, np.nan, 1.0])
-    err = np.array([0.2, 0.2, np.nan, 0.4, 1.0])
-    ul = np.array([np.nan, np.nan, 3.0, np.nan, 4.0])
-    is_ul = np.array([False, False, True, False, True])
-    model = np.array([1.6, 0.8, 1.0, 2.2, 2.0])
+    data, errn, errp, err, ul, is_ul, model = _asymmetric_points()
     args = (errn, errp, err, ul, is_ul)
     assert_grad(
         lambda m: stats.chi2_asymmetric(data, m, *args),

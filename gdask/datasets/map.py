@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from gdask.datasets._axes import BandAxis
 from gdask.datasets._fits import gadf_map_hdus, read_gadf_map
+from gdask.datasets.base import DatasetBase
 from gdask.datasets.irf_maps import EXPOSURE_UNIT, EDispKernelMap, PSFMap
 from gdask.dl3.gti import GTI
 from gdask.errors import FileReadError, FormatError, GdaskError
@@ -69,7 +70,7 @@ def _table_from_json(text: str) -> Table:
     return table
 
 
-class MapDataset:
+class MapDataset(DatasetBase):
     """A binned (DL4) map dataset on a WCS sky grid.
 
     Parameters
@@ -98,6 +99,7 @@ class MapDataset:
     """
 
     tag = "MapDataset"
+    _json_default = staticmethod(_json_default)
     _energy_vars: tuple[str, ...] = ("counts", "background")
     _hdu_vars: tuple[str, ...] = ("counts", "exposure", "background")
 
@@ -150,24 +152,12 @@ class MapDataset:
                 part = irf.to_dataset()
                 ds = xr.merge([ds, part], combine_attrs="override")
                 ds.attrs.update(part.attrs)
-        if gti is not None:
-            g = gti.to_dataset()
-            for var in ("START", "STOP"):
-                ds[f"gti_{var}"] = g[var]
-            ds.attrs["gti_attrs"] = json.dumps(dict(g.attrs), default=_json_default)
+        self._put_gti(ds, gti)
         ds.attrs.update(geom.to_attrs())
-        ds.attrs["name"] = str(name)
-        ds.attrs["dataset_type"] = self.tag
-        ds.attrs["meta"] = json.dumps(meta or {}, default=_json_default)
+        self._put_attrs(ds, name, meta)
         if meta_table is not None:
             ds.attrs["meta_table"] = _table_to_json(meta_table)
         self.ds = ds
-
-    @staticmethod
-    def _check(key: str, arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        if arr.shape != shape:
-            raise FormatError(f"{key} has shape {arr.shape}, expected {shape}", field=key)
-        return arr
 
     # -- wrapping -------------------------------------------------------------
     @classmethod
@@ -179,28 +169,9 @@ class MapDataset:
         out_cls = MapDatasetOnOff if kind == MapDatasetOnOff.tag else MapDataset
         if not issubclass(out_cls, cls):
             raise FormatError(f"dataset type {kind!r} is not a {cls.tag}", field="dataset_type")
-        obj = out_cls.__new__(out_cls)
-        obj.ds = ds
-        return obj
-
-    def to_dataset(self) -> xr.Dataset:
-        """The underlying `xarray.Dataset` (not a copy)."""
-        return self.ds
+        return out_cls._wrap(ds)
 
     # -- content ---------------------------------------------------------------
-    def _get(self, key: str) -> xr.DataArray | None:
-        return self.ds[key] if key in self.ds else None
-
-    @property
-    def name(self) -> str:
-        """Dataset name."""
-        return str(self.ds.attrs.get("name", ""))
-
-    @property
-    def meta(self) -> dict:
-        """Metadata dict (livetime, obs ids, primary header cards...)."""
-        return json.loads(self.ds.attrs.get("meta", "{}"))
-
     @property
     def meta_table(self) -> Table | None:
         """Per-observation metadata table, if any."""
@@ -247,15 +218,6 @@ class MapDataset:
     def edisp(self) -> EDispKernelMap | None:
         """Energy-dispersion kernel map (loads its arrays)."""
         return EDispKernelMap.from_dataset(self.ds)
-
-    @property
-    def gti(self) -> GTI | None:
-        """Good time intervals, if any."""
-        if "gti_START" not in self.ds:
-            return None
-        g = xr.Dataset({"START": self.ds["gti_START"], "STOP": self.ds["gti_STOP"]})
-        g.attrs.update(json.loads(self.ds.attrs.get("gti_attrs", "{}")))
-        return GTI(g)
 
     def __repr__(self) -> str:
         present = [
@@ -470,5 +432,4 @@ class MapDatasetOnOff(MapDataset):
         """``acceptance / acceptance_off`` (0 where ``acceptance_off`` is 0)."""
         if "acceptance" not in self.ds or "acceptance_off" not in self.ds:
             return None
-        off = self.ds["acceptance_off"]
-        return xr.where(off > 0, self.ds["acceptance"] / off.where(off > 0, 1), 0.0)
+        return self._alpha()

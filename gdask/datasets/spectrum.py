@@ -24,7 +24,6 @@ joint-Crab spectra).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from astropy.io import fits
 from numpy.typing import ArrayLike, NDArray
 
 from gdask.datasets._axes import BandAxis
+from gdask.datasets.base import DatasetBase
 from gdask.dl3.gti import GTI
 from gdask.errors import FileReadError, FormatError, GdaskError, MissingColumnError, MissingHDUError
 from gdask.geometry.axes import EnergyAxis
@@ -153,7 +153,7 @@ def _rmf_columns(matrix: NDArray) -> tuple[list, list, list, list]:
     return n_grp, f_chan, n_chan, values
 
 
-class SpectrumDatasetOnOff:
+class SpectrumDatasetOnOff(DatasetBase):
     """ON/OFF spectrum dataset.
 
     Parameters
@@ -222,9 +222,7 @@ class SpectrumDatasetOnOff:
         ) -> None:
             if arr is None:
                 return
-            a = np.asarray(arr)
-            if a.shape != shape:
-                raise FormatError(f"{key} has shape {a.shape}, expected {shape}", field=key)
+            a = self._check(key, np.asarray(arr), shape)
             data_vars[key] = (dims, a, {"units": units} if key != "mask_safe" else {})
 
         put("counts", counts, ("energy",), (n,))
@@ -247,17 +245,8 @@ class SpectrumDatasetOnOff:
         put("effective_area", effective_area, ("energy_true",), (nt,), "cm2")
         put("edisp", edisp, ("energy_true", "energy"), (nt, n))
         ds = xr.Dataset(data_vars, coords=coords)
-        if gti is not None:
-            g = gti.to_dataset()
-            for var in ("START", "STOP"):
-                ds[f"gti_{var}"] = g[var]
-            ds.attrs["gti_attrs"] = json.dumps(dict(g.attrs), default=str)
-        ds.attrs.update(
-            name=str(name),
-            dataset_type=self.tag,
-            livetime=float(livetime),
-            meta=json.dumps(meta or {}, default=str),
-        )
+        self._put_gti(ds, gti)
+        self._put_attrs(ds, name, meta, livetime=float(livetime))
         self.ds = ds
 
     # -- wrapping ------------------------------------------------------------
@@ -266,23 +255,12 @@ class SpectrumDatasetOnOff:
         """Wrap a dataset made by `to_dataset` (possibly lazy)."""
         if ds.attrs.get("dataset_type") != cls.tag:
             raise FormatError(f"not a {cls.tag} dataset", field="dataset_type")
-        obj = cls.__new__(cls)
-        obj.ds = ds
-        return obj
-
-    def to_dataset(self) -> xr.Dataset:
-        """The underlying `xarray.Dataset` (not a copy)."""
-        return self.ds
+        return cls._wrap(ds)
 
     # -- content ---------------------------------------------------------------
-    def _get(self, key: str) -> xr.DataArray | None:
-        return self.ds[key] if key in self.ds else None
-
-    name = property(lambda self: str(self.ds.attrs.get("name", "")), doc="Dataset name.")
     livetime = property(
         lambda self: float(self.ds.attrs.get("livetime", 0.0)), doc="Livetime in s."
     )
-    meta = property(lambda self: json.loads(self.ds.attrs.get("meta", "{}")), doc="Metadata dict.")
     counts = property(lambda self: self._get("counts"), doc="ON counts ``(energy)``.")
     counts_off = property(lambda self: self._get("counts_off"), doc="OFF counts ``(energy)``.")
     acceptance = property(lambda self: self._get("acceptance"), doc="ON acceptance ``(energy)``.")
@@ -306,8 +284,7 @@ class SpectrumDatasetOnOff:
     @property
     def alpha(self) -> xr.DataArray:
         """``acceptance / acceptance_off`` (0 where ``acceptance_off`` is 0)."""
-        off = self.ds["acceptance_off"]
-        return xr.where(off > 0, self.ds["acceptance"] / off.where(off > 0, 1), 0.0)
+        return self._alpha()
 
     @property
     def energy_axis(self) -> EnergyAxis:
@@ -318,15 +295,6 @@ class SpectrumDatasetOnOff:
     def energy_axis_true(self) -> EnergyAxis:
         """True energy axis."""
         return BandAxis.from_dataset(self.ds, "energy_true").axis  # type: ignore[return-value]
-
-    @property
-    def gti(self) -> GTI | None:
-        """Good time intervals, if any."""
-        if "gti_START" not in self.ds:
-            return None
-        g = xr.Dataset({"START": self.ds["gti_START"], "STOP": self.ds["gti_STOP"]})
-        g.attrs.update(json.loads(self.ds.attrs.get("gti_attrs", "{}")))
-        return GTI(g)
 
     def __repr__(self) -> str:
         return (

@@ -24,7 +24,9 @@ from gdask.dl3.fits_utils import to_unit
 from gdask.dl3.index import python_scalar, time_reference_from_header
 from gdask.errors import FormatError, MissingColumnError
 
-__all__ = ["EventList", "hdu_to_dataset", "dataset_to_hdu", "header_attrs"]
+__all__ = [
+    "EventList", "hdu_to_dataset", "dataset_to_hdu", "header_attrs", "time_header_defaults",
+]
 
 # header keyword -> dataset attribute, copied when present
 _HEADER_ATTRS = {
@@ -113,6 +115,20 @@ def _default_format(values: np.ndarray) -> str:
     if (kind, size) not in codes:
         raise FormatError(f"cannot write dtype {values.dtype} to FITS")
     return f"{n}{codes[(kind, size)]}"
+
+
+def time_header_defaults(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Default time keywords of a GADF table HDU from dataset attrs (None where unknown).
+
+    ``MJDREFI``/``MJDREFF`` are the integer and fractional parts of ``attrs["mjdref"]``;
+    then ``TIMEUNIT`` (s), ``TIMESYS`` and ``TIMEREF``.
+    """
+    mjdref = attrs.get("mjdref")
+    return {
+        "MJDREFI": None if mjdref is None else int(np.floor(mjdref)),
+        "MJDREFF": None if mjdref is None else float(mjdref - np.floor(mjdref)),
+        "TIMEUNIT": "s", "TIMESYS": attrs.get("timesys"), "TIMEREF": attrs.get("timeref"),
+    }
 
 
 def dataset_to_hdu(ds: xr.Dataset, dim: str, default_header: dict[str, Any]) -> fits.BinTableHDU:
@@ -266,13 +282,10 @@ class EventList:
     def to_hdu(self) -> fits.BinTableHDU:
         """The EVENTS binary table HDU: same columns, formats, units and header keywords."""
         a = self.ds.attrs
-        mjdref = a.get("mjdref")
         default = {
             "EXTNAME": "EVENTS", "HDUCLASS": "GADF", "HDUCLAS1": "EVENTS",
             "OBS_ID": a.get("obs_id"), "RA_PNT": a.get("ra_pnt"), "DEC_PNT": a.get("dec_pnt"),
-            "MJDREFI": None if mjdref is None else int(np.floor(mjdref)),
-            "MJDREFF": None if mjdref is None else float(mjdref - np.floor(mjdref)),
-            "TIMEUNIT": "s", "TIMESYS": a.get("timesys"), "TIMEREF": a.get("timeref"),
+            **time_header_defaults(a),
             "TSTART": a.get("tstart"), "TSTOP": a.get("tstop"),
             "ONTIME": a.get("ontime"), "LIVETIME": a.get("livetime"), "DEADC": a.get("deadc"),
         }

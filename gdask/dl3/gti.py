@@ -14,7 +14,7 @@ import xarray as xr
 from astropy.io import fits
 from astropy.time import Time
 
-from gdask.dl3.events import dataset_to_hdu, hdu_to_dataset, header_attrs
+from gdask.dl3.events import dataset_to_hdu, hdu_to_dataset, header_attrs, time_header_defaults
 from gdask.dl3.fits_utils import to_unit
 from gdask.dl3.index import python_scalar, time_reference_from_header
 from gdask.errors import FormatError, MissingColumnError
@@ -90,13 +90,9 @@ class GTI:
 
     def to_hdu(self) -> fits.BinTableHDU:
         """The GTI binary table HDU: same columns, formats, units and header keywords."""
-        a = self.ds.attrs
-        mjdref = a.get("mjdref")
         default = {
             "EXTNAME": "GTI", "HDUCLASS": "GADF", "HDUCLAS1": "GTI",
-            "MJDREFI": None if mjdref is None else int(np.floor(mjdref)),
-            "MJDREFF": None if mjdref is None else float(mjdref - np.floor(mjdref)),
-            "TIMEUNIT": "s", "TIMESYS": a.get("timesys"), "TIMEREF": a.get("timeref"),
+            **time_header_defaults(self.ds.attrs),
         }
         return dataset_to_hdu(self.ds, "gti", default)
 

@@ -137,13 +137,18 @@ class SourceEvaluator:
     def _needs_update(self, spatial_theta: tuple) -> bool:
         if not self._updated:
             return True
-        if not self.local or not self.contributes:
+        if not self.local:
             return False
         if spatial_theta == self._spatial_theta_last:
             return False
         pos = self._position()
         if pos is None:
             return False
+        if not self.contributes:
+            # it moved while outside the fitted region: look again (a term is a pure
+            # function of the parameters; the coordinator's caches rely on it)
+            self._cached_position = pos
+            return True
         if self._cached_position is None:
             moved = True
         else:
@@ -298,24 +303,12 @@ class SourceEvaluator:
         ``theta`` holds the model's canonical parameters (spectral, spatial, temporal).
         With ``grad`` the intermediates needed by `backward` are kept.
         """
-        ns, np_ = self.n_spec, self.n_spat
-        th_spec, th_spat, th_temp = theta[:ns], theta[ns:ns + np_], theta[ns + np_:]
-        spat_key = tuple(th_spat)
-        if self._needs_update(spat_key):
-            self.update()
-        self._spatial_theta_last = spat_key
-        if not self.contributes:
+        m = self._true_counts(theta, grad)
+        if m is None:
             return None
-        f, _ = self._spectral(th_spec, grad)
-        t, _ = self._temporal(th_temp, grad)
-        s, conv = self._spatial_conv(th_spat, grad)
-        m = conv * (f * t)[:, None, None]
-        if self.exposure is not None:
-            m = m * self.exposure
         out = self._apply_edisp(m)
         if self.convolver is not None and self.irfs.psf_is_reco:
             out = self.convolver.convolve(out)
-        self._last = (th_spec, th_spat, th_temp)
         return out
 
     @property
@@ -335,6 +328,14 @@ class SourceEvaluator:
         """Counts per true-energy bin on the cutout before dispersion ``(n_true, cy, cx)``.
 
         Only for sources with `folds_after_psf`; npred is ``einsum("tr,tyx->ryx", K, M)``.
+        """
+        return self._true_counts(theta, grad)
+
+    def _true_counts(self, theta: Array, grad: bool) -> Array | None:
+        """Shared start of `npred` and `npred_true`: ``(n_true, cy, cx)`` counts before edisp.
+
+        Refreshes the cutout when the position moved, keeps the parameters in
+        ``_last`` for `backward`; None if the source does not contribute.
         """
         ns, np_ = self.n_spec, self.n_spat
         th_spec, th_spat, th_temp = theta[:ns], theta[ns:ns + np_], theta[ns + np_:]

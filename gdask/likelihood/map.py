@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from gdask.datasets.map import MapDataset
 from gdask.likelihood.evaluator import DatasetIRFs, SourceEvaluator
+from gdask.likelihood.folding import energy_range_mask
 from gdask.likelihood.psf_kernel import PSFKernelMaker
 from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
 from gdask.models import FoVBackgroundModel, Models, SkyModel
@@ -49,9 +50,13 @@ class MapTerm(LikelihoodTerm):
         The joint models (all datasets); those applying to this dataset are used.
     name : str, optional
         Dataset name (default: the dataset's).
+    energy_min, energy_max : float, optional
+        Fit range in TeV: only reco-energy bins fully inside are fitted (Gammapy's
+        ``geom.energy_mask`` as ``mask_fit``).
     """
 
-    def __init__(self, dataset: MapDataset, models: Models, name: str | None = None) -> None:
+    def __init__(self, dataset: MapDataset, models: Models, name: str | None = None,
+                 energy_min: float | None = None, energy_max: float | None = None) -> None:
         self.name = name or dataset.name
         self.models = models
         params = models.parameters
@@ -67,6 +72,9 @@ class MapTerm(LikelihoodTerm):
         for key in ("mask_safe", "mask_fit"):
             if key in ds:
                 mask &= np.asarray(ds[key].values, bool)
+        if energy_min is not None or energy_max is not None:
+            edges = dataset.energy_axis.to_unit("TeV").axis.edges
+            mask &= energy_range_mask(edges, energy_min, energy_max)[:, None, None]
         bkg = np.asarray(ds["background"].values, float) if "background" in ds \
             else np.zeros(shape)
         self.shape = shape
@@ -329,13 +337,15 @@ def read_map_dataset(source: str, name: str | None = None) -> MapDataset:
 def build_map_term(spec: TermSpec) -> MapTerm:
     """Build a `MapTerm` from a `TermSpec` (``source``: FITS file or ``store::name``).
 
-    Options: none are required; unknown options raise ``ValueError``.
+    Options: ``energy_min``, ``energy_max`` (TeV, the fit range); ``stat`` must be
+    ``"cash"``; unknown options raise ``ValueError``.
     """
-    unknown = set(spec.options) - {"stat"}
+    unknown = set(spec.options) - {"stat", "energy_min", "energy_max"}
     if unknown:
         raise ValueError(f"unknown map term options {sorted(unknown)}")
     if spec.options.get("stat", "cash") != "cash":
         raise ValueError("map terms support the cash statistic only")
     dataset = read_map_dataset(spec.source, name=spec.name)
     models = Models.from_dict(spec.models)
-    return MapTerm(dataset, models, name=spec.name)
+    return MapTerm(dataset, models, name=spec.name, energy_min=spec.options.get("energy_min"),
+                   energy_max=spec.options.get("energy_max"))

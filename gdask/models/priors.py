@@ -131,7 +131,20 @@ class GeneralizedGaussianPrior(Prior):
         return 2 * beta * np.abs(z) ** (beta - 1) * np.sign(z) / s
 
 
-class UniformPrior(Prior):
+class _BoundedPrior(Prior):
+    """A prior with parameters ``min`` and ``max`` that also bound the parameter it is set on."""
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(min, max) imposed on the parameter."""
+        return self.parameters["min"].value, self.parameters["max"].value
+
+    @staticmethod
+    def _inside(value: Any, min: float, max: float) -> Any:
+        return (value >= min) & (value <= max)
+
+
+class UniformPrior(_BoundedPrior):
     """Uniform on ``[min, max]``: ``2 ln(max - min)`` inside, ``inf`` outside.
 
     Also bounds the parameter it is set on (as Gammapy does).
@@ -140,14 +153,9 @@ class UniformPrior(Prior):
     tag = ("UniformPrior",)
     _defaults = (P("min", 0.0), P("max", 1.0))
 
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """(min, max) imposed on the parameter."""
-        return self.parameters["min"].value, self.parameters["max"].value
-
     @staticmethod
     def evaluate(value: Any, min: float, max: float) -> Any:  # type: ignore[override]
-        inside = (value >= min) & (value <= max)
+        inside = _BoundedPrior._inside(value, min, max)
         return np.where(inside, 2 * math.log(max - min), np.inf)
 
     @staticmethod
@@ -155,27 +163,22 @@ class UniformPrior(Prior):
         return np.zeros(np.shape(value))
 
 
-class LogUniformPrior(Prior):
+class LogUniformPrior(_BoundedPrior):
     """Log-uniform on ``[min, max]``: ``2 ln(x) + 2 ln(ln(max/min))`` inside, ``inf`` outside."""
 
     tag = ("LogUniformPrior",)
     _defaults = (P("min", 1e-14), P("max", 1e-10))
 
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """(min, max) imposed on the parameter."""
-        return self.parameters["min"].value, self.parameters["max"].value
-
     @staticmethod
     def evaluate(value: Any, min: float, max: float) -> Any:  # type: ignore[override]
-        inside = (value >= min) & (value <= max)
+        inside = _BoundedPrior._inside(value, min, max)
         with np.errstate(divide="ignore", invalid="ignore"):
             v = 2 * np.log(value) + 2 * math.log(math.log(max / min))
         return np.where(inside, v, np.inf)
 
     @staticmethod
     def evaluate_value_grad(value: Any, min: float, max: float) -> Any:
-        inside = (value >= min) & (value <= max)
+        inside = _BoundedPrior._inside(value, min, max)
         with np.errstate(divide="ignore"):
             return np.where(inside, 2 / value, 0.0)
 

@@ -261,6 +261,11 @@ def make_background(
 # ----------------------------------------------------------------------------- IRF maps
 
 
+def _exposure_cm2(exposure: np.ndarray | xr.DataArray | None) -> np.ndarray | None:
+    """The stacking weight of an IRF map: exposure on ``geom_irf`` from m2 s to cm2 s."""
+    return None if exposure is None else np.asarray(exposure, dtype=float) * _M2_TO_CM2
+
+
 def make_psf_map(
     psf: Any,
     pointing: Any,
@@ -299,7 +304,7 @@ def make_psf_map(
     norm = np.max(np.cumsum(values * ring[None, :, None, None], axis=1), axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         data = np.nan_to_num(values / norm) / _SR_PER_DEG2
-    ex = None if exposure is None else np.asarray(exposure, dtype=float) * _M2_TO_CM2
+    ex = _exposure_cm2(exposure)
     m = PSFMap(data, BandAxis(energy_axis_true), BandAxis(rad_axis), geom_irf, ex)
     return m.to_dataset()
 
@@ -332,7 +337,7 @@ def make_edisp_kernel_map(
     else:
         probs = edisp.reco_probabilities(e_true[:, None, None], off[None], e_reco, threshold=threshold)
     data = np.moveaxis(probs, -1, 1)
-    ex = None if exposure is None else np.asarray(exposure, dtype=float) * _M2_TO_CM2
+    ex = _exposure_cm2(exposure)
     m = EDispKernelMap(data, BandAxis(energy_axis_true), BandAxis(energy_axis), geom_irf, ex)
     return m.to_dataset()
 

@@ -7,6 +7,8 @@ import re
 import numpy as np
 from astropy.io import fits
 
+from gdask.dl3.irf.table import STRUCTURAL_KEYWORDS
+
 _STRUCTURAL = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|(TTYPE|TFORM|TUNIT|TDIM)\d+)$")
 
 
@@ -29,3 +31,16 @@ def assert_same_table_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
 
     assert cards(a.header, False) == cards(b.header, False)
     assert sorted(cards(a.header, True), key=str) == sorted(cards(b.header, True), key=str)
+
+
+def assert_roundtrip(hdu, out):
+    """IRF round trip: same columns (values, dtype, order) and the same non-structural keywords."""
+    assert [c.name for c in out.columns] == [c.name for c in hdu.columns]
+    for c in hdu.columns:
+        a, b = hdu.data[c.name], out.data[c.name]
+        np.testing.assert_array_equal(b, a)
+        assert (a.dtype.kind, a.dtype.itemsize) == (b.dtype.kind, b.dtype.itemsize)
+    def keys(h):
+        return {k: h[k] for k in h if k not in STRUCTURAL_KEYWORDS
+                and not k.startswith(("NAXIS", "TTYPE", "TFORM", "TUNIT", "TDIM", "COMMENT", "HISTORY"))}
+    assert keys(out.header) == keys(hdu.header)

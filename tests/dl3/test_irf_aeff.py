@@ -7,8 +7,8 @@ import pytest
 from astropy.io import fits
 
 from gdask.dl3.irf import IRF_CLASSES, EffectiveArea2D, read_irf
-from gdask.dl3.irf.table import STRUCTURAL_KEYWORDS
 from gdask.errors import FormatError, MissingColumnError, UnitError
+from tests.dl3.fitscompare import assert_roundtrip
 
 E_EDGES = np.geomspace(0.1, 100, 7)
 O_EDGES = np.array([0.0, 0.5, 1.0, 2.0])
@@ -17,19 +17,6 @@ O_EDGES = np.array([0.0, 0.5, 1.0, 2.0])
 def _aeff(**kw):
     data = np.outer(np.arange(1, 7), [3.0, 2.0, 1.0]).astype(np.float32) * 1e4
     return EffectiveArea2D.create(E_EDGES, O_EDGES, data, **kw), data
-
-
-def assert_roundtrip(hdu, out):
-    """Same columns (values, dtype, order) and the same non-structural keywords."""
-    assert [c.name for c in out.columns] == [c.name for c in hdu.columns]
-    for c in hdu.columns:
-        a, b = hdu.data[c.name], out.data[c.name]
-        np.testing.assert_array_equal(b, a)
-        assert (a.dtype.kind, a.dtype.itemsize) == (b.dtype.kind, b.dtype.itemsize)
-    def keys(h):
-        return {k: h[k] for k in h if k not in STRUCTURAL_KEYWORDS
-                and not k.startswith(("NAXIS", "TTYPE", "TFORM", "TUNIT", "TDIM", "COMMENT", "HISTORY"))}
-    assert keys(out.header) == keys(hdu.header)
 
 
 def test_create_and_nodes_exact():

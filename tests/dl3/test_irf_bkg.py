@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from scipy.integrate import quad
-from test_irf_aeff import assert_roundtrip
 
 from gdask.dl3.irf import Background2D, Background3D, read_irf
 from gdask.dl3.irf.bkg import trapz_loglog, upsample_log_edges
 from gdask.errors import MissingColumnError, UnitError
+from tests.dl3.fitscompare import assert_roundtrip
 
 E_EDGES = np.geomspace(0.1, 100, 10)
 XY_EDGES = np.linspace(-2, 2, 9)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from test_irf_aeff import assert_roundtrip
 
 from gdask.dl3.irf import EnergyDispersion2D, read_irf
 from gdask.dl3.irf.edisp import reco_bin_probabilities
 from gdask.errors import MissingColumnError, UnitError
+from tests.dl3.fitscompare import assert_roundtrip
 
 E_EDGES = np.geomspace(0.1, 100, 13)
 M_EDGES = np.linspace(0.2, 2.0, 19)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from test_irf_aeff import assert_roundtrip
 
 from gdask.dl3.irf import EffectiveArea2D, RadMax2D, read_irf
 from gdask.errors import FormatError, MissingColumnError
+from tests.dl3.fitscompare import assert_roundtrip
 
 
 def test_create_evaluate_roundtrip():

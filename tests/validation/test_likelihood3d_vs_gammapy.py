@@ -15,10 +15,11 @@ import pytest
 import gdask.models as gm
 from gdask.datasets import MapDataset
 from gdask.likelihood.map import MapTerm
+from tests.validation.gammapy_hess import OBS_IDS
 
 pytestmark = pytest.mark.validation
 
-RUNS = [23523, 23526, 23559, 23592]
+RUNS = list(OBS_IDS)
 RTOL = 1e-6
 
 
@@ -83,34 +84,14 @@ def _compare(gdatasets, gmodels, terms, points) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def hess_files(tmp_path_factory, data_dir):
+def hess_files(tmp_path_factory, gp_hess_crab):
     """The four H.E.S.S. Crab run datasets, reduced by Gammapy as bench_B_3d_crab.py."""
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from gammapy.data import DataStore
-    from gammapy.datasets import MapDataset as GMapDataset
-    from gammapy.makers import FoVBackgroundMaker, MapDatasetMaker, SafeMaskMaker
-    from gammapy.maps import MapAxis, WcsGeom
-    from regions import CircleSkyRegion
-
     warnings.simplefilter("ignore")
     out = tmp_path_factory.mktemp("hess3d")
-    target = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
-    observations = DataStore.from_dir(data_dir / "hess-dl3-dr1").get_observations(RUNS)
-    e_reco = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
-    e_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs",
-                          proj="CAR", axes=[e_reco])
-    excl = ~geom.to_image().region_mask([CircleSkyRegion(center=target, radius=0.3 * u.deg)])
-    empty = GMapDataset.create(geom=geom, energy_axis_true=e_true, name="empty")
-    maker = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"])
-    safe = SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg)
-    fov = FoVBackgroundMaker(method="scale", exclusion_mask=excl)
     paths = {}
-    for obs in observations:
-        ds = fov.run(safe.run(maker.run(empty.copy(name=str(obs.obs_id)), obs), obs))
-        paths[str(obs.obs_id)] = out / f"{obs.obs_id}.fits"
-        ds.write(paths[str(obs.obs_id)])
+    for obs_id in RUNS:
+        paths[str(obs_id)] = out / f"{obs_id}.fits"
+        gp_hess_crab.datasets[obs_id].write(paths[str(obs_id)])
     return paths
 
 

@@ -28,32 +28,22 @@ pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
 gammapy = pytest.importorskip("gammapy")
 from gammapy.data import DataStore  # noqa: E402
-from gammapy.datasets import MapDataset  # noqa: E402
 from gammapy.irf import FoVAlignment  # noqa: E402
-from gammapy.makers import FoVBackgroundMaker, MapDatasetMaker, SafeMaskMaker  # noqa: E402
+from gammapy.makers import SafeMaskMaker  # noqa: E402
 from gammapy.makers.utils import make_map_background_irf  # noqa: E402
 from gammapy.maps import MapAxis  # noqa: E402
 from gammapy.maps import WcsGeom as GPWcsGeom  # noqa: E402
-from regions import CircleSkyRegion  # noqa: E402
 
 from gdask.dl3 import DL3Index, read_observation  # noqa: E402
 from gdask.geometry import EnergyAxis, WcsGeom  # noqa: E402
 from gdask.reduce import make_background, make_map_dataset, make_safe_mask  # noqa: E402
 from gdask.reduce._common import ObservationInfo  # noqa: E402
+from tests.validation.gammapy_hess import OBS_IDS  # noqa: E402
 
-OBS_IDS = (23523, 23526, 23559, 23592)
 TARGET = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
 RTOL = 1e-9
 TINY = 1e-9
 NORM_RTOL = 1e-10
-
-
-def _gp_config():
-    energy_axis = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
-    energy_axis_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = GPWcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR",
-                            axes=[energy_axis])
-    return geom, energy_axis_true
 
 
 def _gd_config():
@@ -62,24 +52,14 @@ def _gd_config():
 
 
 @pytest.fixture(scope="module")
-def reduced(hess_dir):
-    """Both reductions of the four runs, timed (gammapy includes its lazy IRF reads, gdask its FITS reads)."""
+def reduced(hess_dir, gp_hess_crab):
+    """Both reductions of the four runs, timed (gammapy includes its lazy IRF reads, gdask its FITS reads).
+
+    Gammapy's is the session's shared one (`tests.validation.gammapy_hess`), timed when it was built.
+    """
     warnings.simplefilter("ignore")
-    geom, energy_axis_true = _gp_config()
-    exclusion = ~geom.to_image().region_mask([CircleSkyRegion(center=TARGET, radius=0.3 * u.deg)])
-    empty = MapDataset.create(geom=geom, energy_axis_true=energy_axis_true, name="empty")
-    maker = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"])
-    safe_maker = SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg)
-    fov_maker = FoVBackgroundMaker(method="scale", exclusion_mask=exclusion)
-    store = DataStore.from_dir(hess_dir)
-    gp, t_gp = {}, {}
-    for obs_id in OBS_IDS:
-        t0 = time.perf_counter()
-        obs = store.obs(obs_id)
-        ds = maker.run(empty.copy(name=str(obs_id)), obs)
-        ds = safe_maker.run(ds, obs)
-        gp[obs_id] = fov_maker.run(ds)
-        t_gp[obs_id] = time.perf_counter() - t0
+    exclusion = gp_hess_crab.exclusion
+    gp, t_gp = gp_hess_crab.datasets, gp_hess_crab.seconds
     g, e, et = _gd_config()
     index = DL3Index.read(hess_dir)
     gd, t_gd = {}, {}

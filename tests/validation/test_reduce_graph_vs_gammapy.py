@@ -11,32 +11,25 @@ from __future__ import annotations
 
 import warnings
 
-import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
 
 from gdask.archive.ingest import ingest
 from gdask.config import AnalysisConfig
 from gdask.datasets import DatasetStore
 from gdask.reduce.graph import reduce
+from tests.validation.gammapy_hess import OBS_IDS
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
 gammapy = pytest.importorskip("gammapy")
 
-RUNS = [23523, 23526, 23559, 23592]
+RUNS = list(OBS_IDS)
 RTOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def both(hess_dir, tmp_path_factory):
-    from gammapy.data import DataStore
-    from gammapy.datasets import MapDataset
-    from gammapy.makers import FoVBackgroundMaker, MapDatasetMaker, SafeMaskMaker
-    from gammapy.maps import MapAxis, WcsGeom
-    from regions import CircleSkyRegion
-
+def both(hess_dir, tmp_path_factory, gp_hess_crab):
     tmp = tmp_path_factory.mktemp("graphval")
     assert ingest(hess_dir, tmp / "archive.zarr", obs_ids=RUNS, progress=False, n_workers=2,
                   processes=False).ok
@@ -56,23 +49,7 @@ def both(hess_dir, tmp_path_factory):
     ours = {i: store.read(str(i), lazy=False) for i in RUNS}
 
     warnings.simplefilter("ignore")
-    e = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
-    et = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR", axes=[e])
-    target = SkyCoord(83.633, 22.014, unit="deg")
-    exclusion = ~geom.to_image().region_mask([CircleSkyRegion(center=target, radius=0.3 * u.deg)])
-    empty = MapDataset.create(geom=geom, energy_axis_true=et, binsz_irf=0.2)
-    makers = [MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"]),
-              SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg)]
-    fov = FoVBackgroundMaker(method="scale", exclusion_mask=exclusion)
-    ds_store = DataStore.from_dir(hess_dir)
-    ref = {}
-    for obs_id in RUNS:
-        obs = ds_store.obs(obs_id)
-        d = empty.copy(name=str(obs_id))
-        for m in makers:
-            d = m.run(d, obs)
-        ref[obs_id] = fov.run(d)
+    ref = {i: gp_hess_crab.datasets[i] for i in RUNS}  # Gammapy's, shared by the session
     return ours, ref
 
 

@@ -24,6 +24,7 @@ excluded within 0.3 deg on Gammapy's stacked dataset, against
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import astropy.units as u
@@ -34,27 +35,17 @@ from astropy.coordinates import SkyCoord
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
 gammapy = pytest.importorskip("gammapy")
-from gammapy.data import DataStore  # noqa: E402
 from gammapy.datasets import Datasets  # noqa: E402
 from gammapy.datasets import MapDataset as GPMapDataset  # noqa: E402
 from gammapy.datasets import SpectrumDatasetOnOff as GPSpectrumDatasetOnOff  # noqa: E402
-from gammapy.makers import (  # noqa: E402
-    FoVBackgroundMaker,
-    MapDatasetMaker,
-    RingBackgroundMaker,
-    SafeMaskMaker,
-)
-from gammapy.maps import MapAxis  # noqa: E402
-from gammapy.maps import WcsGeom as GPWcsGeom  # noqa: E402
-from regions import CircleSkyRegion  # noqa: E402
+from gammapy.makers import RingBackgroundMaker  # noqa: E402
 
 from gdask.datasets import MapDataset, SpectrumDatasetOnOff  # noqa: E402
 from gdask.geometry import WcsGeom  # noqa: E402
 from gdask.reduce.ring import ring_background  # noqa: E402
 from gdask.reduce.stack import stack_all, stack_pair  # noqa: E402
+from tests.validation.gammapy_hess import OBS_IDS  # noqa: E402
 
-OBS_IDS = (23523, 23526, 23559, 23592)
-TARGET = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
 RTOL = 1e-6
 FFT_NOISE = 1e-7  # float32 FFT convolution noise relative to the map maximum
 
@@ -80,25 +71,15 @@ def _nearest_mask_safe_edisp(self):
 
 
 @pytest.fixture(scope="module")
-def runs3d(hess_dir, tmp_path_factory):
+def runs3d(gp_hess_crab, tmp_path_factory):
     """Per-run datasets written by Gammapy, read back by Gammapy and by gdask."""
     warnings.simplefilter("ignore")
-    e_reco = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
-    e_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = GPWcsGeom.create(
-        skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR", axes=[e_reco]
-    )
-    exclusion = ~geom.to_image().region_mask([CircleSkyRegion(center=TARGET, radius=0.3 * u.deg)])
-    empty = GPMapDataset.create(geom=geom, energy_axis_true=e_true, name="empty")
-    maker = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"])
-    safe = SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg)
-    fov = FoVBackgroundMaker(method="scale", exclusion_mask=exclusion)
-    store = DataStore.from_dir(hess_dir)
+    exclusion = gp_hess_crab.exclusion
     tmp = tmp_path_factory.mktemp("stack3d")
     gp, gd = [], []
     for obs_id in OBS_IDS:
-        obs = store.obs(obs_id)
-        ds = fov.run(safe.run(maker.run(empty.copy(name=str(obs_id)), obs), obs))
+        # shared by the session: change a deep copy (Gammapy's copy() renames and drops models)
+        ds = copy.deepcopy(gp_hess_crab.datasets[obs_id])
         ds.background = ds.npred_background()  # bake the FoV norm into the map
         ds.models = None
         path = tmp / f"run{obs_id}.fits"

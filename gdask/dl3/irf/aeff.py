@@ -7,7 +7,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, TableIRF
+from gdask.dl3.irf.base import (
+    ENERGY_TRUE_AXIS,
+    GADF_IRF_KEYWORDS,
+    OFFSET_AXIS,
+    TableIRF,
+    point_like_attrs,
+)
 from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 
@@ -27,10 +33,7 @@ class EffectiveArea2D(TableIRF):
 
     hdu_class: ClassVar[str] = "aeff_2d"
     extname: ClassVar[str] = "EFFECTIVE AREA"
-    axes: ClassVar[tuple[AxisSpec, ...]] = (
-        AxisSpec("ENERG", "energy_true", "TeV", log=True, aliases=("ETRUE",)),
-        AxisSpec("THETA", "offset", "deg"),
-    )
+    axes: ClassVar[tuple[AxisSpec, ...]] = (ENERGY_TRUE_AXIS, OFFSET_AXIS)
     columns: ClassVar[tuple[ColumnSpec, ...]] = (ColumnSpec("EFFAREA", "effective_area", "m2"),)
     keywords: ClassVar[dict[str, str]] = {
         **GADF_IRF_KEYWORDS,
@@ -53,26 +56,15 @@ class EffectiveArea2D(TableIRF):
 
         Edges may be ``n + 1`` contiguous values or a ``(lo, hi)`` pair.
         """
-        attrs: dict = {"point_like": bool(point_like)}
-        if rad_max is not None:
-            attrs["rad_max"] = float(rad_max)
         return cls._create(
             {"energy_true": energy_true_edges, "offset": offset_edges},
             {"effective_area": effective_area},
-            attrs,
+            point_like_attrs(point_like, rad_max),
         )
 
     @cached_property
     def _interp(self) -> GridInterpolator:
-        dims = [s.dim for s in self.axes]
-        return GridInterpolator(
-            [self.nodes(d) for d in dims],
-            self.ds["effective_area"].values,
-            scales=["log", "lin"],
-            values_scale="lin",
-            edges=[self.fill_edges(d) for d in dims],
-            fill_value=0.0,
-        )
+        return self._grid_interpolator("effective_area", ["log", "lin"], values_scale="lin")
 
     def evaluate(self, energy_true, offset) -> np.ndarray:
         """Effective area (m2) at true energies (TeV) and offsets (deg), broadcast together."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 from astropy.io import fits
 
 from gdask.dl3.fits_utils import header_quantity
+from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import (
     AxisSpec,
     ColumnSpec,
@@ -22,7 +23,20 @@ from gdask.dl3.irf.table import (
 )
 from gdask.errors import FormatError
 
-__all__ = ["TableIRF", "GADF_IRF_KEYWORDS"]
+__all__ = ["TableIRF", "GADF_IRF_KEYWORDS", "ENERGY_TRUE_AXIS", "OFFSET_AXIS", "point_like_attrs"]
+
+#: The true-energy axis of GADF IRF tables (``ENERG_LO``/``ENERG_HI``, or ``ETRUE_*``).
+ENERGY_TRUE_AXIS = AxisSpec("ENERG", "energy_true", "TeV", log=True, aliases=("ETRUE",))
+#: The field-of-view offset axis of GADF IRF tables (``THETA_LO``/``THETA_HI``).
+OFFSET_AXIS = AxisSpec("THETA", "offset", "deg")
+
+
+def point_like_attrs(point_like: bool, rad_max: float | None) -> dict:
+    """The ``create`` attrs of an IRF that may be point-like with a constant ``rad_max`` (deg)."""
+    attrs: dict = {"point_like": bool(point_like)}
+    if rad_max is not None:
+        attrs["rad_max"] = float(rad_max)
+    return attrs
 
 
 def _header_flags(header: fits.Header, *, file, obs_id, hdu_name) -> dict:
@@ -135,6 +149,21 @@ class TableIRF:
     def nodes(self, dim: str) -> np.ndarray:
         """Bin centres (interpolation nodes) of an axis (float64)."""
         return axis_nodes(self.ds, dim)
+
+    def _grid_interpolator(self, var: str, scales: list[str], **kwargs: Any) -> GridInterpolator:
+        """Interpolator of ``var`` over all axes (nodes at bin centres, 0 outside the fill edges).
+
+        ``kwargs`` go to `GridInterpolator` (``values_scale``, ``outside_mode``...).
+        """
+        dims = [s.dim for s in self.axes]
+        return GridInterpolator(
+            [self.nodes(d) for d in dims],
+            self.ds[var].values,
+            scales=scales,
+            edges=[self.fill_edges(d) for d in dims],
+            fill_value=0.0,
+            **kwargs,
+        )
 
     @property
     def point_like(self) -> bool:

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, TableIRF
+from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, OFFSET_AXIS, TableIRF
 from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 
@@ -119,14 +119,8 @@ class _BackgroundBase(TableIRF):
 
     @cached_property
     def _interp(self) -> GridInterpolator:
-        dims = [s.dim for s in self.axes]
-        return GridInterpolator(
-            [self.nodes(d) for d in dims],
-            self.ds["background"].values,
-            scales=["log", *self._spatial_scales],
-            values_scale="log",
-            edges=[self.fill_edges(d) for d in dims],
-            fill_value=0.0,
+        return self._grid_interpolator(
+            "background", ["log", *self._spatial_scales], values_scale="log"
         )
 
 
@@ -217,7 +211,7 @@ class Background2D(_BackgroundBase):
     extname: ClassVar[str] = "BACKGROUND"
     axes: ClassVar[tuple[AxisSpec, ...]] = (
         AxisSpec("ENERG", "energy", "TeV", log=True),
-        AxisSpec("THETA", "offset", "deg"),
+        OFFSET_AXIS,
     )
     columns: ClassVar[tuple[ColumnSpec, ...]] = Background3D.columns
     keywords: ClassVar[dict[str, str]] = {

@@ -7,7 +7,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, TableIRF
+from gdask.dl3.irf.base import (
+    ENERGY_TRUE_AXIS,
+    GADF_IRF_KEYWORDS,
+    OFFSET_AXIS,
+    TableIRF,
+    point_like_attrs,
+)
 from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 
@@ -80,9 +86,9 @@ class EnergyDispersion2D(TableIRF):
     hdu_class: ClassVar[str] = "edisp_2d"
     extname: ClassVar[str] = "ENERGY DISPERSION"
     axes: ClassVar[tuple[AxisSpec, ...]] = (
-        AxisSpec("ENERG", "energy_true", "TeV", log=True, aliases=("ETRUE",)),
+        ENERGY_TRUE_AXIS,
         AxisSpec("MIGRA", "migra", ""),
-        AxisSpec("THETA", "offset", "deg"),
+        OFFSET_AXIS,
     )
     columns: ClassVar[tuple[ColumnSpec, ...]] = (ColumnSpec("MATRIX", "migration_pdf", ""),)
     keywords: ClassVar[dict[str, str]] = {
@@ -104,25 +110,16 @@ class EnergyDispersion2D(TableIRF):
         rad_max: float | None = None,
     ) -> EnergyDispersion2D:
         """Create from edges (TeV, 1, deg) and a pdf of shape ``(n_energy, n_migra, n_offset)``."""
-        attrs: dict = {"point_like": bool(point_like)}
-        if rad_max is not None:
-            attrs["rad_max"] = float(rad_max)
         return cls._create(
             {"energy_true": energy_true_edges, "migra": migra_edges, "offset": offset_edges},
             {"migration_pdf": migration_pdf},
-            attrs,
+            point_like_attrs(point_like, rad_max),
         )
 
     @cached_property
     def _interp(self) -> GridInterpolator:
-        dims = [s.dim for s in self.axes]
-        return GridInterpolator(
-            [self.nodes(d) for d in dims],
-            self.ds["migration_pdf"].values,
-            scales=["log", "lin", "lin"],
-            edges=[self.fill_edges(d) for d in dims],
-            fill_value=0.0,
-            outside_mode=lambda f: (f[0] & f[1]) | f[2],
+        return self._grid_interpolator(
+            "migration_pdf", ["log", "lin", "lin"], outside_mode=lambda f: (f[0] & f[1]) | f[2]
         )
 
     def evaluate(self, energy_true, migra, offset) -> np.ndarray:

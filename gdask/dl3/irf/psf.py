@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 
+from gdask.dl3.irf.base import ENERGY_TRUE_AXIS, GADF_IRF_KEYWORDS, OFFSET_AXIS
 from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import (
     AxisSpec,
@@ -63,17 +64,9 @@ __all__ = [
 #: one square degree in steradian
 DEG2_TO_SR = (np.pi / 180.0) ** 2
 
-_GADF_KEYWORDS = {
-    "HDUCLASS": "GADF",
-    "HDUDOC": "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats",
-    "HDUVERS": "0.2",
-    "HDUCLAS1": "RESPONSE",
-    "HDUCLAS2": "RPSF",
-    "HDUCLAS3": "FULL-ENCLOSURE",
-}
+_GADF_KEYWORDS = {**GADF_IRF_KEYWORDS, "HDUCLAS2": "RPSF", "HDUCLAS3": "FULL-ENCLOSURE"}
 
-ENERGY_AXIS = AxisSpec("ENERG", "energy_true", "TeV", log=True, aliases=("ETRUE",))
-OFFSET_AXIS = AxisSpec("THETA", "offset", "deg")
+ENERGY_AXIS = ENERGY_TRUE_AXIS
 RAD_AXIS = AxisSpec("RAD", "rad", "deg")
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, TableIRF
+from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, OFFSET_AXIS, TableIRF
 from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 from gdask.errors import FormatError
@@ -28,7 +28,7 @@ class RadMax2D(TableIRF):
     extname: ClassVar[str] = "RAD_MAX"
     axes: ClassVar[tuple[AxisSpec, ...]] = (
         AxisSpec("ENERG", "energy", "TeV", log=True),
-        AxisSpec("THETA", "offset", "deg"),
+        OFFSET_AXIS,
     )
     columns: ClassVar[tuple[ColumnSpec, ...]] = (ColumnSpec("RAD_MAX", "rad_max", "deg"),)
     keywords: ClassVar[dict[str, str]] = {
@@ -82,14 +82,7 @@ class RadMax2D(TableIRF):
 
     @cached_property
     def _interp(self) -> GridInterpolator:
-        dims = [s.dim for s in self.axes]
-        return GridInterpolator(
-            [self.nodes(d) for d in dims],
-            self.ds["rad_max"].values,
-            scales=["log", "lin"],
-            edges=[self.fill_edges(d) for d in dims],
-            fill_value=0.0,
-        )
+        return self._grid_interpolator("rad_max", ["log", "lin"])
 
     def evaluate(self, energy, offset) -> np.ndarray:
         """Cut radius (deg) at reconstructed energies (TeV) and offsets (deg), broadcast."""
