@@ -115,12 +115,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_args(p)
     p.set_defaults(func=cmd_reduce)
 
-    p = sub.add_parser("demo", help="the main job on an embedded LocalCluster (see README)")
+    p = sub.add_parser("fit", help="joint fit of the datasets of one or several configs (see docs/analysis.md)")
+    p.add_argument("config", nargs="+",
+                   help="a joint run config (with 'analyses'), or analysis config YAMLs (one per instrument)")
+    _add_fit_args(p, default_out="results/fit")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("run", help="ingest -> reduce per instrument -> one joint fit (see docs/analysis.md)")
+    p.add_argument("config", help="joint run config (with 'analyses') or one analysis config YAML")
+    _add_fit_args(p, default_out="results/run")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the main job: simulated three-instrument joint fit on a LocalCluster (see README)")
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
-    p.add_argument("--data", default=None, help="real-data folder (default ../shared/data or $GDASK_DATA)")
+    p.add_argument("--runs", type=int, default=3, help="simulated runs per instrument (default 3)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     _add_cluster_args(p)
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_fit_args(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--out", default=None,
+                   help=f"results folder (default: the run config's 'output', else {default_out})")
+    p.add_argument("--mode", choices=("auto", "distributed", "in-process"), default=None,
+                   help="where the likelihood terms live (default: the config's fit.mode, else auto: "
+                        "in-process for small problems, see docs/analysis.md)")
+    p.set_defaults(default_out=default_out)
+    _add_cluster_args(p)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -180,44 +202,59 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_data_dir() -> Path:
-    import os
+def _fit_exit_code(outcome) -> int:
+    r = outcome.result
+    print(f"results in {outcome.out}/: {', '.join(f.name for f in outcome.files)}")
+    return 0 if r.success and r.covariance_success else 1
 
-    env = os.environ.get("GDASK_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[1]
-    return here.parent / "shared" / "data"
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Joint fit of what the dataset stores hold; exit 1 if MIGRAD or HESSE failed."""
+    from gdask.analysis import fit_run
+    from gdask.analysis.results import summary_text
+    from gdask.run_config import load_run_config
+
+    run = load_run_config(args.config)
+    out = Path(args.out or run.output or args.default_out)
+    outcome = fit_run(run, out, scheduler=args.scheduler, n_workers=args.workers,
+                      processes=not args.threads, mode=args.mode)
+    print(summary_text(outcome))
+    return _fit_exit_code(outcome)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Ingest and reduce every analysis, then fit jointly; exit 1 if a run or the fit failed."""
+    from gdask.analysis import ReduceFailed, run_pipeline
+    from gdask.analysis.results import summary_text
+    from gdask.run_config import load_run_config
+
+    run = load_run_config([args.config])
+    out = Path(args.out or run.output or args.default_out)
+    try:
+        outcome = run_pipeline(run, out, scheduler=args.scheduler, n_workers=args.workers,
+                               processes=not args.threads, mode=args.mode,
+                               progress=not args.no_progress)
+    except ReduceFailed as exc:
+        print(f"gdask run: {exc.message}", file=sys.stderr)
+        return 1
+    if outcome is None:  # no models: reduce only
+        return 0
+    print(summary_text(outcome))
+    return _fit_exit_code(outcome)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Interim main job: ingest the real H.E.S.S. DR1 and joint-Crab DL3 archives on a LocalCluster."""
-    from gdask.archive.ingest import ingest
+    """The main job: simulate three instruments, ingest, reduce, joint fit on a Dask cluster.
 
-    data = Path(args.data) if args.data else _default_data_dir()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    archives = {
-        "hess-dl3-dr1": data / "hess-dl3-dr1",
-        "joint-crab-magic": data / "joint-crab" / "dl3" / "magic",
-        "joint-crab-veritas": data / "joint-crab" / "dl3" / "veritas",
-        "joint-crab-fact": data / "joint-crab" / "dl3" / "fact",
-        "magic-rad-max": data / "magic" / "rad_max" / "data",
-        "veritas-point-like": data / "veritas" / "crab-point-like-ED",
-    }
-    missing = [str(p) for p in archives.values() if not p.is_dir()]
-    if missing:
-        print(f"demo: data folders not found: {missing} (set --data or GDASK_DATA)", file=sys.stderr)
-        return 2
-    ok = True
-    for name, src in archives.items():
-        summary = ingest(
-            src, out / f"{name}.zarr", scheduler=args.scheduler, progress=not args.no_progress,
-            n_workers=args.workers, processes=not args.threads,
-        )
-        print(summary.format())
-        ok &= summary.ok
-    return 0 if ok else 1
+    Exit code 0 only if the fit converged and every fitted value is within
+    3 sigma of the injected one.
+    """
+    from gdask.analysis.demo import run_demo
+
+    outcome = run_demo(args.out, n_runs=args.runs, seed=args.seed, scheduler=args.scheduler,
+                       n_workers=args.workers, processes=not args.threads,
+                       progress=not args.no_progress)
+    return 0 if outcome.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -382,22 +382,28 @@ class GeomConfig:
 
 @dataclass(frozen=True)
 class RegionConfig:
-    """A circle (deg)."""
+    """A circle (deg), or a point (``radius: null``: the RAD_MAX cut of point-like IRFs)."""
 
     lon: float
     lat: float
-    radius: float
+    radius: float | None
     frame: str = "icrs"
 
     @classmethod
     def parse(cls, sec: _Section) -> RegionConfig:
         lon, lat, frame = _lonlat(sec)
-        radius = _number(sec.take("radius"), sec.key("radius"), positive=True)
+        radius = sec.take("radius")
+        radius = None if radius is None else _number(radius, sec.key("radius"), positive=True)
         sec.done()
         return cls(lon, lat, radius, frame)
 
     def to_region(self):
-        """A `regions.CircleSkyRegion`."""
+        """A `regions.CircleSkyRegion`, or a `regions.PointSkyRegion` without radius."""
+        if self.radius is None:
+            from astropy.coordinates import SkyCoord
+            from regions import PointSkyRegion
+
+            return PointSkyRegion(SkyCoord(self.lon, self.lat, unit="deg", frame=self.frame))
         from gdask.geometry import circle_region
 
         return circle_region(self.lon, self.lat, self.radius, frame=self.frame)
@@ -489,23 +495,24 @@ class ExclusionConfig:
 
 @dataclass(frozen=True)
 class BackgroundConfig:
-    """Background estimate: ``fov`` (3d), ``reflected`` (1d), ``ring`` (3d) or none."""
+    """Background estimate: ``fov`` (3d), ``reflected`` or ``wobble`` (1d), ``ring`` (3d) or none."""
 
     method: str | None = None
     fov_method: str = "scale"
     exclusion: ExclusionConfig | None = None
     r_in: float | None = None
     width: float | None = None
+    n_off_regions: int | None = None
 
     @classmethod
     def parse(cls, sec: _Section, kind: str, base: Path) -> BackgroundConfig:
         method = sec.take("method", None)
         if method is not None:
-            method = _str(method, sec.key("method"), ("fov", "reflected", "ring"))
-            if kind == "3d" and method == "reflected":
-                _fail(sec.key("method"), "'reflected' is for 1d datasets (use fov or ring)")
+            method = _str(method, sec.key("method"), ("fov", "reflected", "ring", "wobble"))
+            if kind == "3d" and method in ("reflected", "wobble"):
+                _fail(sec.key("method"), f"{method!r} is for 1d datasets (use fov or ring)")
             if kind == "1d" and method in ("fov", "ring"):
-                _fail(sec.key("method"), f"{method!r} is for 3d datasets (use reflected)")
+                _fail(sec.key("method"), f"{method!r} is for 3d datasets (use reflected or wobble)")
         elif kind == "1d":
             method = "reflected"
         fov_method = _str(sec.take("fov_method", "scale"), sec.key("fov_method"), ("scale", "fit"))
@@ -516,8 +523,11 @@ class BackgroundConfig:
         if method == "ring":
             r_in = _number(sec.take("r_in"), sec.key("r_in"), positive=True)
             width = _number(sec.take("width"), sec.key("width"), positive=True)
+        n_off = None
+        if method == "wobble":
+            n_off = _int(sec.take("n_off_regions", 3), sec.key("n_off_regions"), positive=True)
         sec.done()
-        return cls(method, fov_method, exclusion, r_in, width)
+        return cls(method, fov_method, exclusion, r_in, width, n_off)
 
 
 @dataclass(frozen=True)
@@ -659,7 +669,14 @@ class AnalysisConfig:
         if d.type == "3d" and d.stack and d.geom.wcs is not None and d.geom.wcs.skydir is None:
             _fail("datasets.stack", "per-run grids (skydir: pointing) cannot be stacked; "
                   "use a fixed skydir (with geom.cutout for per-run cutouts)")
-        if d.type == "1d" and m.background.method == "reflected" and m.background.exclusion is not None:
+        if d.type == "1d" and d.on_region is not None and d.on_region.radius is None:
+            if m.background.method != "wobble":
+                _fail("makers.background.method", "a point ON region (on_region.radius: null) "
+                      "needs method: wobble (point OFF regions of the same RAD_MAX)")
+            if d.containment_correction:
+                _fail("datasets.containment_correction", "not for a point ON region (point-like IRFs)")
+        if d.type == "1d" and m.background.method in ("reflected", "wobble") \
+                and m.background.exclusion is not None:
             ex = m.background.exclusion
             if ex.regions and d.geom.wcs is None:
                 _fail("makers.background.exclusion.regions",

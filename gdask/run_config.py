@@ -1,0 +1,282 @@
+"""The joint run configuration: several instruments' analyses, one joint fit.
+
+A run config composes one `~gdask.config.AnalysisConfig` per instrument
+(inline or as a file) with a ``fit`` section shared by all of them::
+
+    analyses:
+      - name: hess                      # prefixes its dataset names: hess-stacked
+        config: hess.yaml               # an AnalysisConfig file, or the mapping inline
+        datasets: [stacked]             # optional: which datasets of its store to fit
+      - name: magic
+        config: {observations: ..., datasets: ..., makers: ..., output: ...}
+    fit:
+      models: models.yaml               # Gammapy models YAML (the starting point; none: reduce only)
+      fit_ranges: {hess: [0.7, 30], magic: ["80 GeV", "30 TeV"]}
+      energy_scale: {magic: 0.1}        # Gaussian sigma of an energy-scale nuisance (1d only)
+      fov_background: true              # a FoVBackgroundModel (free norm) per 3d dataset
+      mode: auto                        # auto | distributed | in-process
+      backend: minuit                   # minuit | scipy
+    output: results/run                 # the results folder
+
+`load_run_config` also turns one or several plain AnalysisConfig files into
+a run config (``gdask fit a.yaml b.yaml``): each is an analysis named after
+its file stem, with its own ``fit.fit_range``; the models come from the
+first ``fit.models``. Without any models file there is nothing to fit:
+``gdask run`` then only ingests and reduces.  Every problem is a `~gdask.errors.ConfigError` whose
+message starts with the key path (``fit.fit_ranges.hess: ...``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gdask.config import AnalysisConfig, _energy, _fail, _number, _path, _Section, _str
+from gdask.errors import ConfigError
+
+__all__ = ["InstrumentRun", "JointFitConfig", "RunConfig", "load_run_config", "FIT_MODES",
+           "is_run_config"]
+
+FIT_MODES = ("auto", "distributed", "in-process")
+_NAME = re.compile(r"^[A-Za-z0-9_]+(?:[.\-][A-Za-z0-9_]+)*$")
+
+
+@dataclass(frozen=True)
+class InstrumentRun:
+    """One instrument's analysis in a joint run.
+
+    Attributes
+    ----------
+    name : str
+        Prefix of its dataset names in the joint fit (``<name>-<dataset>``).
+    config : AnalysisConfig
+        Reduction (and dataset store) of this instrument.
+    datasets : tuple of str or None
+        Datasets of the store to fit (None: ``stacked`` if the config stacks, else all).
+    fit_range : (float, float) or None
+        Fit energy range in TeV (reco bins fully inside are fitted).
+    energy_scale : float or None
+        Sigma of the Gaussian penalty on this instrument's energy-scale nuisance.
+    """
+
+    name: str
+    config: AnalysisConfig
+    datasets: tuple[str, ...] | None = None
+    fit_range: tuple[float, float] | None = None
+    energy_scale: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"map"`` for 3d analyses, ``"spectrum"`` for 1d."""
+        return "map" if self.config.datasets.type == "3d" else "spectrum"
+
+
+@dataclass(frozen=True)
+class JointFitConfig:
+    """The ``fit`` section: models (None: nothing to fit), where to fit, how."""
+
+    models: Path | None
+    mode: str = "auto"
+    backend: str = "minuit"
+    fov_background: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated joint run configuration (build with `read`, `from_dict` or `load_run_config`)."""
+
+    analyses: tuple[InstrumentRun, ...]
+    fit: JointFitConfig
+    output: Path | None = None
+
+    def analysis(self, name: str) -> InstrumentRun:
+        """The analysis called ``name``."""
+        for a in self.analyses:
+            if a.name == name:
+                return a
+        raise KeyError(f"no analysis {name!r}; have {[a.name for a in self.analyses]}")
+
+    @classmethod
+    def from_dict(cls, data: Any, base_dir: str | Path = ".") -> RunConfig:
+        """Validate a parsed run-config document; relative paths are taken from ``base_dir``."""
+        base = Path(base_dir).resolve()
+        top = _Section(data, "")
+        items = top.take("analyses")
+        if not isinstance(items, list) or not items:
+            _fail("analyses", "must be a non-empty list of {name, config[, datasets]}")
+        analyses = [_parse_analysis(_Section(item, f"analyses[{i}]"), base)
+                    for i, item in enumerate(items)]
+        names = [a.name for a in analyses]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            _fail("analyses", f"names must be unique, repeated: {dup}")
+        stores = [str(a.config.output.store.resolve()) for a in analyses]
+        for i, s in enumerate(stores):
+            if stores.index(s) != i:
+                _fail(f"analyses[{i}].config.output.store",
+                      f"same dataset store as analysis {names[stores.index(s)]!r}: {s}")
+        fit = top.section("fit")
+        models = fit.take("models", None)
+        if models is None:
+            models = next((a.config.fit.models for a in analyses
+                           if a.config.fit is not None and a.config.fit.models is not None), None)
+        else:
+            models = _path(models, fit.key("models"), base)
+        ranges = _per_analysis(fit, "fit_ranges", names, _range)
+        scales = _per_analysis(fit, "energy_scale",
+                               names, lambda v, p: _number(v, p, positive=True))
+        for name in scales:
+            a = analyses[names.index(name)]
+            if a.kind == "map":
+                _fail(f"fit.energy_scale.{name}",
+                      "energy-scale nuisance parameters are not yet supported for 3d (map) "
+                      "datasets; only for 1d spectra")
+        mode = _str(fit.take("mode", "auto"), fit.key("mode"), FIT_MODES)
+        backend = _str(fit.take("backend", "minuit"), fit.key("backend"), ("minuit", "scipy"))
+        fov = fit.take("fov_background", True)
+        if not isinstance(fov, bool):
+            _fail(fit.key("fov_background"), f"must be true or false, got {fov!r}")
+        fit.done()
+        out = top.take("output", None)
+        output = None if out is None else _path(out, "output", base)
+        top.done()
+        final = []
+        for a in analyses:
+            rng = ranges.get(a.name, a.fit_range)
+            final.append(InstrumentRun(a.name, a.config, a.datasets, rng, scales.get(a.name)))
+        return cls(tuple(final), JointFitConfig(models, mode, backend, fov), output)
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        """Read and validate a run-config YAML file."""
+        p = Path(path)
+        try:
+            return cls.from_dict(_load_yaml(p), p.parent)
+        except ConfigError as exc:
+            raise exc.with_context(file=str(p)) from exc
+
+    @classmethod
+    def from_analysis_configs(cls, paths: Sequence[str | Path]) -> RunConfig:
+        """A run config from plain AnalysisConfig files (one analysis per file, named by stem)."""
+        analyses, models = [], None
+        for p in map(Path, paths):
+            cfg = AnalysisConfig.read(p)
+            rng = None
+            if cfg.fit is not None:
+                if cfg.fit.energy_min is not None:
+                    rng = (cfg.fit.energy_min, cfg.fit.energy_max)
+                if models is None and cfg.fit.models is not None:
+                    models = cfg.fit.models
+            name = re.sub(r"[^A-Za-z0-9_.\-]", "_", p.stem)
+            analyses.append(InstrumentRun(name, cfg, None, rng))
+        names = [a.name for a in analyses]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"configs need distinct file names (their analysis names): {names}",
+                              field="config")
+        return cls(tuple(analyses), JointFitConfig(None if models is None else Path(models)), None)
+
+
+def is_run_config(path: str | Path) -> bool:
+    """True when the YAML file has a top-level ``analyses`` key."""
+    data = _load_yaml(Path(path))
+    return isinstance(data, dict) and "analyses" in data
+
+
+def load_run_config(paths: Sequence[str | Path]) -> RunConfig:
+    """One run-config file, or one or several AnalysisConfig files, as a `RunConfig`."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ConfigError("no configuration given", field="config")
+    run_files = [p for p in paths if is_run_config(p)]
+    if run_files:
+        if len(paths) > 1:
+            raise ConfigError("a run config (with 'analyses') must be given alone",
+                              file=str(run_files[0]), field="analyses")
+        return RunConfig.read(paths[0])
+    return RunConfig.from_analysis_configs(paths)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _load_yaml(p: Path) -> Any:
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=str(p)) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=str(p)) from exc
+
+
+def _parse_analysis(sec: _Section, base: Path) -> InstrumentRun:
+    name = _str(sec.take("name"), sec.key("name"))
+    if not _NAME.match(name):
+        _fail(sec.key("name"), f"letters, digits and _ (joined by - or .) only, got {name!r}")
+    raw = sec.take("config")
+    key = sec.key("config")
+    if isinstance(raw, str):
+        path = _path(raw, key, base)
+        try:
+            cfg = AnalysisConfig.read(path)
+        except ConfigError as exc:
+            raise ConfigError(f"{key} ({path}): {exc.message}", file=str(path),
+                              field=key if exc.field is None else f"{key}.{exc.field}") from exc
+    elif isinstance(raw, dict):
+        try:
+            cfg = AnalysisConfig.from_dict(raw, base)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}.{exc.message}",
+                              field=key if exc.field is None else f"{key}.{exc.field}") from exc
+    else:
+        _fail(key, f"must be a file name or an analysis config mapping, got {type(raw).__name__}")
+    ds = sec.take("datasets", None)
+    datasets = None
+    if ds is not None:
+        if not isinstance(ds, list) or not ds:
+            _fail(sec.key("datasets"), "must be a non-empty list of dataset names")
+        datasets = tuple(str(d) for d in ds)
+    sec.done()
+    rng = None
+    if cfg.fit is not None and cfg.fit.energy_min is not None:
+        rng = (cfg.fit.energy_min, cfg.fit.energy_max)
+    return InstrumentRun(name, cfg, datasets, rng)
+
+
+def _per_analysis(fit: _Section, key: str, names: list[str], item) -> dict[str, Any]:
+    raw = fit.take(key, None)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        _fail(fit.key(key), f"must be a mapping {{analysis name: value}}, got {raw!r}")
+    out = {}
+    for name, value in raw.items():
+        path = f"{fit.key(key)}.{name}"
+        if name not in names:
+            _fail(path, f"no analysis named {name!r} (have: {', '.join(names)})")
+        out[str(name)] = item(value, path)
+    return out
+
+
+def _range(value: Any, path: str) -> tuple[float, float]:
+    if isinstance(value, dict):
+        sec = _Section(value, path)
+        unit = _str(sec.take("unit", "TeV"), sec.key("unit"))
+        lo = _energy(sec.take("min"), sec.key("min"), unit)
+        hi = _energy(sec.take("max"), sec.key("max"), unit)
+        sec.done()
+    elif isinstance(value, list | tuple) and len(value) == 2:
+        lo = _energy(value[0], f"{path}[0]", "TeV")
+        hi = _energy(value[1], f"{path}[1]", "TeV")
+    else:
+        _fail(path, f"must be [min, max] (TeV or strings with units) or {{min, max, unit}}, "
+                    f"got {value!r}")
+    if hi <= lo:
+        _fail(path, f"max must be > min, got [{lo}, {hi}] TeV")
+    return lo, hi
