@@ -7,8 +7,6 @@ that need them, so that cheap commands (an up-to-date re-ingest) stay cheap.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -44,35 +42,17 @@ def _add_tls_args(p: argparse.ArgumentParser) -> None:
                    help="private key of --tls-cert (default: $GDASK_TLS_KEY)")
 
 
-@contextlib.contextmanager
-def _tls_env(args: argparse.Namespace):
-    """Check --tls-* and hand them to gdask.cluster.get_client as GDASK_TLS_* for this command only."""
-    given = {k: getattr(args, f"tls_{k}", None) for k in ("ca", "cert", "key")}
-    if not any(given.values()):
-        yield
-        return
+def _security(args: argparse.Namespace):
+    """TLS settings from --tls-* (else GDASK_TLS_*), or None for Dask's own configuration."""
     from gdask.cluster import scheduler_address
     from gdask.errors import ConfigError
-    from gdask.security import TLS_ENV, resolve_security
+    from gdask.security import resolve_security
 
-    if not scheduler_address(getattr(args, "scheduler", None)):
+    given = {k: getattr(args, f"tls_{k}", None) for k in ("ca", "cert", "key")}
+    if any(given.values()) and not scheduler_address(getattr(args, "scheduler", None)):
         raise ConfigError("--tls-* options need a remote scheduler (--scheduler tls://HOST:PORT)",
                           field="--scheduler")
-    resolve_security(**given)  # fail early, naming the missing or absent file
-    saved = {v: os.environ.get(v) for v in TLS_ENV.values()}
-    try:
-        for k, var in TLS_ENV.items():
-            if given[k]:
-                os.environ[var] = str(Path(given[k]).resolve())
-            else:
-                os.environ.pop(var, None)
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
+    return resolve_security(**given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +132,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         args.source,
         args.store,
         scheduler=args.scheduler,
+        security=_security(args),
         checksum=args.checksum,
         obs_ids=args.obs_id,
         progress=not args.no_progress,
@@ -179,7 +160,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from gdask.reduce.graph import reduce
 
     config = AnalysisConfig.read(args.config)
-    summary = reduce(config, scheduler=args.scheduler, progress=not args.no_progress,
+    summary = reduce(config, scheduler=args.scheduler, security=_security(args), progress=not args.no_progress,
                      n_workers=args.workers, processes=not args.threads)
     print(summary.format())
     return 0 if summary.ok else 1
@@ -216,7 +197,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     run = load_run_config(args.config)
     out = Path(args.out or run.output or args.default_out)
-    outcome = fit_run(run, out, scheduler=args.scheduler, n_workers=args.workers,
+    outcome = fit_run(run, out, scheduler=args.scheduler, security=_security(args), n_workers=args.workers,
                       processes=not args.threads, mode=args.mode)
     print(summary_text(outcome))
     return _fit_exit_code(outcome)
@@ -231,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = load_run_config([args.config])
     out = Path(args.out or run.output or args.default_out)
     try:
-        outcome = run_pipeline(run, out, scheduler=args.scheduler, n_workers=args.workers,
+        outcome = run_pipeline(run, out, scheduler=args.scheduler, security=_security(args), n_workers=args.workers,
                                processes=not args.threads, mode=args.mode,
                                progress=not args.no_progress)
     except ReduceFailed as exc:
@@ -252,6 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gdask.analysis.demo import run_demo
 
     outcome = run_demo(args.out, n_runs=args.runs, seed=args.seed, scheduler=args.scheduler,
+                       security=_security(args),
                        n_workers=args.workers, processes=not args.threads,
                        progress=not args.no_progress)
     return 0 if outcome.ok else 1
@@ -261,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _tls_env(args):
-            return int(args.func(args) or 0)
+        return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -177,7 +177,7 @@ class DemoOutcome:
 
 def run_demo(out: str | Path = "results/demo", *, n_runs: int = 3, seed: int = 1,
              scheduler: str | None = None, n_workers: int | None = None, processes: bool = True,
-             progress: bool = False, log: Any = print) -> DemoOutcome:
+             progress: bool = False, log: Any = print, security: Any = None) -> DemoOutcome:
     """Simulate, ingest, reduce, fit jointly on a Dask cluster and compare with the truth.
 
     Parameters
@@ -188,8 +188,8 @@ def run_demo(out: str | Path = "results/demo", *, n_runs: int = 3, seed: int = 1
         Runs per instrument.
     seed : int
         Simulation seed.
-    scheduler, n_workers, processes
-        Where to run (default: a LocalCluster of 2 process workers).
+    scheduler, n_workers, processes, security
+        Where to run (default: a LocalCluster of 2 process workers), TLS settings.
     """
     from gdask.analysis.pipeline import run_pipeline
     from gdask.models import Models
@@ -208,7 +208,8 @@ def run_demo(out: str | Path = "results/demo", *, n_runs: int = 3, seed: int = 1
     (out / "run.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     run = RunConfig.from_dict(data, out)
     outcome = run_pipeline(run, out, scheduler=scheduler, n_workers=n_workers or 2,
-                           processes=processes, progress=progress, injected=injected, log=log)
+                           processes=processes, progress=progress, injected=injected, log=log,
+                           security=security)
     table = compare_to_injected(outcome.result, injected)
     table.write(out / "comparison.ecsv", format="ascii.ecsv", overwrite=True)
     seconds = time.perf_counter() - t0

@@ -27,14 +27,14 @@ class ReduceFailed(GdaskError):
 
 @contextlib.contextmanager
 def _client_for(client: Any, scheduler: str | None, n_workers: int | None,
-                processes: bool) -> Iterator[Any]:
+                processes: bool, security: Any = None) -> Iterator[Any]:
     """``client`` if given, else one from `gdask.cluster.get_client` (closed afterwards)."""
     if client is not None:
         yield client
         return
     from gdask.cluster import get_client
 
-    with get_client(scheduler, n_workers=n_workers, processes=processes) as c:
+    with get_client(scheduler, n_workers=n_workers, processes=processes, security=security) as c:
         yield c
 
 
@@ -45,7 +45,7 @@ def _n_workers(client: Any) -> int:
 def fit_run(run: RunConfig, out: str | Path | None = None, *, client: Any = None,
             scheduler: str | None = None, n_workers: int | None = None, processes: bool = True,
             mode: str | None = None, injected: Any = None, log: Any = print,
-            write: bool = True) -> FitOutcome:
+            write: bool = True, security: Any = None) -> FitOutcome:
     """Joint fit of every analysis' datasets; write the results folder when ``out`` is given.
 
     Parameters
@@ -78,7 +78,7 @@ def fit_run(run: RunConfig, out: str | Path | None = None, *, client: Any = None
     with contextlib.ExitStack() as stack:
         c = None
         if chosen == "distributed":
-            c = stack.enter_context(_client_for(client, scheduler, n_workers, processes))
+            c = stack.enter_context(_client_for(client, scheduler, n_workers, processes, security))
         t_fit = time.perf_counter()
         coord = stack.enter_context(Coordinator(problem.specs, c))
         fit = Fit(problem.models, coord, backend=run.fit.backend, penalties=problem.penalties)
@@ -98,7 +98,7 @@ def fit_run(run: RunConfig, out: str | Path | None = None, *, client: Any = None
 def run_pipeline(run: RunConfig, out: str | Path | None = None, *, client: Any = None,
                  scheduler: str | None = None, n_workers: int | None = None,
                  processes: bool = True, mode: str | None = None, progress: bool = True,
-                 injected: Any = None, log: Any = print) -> FitOutcome | None:
+                 injected: Any = None, log: Any = print, security: Any = None) -> FitOutcome | None:
     """For each analysis: ingest (``observations.dl3``) and reduce; then one joint fit.
 
     Everything runs on one client (given, or made as in `fit_run`); the fit
@@ -116,7 +116,7 @@ def run_pipeline(run: RunConfig, out: str | Path | None = None, *, client: Any =
     say = log or (lambda *_: None)
     if run.fit.models is not None:
         read_models(run.fit.models)  # a bad models file fails before any work
-    with _client_for(client, scheduler, n_workers, processes) as c:
+    with _client_for(client, scheduler, n_workers, processes, security) as c:
         say(f"cluster: {_n_workers(c)} workers ({time.perf_counter() - t0:.1f} s)")
         for a in run.analyses:
             summary = reduce(a.config, client=c, progress=progress)

@@ -273,6 +273,7 @@ def ingest(
     processes: bool = True,
     chunk_events: int = DEFAULT_CHUNK_EVENTS,
     on_report: Callable[[IngestReport], None] | None = None,
+    security=None,
 ) -> IngestSummary:
     """Ingest a DL3 archive (directory or index file) into the store at ``store_path``.
 
@@ -305,7 +306,7 @@ def ingest(
         if todo:
             reports.extend(
                 _run_tasks(index, todo, store, scheduler, client, progress, n_workers, processes,
-                           chunk_events, on_report)
+                           chunk_events, on_report, security)
             )
         if todo or not store.index_is_current():
             store.write_index()
@@ -316,13 +317,13 @@ def ingest(
 
 
 def _run_tasks(index, todo, store, scheduler, client, progress, n_workers, processes, chunk_events,
-               on_report):
+               on_report, security):
     from gdask.cluster import get_client
 
     if client is not None:
         return _submit_all(client, index, todo, store, progress, chunk_events, on_report)
     n_workers = n_workers or min(len(todo), os.cpu_count() or 1)
-    with get_client(scheduler, n_workers=n_workers, processes=processes) as c:
+    with get_client(scheduler, n_workers=n_workers, processes=processes, security=security) as c:
         return _submit_all(c, index, todo, store, progress, chunk_events, on_report)
 
 

@@ -508,8 +508,11 @@ def _tree(client, leaves: Sequence, fn, tag: str):
 
 def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | None = None,
            progress: bool = True, *, n_workers: int | None = None, processes: bool = True,
-           keep: bool = False) -> ReduceSummary:
+           keep: bool = False, security=None) -> ReduceSummary:
     """Run the reduction of ``config`` on Dask; return a summary.
+
+    ``security`` (a `distributed.Security`) is used when a client is made here
+    for a remote scheduler (see `gdask.cluster.get_client`).
 
     Parameters
     ----------
@@ -538,7 +541,7 @@ def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | No
         ids = config.observations.obs_ids
         summary = ingest(config.observations.dl3, config.observations.store, client=client,
                          scheduler=scheduler, progress=progress, n_workers=n_workers, processes=processes,
-                         obs_ids=None if ids is None else list(ids))
+                         obs_ids=None if ids is None else list(ids), security=security)
         if not summary.ok:
             raise SelectionError("ingest failed:\n" + summary.format(), field="observations.dl3")
     spec, todo, skipped = plan_reduction(config, keep=keep)
@@ -558,7 +561,7 @@ def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | No
         from gdask.cluster import get_client
 
         n = n_workers or min(len(todo), os.cpu_count() or 1)
-        with get_client(scheduler, n_workers=n, processes=processes) as c:
+        with get_client(scheduler, n_workers=n, processes=processes, security=security) as c:
             reports, stacked, datasets = _run(c, spec, todo, progress)
     reports = sorted(reports + skipped, key=lambda r: r.obs_id)
     return ReduceSummary(reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets)
