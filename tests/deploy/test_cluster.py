@@ -173,18 +173,9 @@ def _check_refusals(cluster, tls_files, run, hess_dir, tmp_path, monkeypatch, ca
     assert ArchiveStore.open(other).obs_ids() == []
 
 
-def _has_command(name: str) -> bool:
-    from gdask.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return name in sub.choices
 
 
-@pytest.mark.parametrize("command", [
-    "reduce",
-    pytest.param("run", marks=pytest.mark.skipif(not _has_command("run"),
-                                                 reason="`gdask run` is not implemented yet")),
-])
+@pytest.mark.parametrize("command", ["reduce", "run"])
 def test_config_command_on_tls_cluster(command, hess_dir, tls_files, tmp_path):
     """``gdask reduce|run CONFIG`` as the containers run it, against a LocalCluster run.
 
