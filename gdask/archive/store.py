@@ -363,20 +363,16 @@ class ArchiveStore:
 
 
 def _write_dataset(ds, root: Path, group: str | None, chunk: dict[str, int] | None = None) -> None:
-    """Write a Dataset as the zarr v3 group ``root/group`` (``root`` itself if group is None)."""
+    """Write a Dataset as the zarr v3 group ``root/group`` (``root`` itself if group is None).
+
+    Same files as ``ds.to_zarr(root, group=group, mode="w", zarr_format=3)`` with
+    ``chunk`` as the data variables' chunk encoding, by the lean `gdask.zarrio` writer.
+    """
+    from gdask.zarrio import write_dataset
+
     ds = _to_zarr_safe(ds)
-    if chunk:
-        sizes = {d: min(n, ds.sizes[d]) for d, n in chunk.items() if d in ds.sizes and ds.sizes[d] > 0}
-        encoding = {
-            name: {"chunks": tuple(sizes.get(d, ds.sizes[d]) or 1 for d in var.dims)}
-            for name, var in ds.data_vars.items()
-            if any(d in sizes for d in var.dims)
-        }
-    else:
-        encoding = None
-    ds.to_zarr(
-        root, group=group, mode="w", consolidated=False, zarr_format=3, encoding=encoding
-    )
+    target = root / group if group else root
+    write_dataset(ds, target, chunks=chunk, chunk_data_vars_only=True)
 
 
 def _index_dataset(records: list[ObservationRecord]):

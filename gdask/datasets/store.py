@@ -87,11 +87,14 @@ class DatasetStore:
         target = self._group(name)
         if target.exists() and not overwrite:
             raise ArchiveError(f"dataset {name!r} exists (use overwrite=True)", file=str(target))
+        from gdask.zarrio import write_dataset
+
         staging = self.path / "_staging" / f"{name}-{uuid.uuid4().hex}"
         ds = dataset.to_dataset()
         try:
-            encoding = {k: {"_FillValue": None} for k in ds.variables}  # no masking on read
-            ds.to_zarr(staging, mode="w", consolidated=False, encoding=encoding)
+            # = ds.to_zarr(staging, mode="w", consolidated=False, zarr_format=3,
+            #             encoding={k: {"_FillValue": None} for k in ds.variables})  (no masking on read)
+            write_dataset(ds, staging, fill_value_attr=False)
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise ArchiveError(f"cannot write dataset {name!r}: {exc}", file=str(staging)) from exc

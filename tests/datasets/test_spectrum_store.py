@@ -128,7 +128,7 @@ def test_store_crash_leaves_no_half_dataset(
     def boom(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(xr.Dataset, "to_zarr", boom)
+    monkeypatch.setattr("gdask.zarrio._write_chunks", boom)
     with pytest.raises(ArchiveError):
         store.write(m)
     assert store.names() == [] and list((store.path / "_staging").iterdir()) == []
