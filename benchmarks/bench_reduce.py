@@ -189,19 +189,18 @@ def main() -> int:
     ap.add_argument("--skip-gammapy", action="store_true")
     args = ap.parse_args()
 
-    from distributed import Client, LocalCluster
-
     from gdask.archive.ingest import ingest
+    from gdask.cluster import get_client
     from gdask.config import AnalysisConfig
     from gdask.reduce.graph import reduce
 
     hess = DATA / "hess-dl3-dr1"
     with tempfile.TemporaryDirectory(prefix="gdask-bench-reduce-") as tmp:
         tmp = Path(tmp)
+        # the same LocalCluster as `gdask reduce` (gdask.cluster.get_client: worker settings included)
+        cluster_cm = get_client(None, n_workers=args.workers, threads_per_worker=args.threads_per_worker)
         with Timer("start LocalCluster + import makers on workers") as t_cluster:
-            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=args.threads_per_worker,
-                                   dashboard_address=None)
-            client = Client(cluster)
+            client = cluster_cm.__enter__()
             client.run(lambda: __import__("gdask.reduce.graph") and __import__("gdask.reduce.maps"))
         try:
             obs_ids = None
@@ -222,8 +221,7 @@ def main() -> int:
             with Timer("gdask reduce, datasets kept in worker memory") as t_mem:
                 _in_memory(client, config)
         finally:
-            client.close()
-            cluster.close()
+            cluster_cm.__exit__(None, None, None)
         t_gp = None
         if not args.skip_gammapy:
             with Timer("gammapy 2.1 serial (baseline script, subprocess)"):

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from gdask.zarrio import write_dataset
+from gdask.zarrio import read_dataset, write_dataset
 
 RNG = np.random.default_rng(3)
 
@@ -144,3 +144,52 @@ def test_replaces_existing_group(tmp_path):
     write_dataset(_map_like(), tmp_path / "g")
     write_dataset(_events_like(5), tmp_path / "g")
     assert set(xr.open_zarr(tmp_path / "g", consolidated=False).variables) == set(_events_like(5).variables)
+
+
+@pytest.mark.parametrize("fill_attr", [True, False])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_read_equals_xarray(tmp_path, case, fill_attr):
+    """read_dataset gives what xr.open_zarr(...).load() gives, for groups written by xarray."""
+    make, chunks = CASES[case]
+    ds = make()
+    path = tmp_path / "old.zarr"
+    _xarray_write(ds, path, chunks, True, fill_attr)
+    want = xr.open_zarr(path, consolidated=False).load()
+    got = read_dataset(path)
+    xr.testing.assert_identical(got, want)
+    for name in want.variables:
+        assert got[name].dtype == want[name].dtype, name
+
+
+@pytest.mark.realdata
+def test_read_real_stores_equals_xarray(hess_dir, tmp_path):
+    """Every group of an ingested observation and of a reduced DL4 dataset reads identically."""
+    from gdask.archive import ingest
+    from gdask.dl3 import DL3Index, read_observation
+    from gdask.geometry import EnergyAxis, WcsGeom
+    from gdask.reduce.convert import to_map_dataset
+    from gdask.reduce.maps import make_map_dataset
+
+    store = tmp_path / "a.zarr"
+    assert ingest(hess_dir, store, obs_ids=[23523], progress=False, processes=False).ok
+    groups = [p.parent for p in (store / "obs").rglob("zarr.json")]
+    groups.append(store / "index")
+    obs = read_observation(DL3Index.read(hess_dir), 23523)
+    geom = WcsGeom.create(skydir=(83.633, 22.014), width=(2, 2), binsz=0.05, frame="icrs")
+    e = EnergyAxis.from_bounds(0.7, 10, 5)
+    et = EnergyAxis.from_bounds(0.5, 20, 10, name="energy_true")
+    md = to_map_dataset(make_map_dataset(obs, geom, e, et), gti=obs.gti, name="r")
+    from gdask.datasets import DatasetStore
+
+    ds_store = DatasetStore(tmp_path / "d.zarr")
+    ds_store.write(md)
+    groups.append(tmp_path / "d.zarr" / "datasets" / "r")
+    checked = 0
+    for group in groups:
+        doc = (group / "zarr.json").read_text()
+        if '"node_type": "group"' not in doc:
+            continue
+        want = xr.open_zarr(group, consolidated=False).load()
+        xr.testing.assert_identical(read_dataset(group), want)
+        checked += 1
+    assert checked >= 8

@@ -326,8 +326,11 @@ class ArchiveStore:
             raise ArchiveError(
                 f"observation has no {component!r}", file=str(self.path), obs_id=obs_id, field=component
             )
-        chunks = {} if lazy else None
-        return xr.open_zarr(self.path, group=group, consolidated=False, chunks=chunks)
+        if not lazy:
+            from gdask.zarrio import read_dataset
+
+            return read_dataset(self.path / group)
+        return xr.open_zarr(self.path, group=group, consolidated=False, chunks={})
 
     def open_observation(self, obs_id: int, *, irfs: Iterable[str] | None = None, lazy: bool = True):
         """Open an observation as an `~gdask.dl3.Observation`.

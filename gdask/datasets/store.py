@@ -112,10 +112,11 @@ class DatasetStore:
         group = self._group(name)
         if not group.is_dir():
             raise ArchiveError(f"no dataset {name!r} in the store", file=str(self.path), field=name)
-        ds = xr.open_zarr(group, consolidated=False)
-        if not lazy:
-            ds = ds.load()
-        return self.wrap(ds)
+        if lazy:
+            return self.wrap(xr.open_zarr(group, consolidated=False))
+        from gdask.zarrio import read_dataset
+
+        return self.wrap(read_dataset(group))
 
     @staticmethod
     def wrap(ds: xr.Dataset) -> Dataset:
