@@ -286,7 +286,7 @@ def ingest(
     IngestSummary
         Reports of every observation; ``summary.ok`` is False if any failed.
     """
-    from gdask.dl3 import DL3Index
+    from gdask.dl3.index import DL3Index
 
     t0 = time.perf_counter()
     index = DL3Index.read(source)
