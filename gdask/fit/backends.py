@@ -58,6 +58,9 @@ class Objective:
             hit = self._cache.get(key)
         if hit is not None:
             return hit
+        if not np.all(np.isfinite(x)):
+            # a minimiser stepping to NaN/inf: an invalid point for it, never a term's input
+            return np.nan, np.full(x.shape, np.nan), np.array([])
         unique = self.problem.unique_from_factors(x)
         ev = self.coordinator.evaluate(self.problem.full_from_unique(unique))
         stat, grad = self.problem.combine(unique, ev.stat, ev.grad)
@@ -70,6 +73,8 @@ class Objective:
     def evaluate_many(self, factors: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """`evaluate` for a stack of points in one coordinator round trip."""
         factors = np.atleast_2d(np.asarray(factors, dtype=float))
+        if not np.all(np.isfinite(factors)):
+            return [self.evaluate(x) for x in factors]  # invalid points answer NaN, the rest as one
         uniques = [self.problem.unique_from_factors(x) for x in factors]
         evs = self.coordinator.evaluate_many(
             np.array([self.problem.full_from_unique(u) for u in uniques]))

@@ -170,3 +170,23 @@ def test_term_errors_propagate():
         Coordinator(bad).start()
     with pytest.raises(ValueError):
         Coordinator(specs + specs)
+
+
+def test_non_finite_parameters_are_an_invalid_point_not_a_term_input():
+    """A minimiser stepping to NaN gets NaN back; the terms are never called with it."""
+    from gdask.fit.backends import Objective
+
+    class Boom:
+        def evaluate(self, values):
+            raise AssertionError("a term was evaluated at a non-finite point")
+
+        def evaluate_many(self, stack):
+            raise AssertionError("a term was evaluated at a non-finite point")
+
+    class Problem:
+        pass
+
+    obj = Objective(Problem(), Boom())
+    stat, grad, _ = obj.evaluate([1.0, np.nan])
+    assert np.isnan(stat) and np.all(np.isnan(grad))
+    assert np.isnan(obj.fcn([np.inf, 0.0]))
