@@ -64,7 +64,6 @@ def test_cluster_equals_in_process(data_dir, client, gdask_local):
 
 @pytest.mark.validation
 def test_against_gammapy(data_dir, gdask_local):
-    pytest.importorskip("gammapy")
     import astropy.units as u
     from gammapy.datasets import Datasets, SpectrumDatasetOnOff
     from gammapy.modeling import Fit as GFit

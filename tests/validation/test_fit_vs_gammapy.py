@@ -31,7 +31,6 @@ from gdask.models import Models
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata, pytest.mark.slow]
 
-gammapy = pytest.importorskip("gammapy")
 
 # ----------------------------------------------------------------- joint Crab
 CRAB_RANGES = {"fermi": (0.03, 2.0), "magic": (0.08, 30.0), "veritas": (0.15, 30.0),

@@ -17,10 +17,8 @@ import pytest
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
-gammapy = pytest.importorskip("gammapy")
-iminuit = pytest.importorskip("iminuit")
-
 import astropy.units as u  # noqa: E402
+import iminuit  # noqa: E402
 from gammapy.datasets import Datasets  # noqa: E402
 from gammapy.datasets import SpectrumDataset as GSpectrumDataset  # noqa: E402
 from gammapy.datasets import SpectrumDatasetOnOff as GSpectrumDatasetOnOff  # noqa: E402

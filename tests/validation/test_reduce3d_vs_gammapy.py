@@ -26,7 +26,6 @@ from astropy.coordinates import SkyCoord
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
-gammapy = pytest.importorskip("gammapy")
 from gammapy.data import DataStore  # noqa: E402
 from gammapy.irf import FoVAlignment  # noqa: E402
 from gammapy.makers import SafeMaskMaker  # noqa: E402

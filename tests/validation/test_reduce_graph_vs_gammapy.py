@@ -22,7 +22,6 @@ from tests.validation.gammapy_hess import OBS_IDS
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
-gammapy = pytest.importorskip("gammapy")
 
 RUNS = list(OBS_IDS)
 RTOL = 1e-3

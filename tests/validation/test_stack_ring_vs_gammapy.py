@@ -34,7 +34,6 @@ from astropy.coordinates import SkyCoord
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
-gammapy = pytest.importorskip("gammapy")
 from gammapy.datasets import Datasets  # noqa: E402
 from gammapy.datasets import MapDataset as GPMapDataset  # noqa: E402
 from gammapy.datasets import SpectrumDatasetOnOff as GPSpectrumDatasetOnOff  # noqa: E402
