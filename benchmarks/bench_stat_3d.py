@@ -25,33 +25,15 @@ import numpy as np
 warnings.simplefilter("ignore")
 
 RUNS = [23523, 23526, 23559, 23592]
-DATA = "/work/shared/data/hess-dl3-dr1"
 
 
 def build(outdir: Path, npix: int, runs: list[int]) -> list[Path]:
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from gammapy.data import DataStore
-    from gammapy.datasets import MapDataset
-    from gammapy.makers import FoVBackgroundMaker, MapDatasetMaker, SafeMaskMaker
-    from gammapy.maps import MapAxis, WcsGeom
-    from regions import CircleSkyRegion
+    """Gammapy's per-run datasets of bench_B_3d_crab.py (``npix`` pixels a side), written to FITS."""
+    from _common import gammapy_hess_datasets
 
-    target = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
-    observations = DataStore.from_dir(DATA).get_observations(runs)
-    e_reco = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
-    e_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(npix * 0.02, npix * 0.02),
-                          frame="icrs", proj="CAR", axes=[e_reco])
-    excl = ~geom.to_image().region_mask([CircleSkyRegion(center=target, radius=0.3 * u.deg)])
-    empty = MapDataset.create(geom=geom, energy_axis_true=e_true, name="empty")
-    maker = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"])
-    safe = SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg)
-    fov = FoVBackgroundMaker(method="scale", exclusion_mask=excl)
     paths = []
-    for obs in observations:
-        ds = fov.run(safe.run(maker.run(empty.copy(name=str(obs.obs_id)), obs), obs))
-        path = outdir / f"{obs.obs_id}_{npix}.fits"
+    for ds in gammapy_hess_datasets(tuple(runs), npix):
+        path = outdir / f"{ds.name}_{npix}.fits"
         ds.write(path, overwrite=True)
         paths.append(path)
     return paths
