@@ -82,8 +82,11 @@ def test_run_end_to_end(demo, tmp_path: Path) -> None:
     assert summary["mode"] == "in-process"  # 50k bins: below the auto rule's threshold
     table = _covered(res, out / "sim" / "models.yaml")
     demo_table = Table.read(out / "comparison.ecsv")
-    # the same datasets (reduction is deterministic), in-process instead of distributed
-    np.testing.assert_allclose(table["fitted"], demo_table["fitted"], rtol=1e-6)
+    # the same datasets (reduction is deterministic), fitted in-process instead of distributed:
+    # two minimisations whose sums differ in the last bits (multi-threaded BLAS here, one thread
+    # on workers) stop at the same minimum within MIGRAD's tolerance, a tiny fraction of an error
+    assert np.all(np.abs(table["fitted"] - demo_table["fitted"]) <= 0.02 * demo_table["error"])
+    np.testing.assert_allclose(table["error"], demo_table["error"], rtol=0.01)
     ecsv = Table.read(res / "models_parameters.ecsv")
     assert "crab-sim.spectral.index" in list(ecsv["name"]) and np.all(ecsv["error"] >= 0)
 
