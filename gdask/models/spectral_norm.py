@@ -12,13 +12,13 @@ import numpy as np
 from astropy import units as u
 
 from .core import _stack_grads
-from .integrate import powerlaw_integral_factor
 from .parameters import Parameter, Parameters
 from .parameters import ParameterSpec as P
 from .spectral import (
     ENERGY_UNIT,
     ExpCutoffPowerLawSpectralModel,
     LogParabolaSpectralModel,
+    PowerLawSpectralModel,
     _scale_fwd,
     _scale_inv,
 )
@@ -43,31 +43,31 @@ class PowerLawNormSpectralModel(SpectralModel):
     output_unit = ""
     analytic_integral = True
 
+    # the power law's formulas, with (tilt, norm, reference) for (index, amplitude, reference)
+
     @staticmethod
     def evaluate(energy: Any, tilt: float, norm: float, reference: float) -> np.ndarray:
-        return norm * np.power(energy / reference, -tilt)
+        return PowerLawSpectralModel.evaluate(energy, tilt, norm, reference)
 
     @staticmethod
     def evaluate_grad(energy: Any, tilt: float, norm: float, reference: float) -> dict[str, Any]:
-        x = energy / reference
-        pw = np.power(x, -tilt)
-        f = norm * pw
-        return {"tilt": -f * np.log(x), "norm": pw, "reference": f * tilt / reference}
+        return _from_power_law(PowerLawSpectralModel.evaluate_grad(energy, tilt, norm, reference))
 
     @staticmethod
     def evaluate_integral(emin: Any, emax: Any, tilt: float, norm: float,
                           reference: float) -> np.ndarray:
-        f, _ = powerlaw_integral_factor(np.log(emin / reference), np.log(emax / reference),
-                                        1.0 - tilt)
-        return norm * reference * f
+        return PowerLawSpectralModel.evaluate_integral(emin, emax, tilt, norm, reference)
 
     @staticmethod
     def evaluate_integral_grad(emin: Any, emax: Any, tilt: float, norm: float,
                                reference: float) -> dict[str, Any]:
-        f, df = powerlaw_integral_factor(np.log(emin / reference), np.log(emax / reference),
-                                         1.0 - tilt)
-        return {"tilt": -norm * reference * df, "norm": reference * f,
-                "reference": norm * reference * f * tilt / reference}
+        return _from_power_law(
+            PowerLawSpectralModel.evaluate_integral_grad(emin, emax, tilt, norm, reference))
+
+
+def _from_power_law(grads: dict[str, Any]) -> dict[str, Any]:
+    """Power-law gradients keyed by PowerLawNorm's parameter names."""
+    return {"tilt": grads["index"], "norm": grads["amplitude"], "reference": grads["reference"]}
 
 
 class LogParabolaNormSpectralModel(SpectralModel):
