@@ -67,6 +67,23 @@ class Observation:
         out = [t for t, v in (("events", self.events), ("gti", self.gti)) if v is not None]
         return out + [t for t in IRF_TYPES if t in self.irfs]
 
+    @property
+    def background_fov_alignment(self) -> str | None:
+        """How the background IRF's FoV axes are aligned: ``RADEC``, ``ALTAZ`` or ``REVERSE_LON_RADEC``.
+
+        The H.E.S.S. DL3 DR1 files (EVENTS ``CREATOR = "SASH FITS::EventListWriter"``,
+        ``HDUVERS = "0.2"``) store the background with reversed FoV longitudes;
+        Gammapy reads them so, and gdask does the same. Otherwise the value is
+        the background IRF's own FOVALIGN (None without a background IRF).
+        """
+        if self.events is not None:
+            header = self.events.header
+            if (str(header.get("CREATOR", "")).strip() == "SASH FITS::EventListWriter"
+                    and str(header.get("HDUVERS", "")).strip() == "0.2"):
+                return "REVERSE_LON_RADEC"
+        bkg = self.irfs.get("bkg")
+        return None if bkg is None else bkg.ds.attrs.get("fov_alignment")
+
     def to_hdulist(self) -> fits.HDUList:
         """A FITS HDU list: PRIMARY, EVENTS, GTI, then the IRFs (aeff, edisp, psf, bkg, rad_max)."""
         hdus: list[Any] = [fits.PrimaryHDU()]

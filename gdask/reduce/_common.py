@@ -62,9 +62,8 @@ class ObservationInfo:
     aeff_thresholds : (float or None, float or None)
         ``LO_THRES``/``HI_THRES`` (TeV) of the effective-area header.
     bkg_reverse_lon : bool
-        Old H.E.S.S. files (EVENTS ``CREATOR = "SASH FITS::EventListWriter"``,
-        ``HDUVERS = "0.2"``): Gammapy reads their background with reversed FoV
-        longitudes (``REVERSE_LON_RADEC``), and so does gdask.
+        The background has reversed FoV longitudes
+        (`gdask.dl3.Observation.background_fov_alignment`, old H.E.S.S. files).
     """
 
     obs_id: int
@@ -112,8 +111,7 @@ class ObservationInfo:
             time_ref=gti.time_reference,
             location=_location(header),
             aeff_thresholds=_aeff_thresholds(obs.irfs.get("aeff")),
-            bkg_reverse_lon=(str(header.get("CREATOR", "")).strip() == "SASH FITS::EventListWriter"
-                             and str(header.get("HDUVERS", "")).strip() == "0.2"),
+            bkg_reverse_lon=obs.background_fov_alignment == "REVERSE_LON_RADEC",
         )
 
 

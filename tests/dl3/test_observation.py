@@ -201,3 +201,13 @@ def test_write_without_index(data_dir: Path, tmp_path: Path) -> None:
     assert written.obs_units["RA_PNT"] == "deg"
     with pytest.raises(OSError):
         write_observations(observations, tmp_path)  # no overwrite
+
+
+@pytest.mark.realdata
+def test_background_fov_alignment(data_dir: Path):
+    """H.E.S.S. DR1 backgrounds have reversed FoV longitudes (as Gammapy reads them); no bkg: None."""
+    hess = read_observation(DL3Index.read(data_dir / "hess-dl3-dr1"), 23523)
+    assert hess.background_fov_alignment == "REVERSE_LON_RADEC"
+    assert hess.irfs["bkg"].ds.attrs["fov_alignment"] == "RADEC"  # the file's own FOVALIGN
+    magic = read_observation(DL3Index.read(data_dir / "joint-crab" / "dl3" / "magic"), 5029747)
+    assert "bkg" not in magic.irfs and magic.background_fov_alignment is None
