@@ -56,7 +56,7 @@ def spectra_payload(group: Any, values: np.ndarray) -> list[dict[str, Any]]:
 
 def dataset_spectra(coordinator: Any, values: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per-dataset spectra at the full parameter vector ``values``, one task per term group."""
-    parts = coordinator._run(spectra_payload, np.asarray(values, float))
+    parts = coordinator.map_groups(spectra_payload, np.asarray(values, float))
     out: dict[str, dict[str, Any]] = {}
     for part in parts:
         for item in part:

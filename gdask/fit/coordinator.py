@@ -78,10 +78,8 @@ def _relevant_indices(spec: TermSpec) -> np.ndarray | None:
     if (spec.options or {}).get("energy_scale") is not None:
         # the nuisance parameter usually sits in a model applying to no dataset
         try:
-            from gdask.likelihood.spectrum import _param_position
-
-            out.append(_param_position(models, spec.options["energy_scale"]))
-        except Exception:  # noqa: BLE001 - unresolvable: no caching
+            out.append(models.parameter_index(spec.options["energy_scale"]))
+        except KeyError:  # unresolvable: no caching (the term itself reports the error)
             return None
     return np.array(sorted(set(out)), dtype=int)
 
@@ -346,8 +344,13 @@ class Coordinator:
             if old is not None:
                 old.release()
 
-    def _run(self, func: Callable, payload: Any) -> list[Any]:
-        """Run ``func(group, payload)`` for every group; retry groups lost with a worker."""
+    def map_groups(self, func: Callable, payload: Any) -> list[Any]:
+        """``func(group, payload)`` next to every resident term group, in partition order.
+
+        One round trip; groups lost with a worker are rebuilt from their specs
+        and retried. ``func`` must be a picklable top-level function; a group's
+        terms are in ``group.terms`` (spec order within the group, see ``partition``).
+        """
         if not self._started:
             self.start()
         if self.client is None:
@@ -408,7 +411,7 @@ class Coordinator:
     def evaluate(self, values: Sequence[float]) -> Evaluation:
         """Statistic, gradient and per-term statistics at one full parameter vector."""
         values = np.asarray(values, dtype=float)
-        parts = self._run(_eval_group, values)
+        parts = self.map_groups(_eval_group, values)
         with self._lock:
             self.n_evaluations += 1
         return self._assemble([p[0] for p in parts], [p[1] for p in parts])
@@ -416,7 +419,7 @@ class Coordinator:
     def evaluate_many(self, values: np.ndarray) -> list[Evaluation]:
         """Evaluate a stack of vectors (shape ``(m, n)``) in one round trip."""
         values = np.atleast_2d(np.asarray(values, dtype=float))
-        parts = self._run(_eval_group_many, values)
+        parts = self.map_groups(_eval_group_many, values)
         with self._lock:
             self.n_evaluations += len(values)
         return [self._assemble([p[0][j] for p in parts], [p[1][j] for p in parts])
@@ -433,7 +436,7 @@ class Coordinator:
 
     def infos(self) -> list[dict[str, Any]]:
         """``info()`` of every term, in spec order."""
-        parts = self._run(_infos_payload, None)
+        parts = self.map_groups(_infos_payload, None)
         out: list[dict[str, Any]] = [{}] * len(self.specs)
         for idx, part in zip(self.partition, parts, strict=True):
             for k, info in zip(idx, part, strict=True):

@@ -102,19 +102,12 @@ def _tev(x: Any) -> float | None:
 
 
 def _param_position(models: Models, name: str) -> int:
-    """Position in ``models.parameters`` of ``<model>.<type>.<name>``, ``<model>.<name>`` or a
-    unique bare ``<name>``."""
-    full = [f"{m.name}.{n}" for m in models for n in m.parameters_names]
-    if name in full:
-        return full.index(name)
-    short = [f"{m.name}.{p.name}" for m in models for p in m.parameters]
-    bare = [p.name for p in models.parameters]
-    for cand in (short, bare):
-        hits = [i for i, n in enumerate(cand) if n == name]
-        if len(hits) == 1:
-            return hits[0]
-    raise ConfigError(f"energy_scale parameter {name!r} not found (or ambiguous) in the models; "
-                      "use '<model>.<type>.<name>'", field="energy_scale")
+    """`Models.parameter_index`, as a configuration error naming ``energy_scale``."""
+    try:
+        return models.parameter_index(name)
+    except KeyError:
+        raise ConfigError(f"energy_scale parameter {name!r} not found (or ambiguous) in the models; "
+                          "use '<model>.<type>.<name>'", field="energy_scale") from None
 
 
 class SpectrumOnOffTerm(LikelihoodTerm):

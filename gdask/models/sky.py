@@ -232,6 +232,25 @@ class Models(collections.abc.Sequence):
         full = [f"{m.name}.{n}" for m in self._models for n in m.parameters_names]
         return [full[i] for i in self.parameters.flat_layout().first]
 
+    def parameter_index(self, name: str) -> int:
+        """Position in ``parameters`` of ``<model>.<type>.<name>``, ``<model>.<name>`` or a unique ``<name>``.
+
+        Raises
+        ------
+        KeyError
+            If no parameter, or more than one, has that name.
+        """
+        full = [f"{m.name}.{n}" for m in self._models for n in m.parameters_names]
+        if name in full:
+            return full.index(name)
+        short = [f"{m.name}.{p.name}" for m in self._models for p in m.parameters]
+        bare = [p.name for p in self.parameters]
+        for cand in (short, bare):
+            hits = [i for i, n in enumerate(cand) if n == name]
+            if len(hits) == 1:
+                return hits[0]
+        raise KeyError(f"parameter {name!r} not found (or ambiguous); use '<model>.<type>.<name>'")
+
     def sync_links(self) -> None:
         """Make linked parameters consistent (the first occurrence wins)."""
         self.parameters.sync_links()
