@@ -59,7 +59,7 @@ def _finish(values: np.ndarray, fill: np.ndarray, value_scale: str = "lin") -> n
 
 def eval_aeff(aeff: EffectiveArea2D, energy_true: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Effective area (m2), shape ``(n_energy,) + offset.shape``."""
-    it = aeff._interp  # the class's table (nodes, scaled values, edges)
+    it = aeff.interpolator  # the class's table (nodes, scaled values, edges)
     raw = _separable(it.nodes, it.values_scaled, [energy_true], it.scales, offset.ravel())
     fe, fo = (outside_edges([e], [x])[0] for e, x in zip(it.edges, (energy_true, offset.ravel()), strict=True))
     fill = fe[:, None] | fo[None, :]
@@ -68,7 +68,7 @@ def eval_aeff(aeff: EffectiveArea2D, energy_true: np.ndarray, offset: np.ndarray
 
 def eval_psf(psf: PSFTable, energy_true: np.ndarray, rad: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Table PSF density (sr^-1), shape ``(n_energy, n_rad) + offset.shape``."""
-    nodes, edges, values = psf._grid
+    nodes, edges, values = psf.grid
     order = (0, 2, 1)  # offset last
     raw = _separable([nodes[i] for i in order], np.transpose(values, order),
                      [energy_true[:, None], rad[None, :]], ["log", "lin", "lin"], offset.ravel())
@@ -81,7 +81,7 @@ def eval_psf(psf: PSFTable, energy_true: np.ndarray, rad: np.ndarray, offset: np
 
 def eval_edisp_pdf(edisp: EnergyDispersion2D, energy_true: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Migration pdf on the IRF's migration nodes, shape ``(n_energy, n_migra) + offset.shape``."""
-    it = edisp._interp
+    it = edisp.interpolator
     migra = it.nodes[1]
     raw = _separable(it.nodes, it.values_scaled, [energy_true[:, None], migra[None, :]], it.scales, offset.ravel())
     fe = outside_edges([it.edges[0]], [energy_true])[0]
@@ -95,7 +95,7 @@ def bilinear_background_evaluator(bkg) -> Callable[[np.ndarray, np.ndarray, np.n
     """An ``evaluate(energy, fov_lon, fov_lat)`` for a Background3D, equal to ``bkg.evaluate``,
     for energies of shape ``(n, 1, ...)`` and FoV coordinates of shape ``(1,) + S``: the table is
     first interpolated at the energies on its spatial nodes, then bilinearly per pixel."""
-    it = bkg._interp
+    it = bkg.interpolator
     lon_n, lat_n = it.nodes[1], it.nodes[2]
 
     def evaluate(energy: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from astropy.time import Time
 from gdask.datasets._axes import BandAxis
 from gdask.datasets.irf_maps import EDispKernelMap, PSFMap
 from gdask.dl3.irf import Background2D, EffectiveArea2D, EnergyDispersion2D, PSFTable
-from gdask.dl3.irf.bkg import _integrate_bins
+from gdask.dl3.irf.bkg import integrate_bins
 from gdask.dl3.irf.edisp import reco_bin_probabilities
 from gdask.geometry import Axis, EnergyAxis, WcsGeom
 from gdask.reduce._common import (
@@ -248,12 +248,12 @@ def make_background(
                 raise ValueError("an ALTAZ-aligned background needs time_start and location")
             times = rotation_times(radec, time_start, ontime, location, fov_rotation_step)
             lon, lat = fov_altaz(geom, radec, times, location)
-            per_time = _integrate_bins(bkg.evaluate, edges, (lon, lat), oversampling)
+            per_time = integrate_bins(bkg.evaluate, edges, (lon, lat), oversampling)
             dt = (times - times[0]).to_value("s")
             rate = np.trapezoid(per_time, dt, axis=1) / (dt[-1] - dt[0])
         else:
             lon, lat = fov_radec(geom, radec, reverse_lon=align == "REVERSE_LON_RADEC")
-            rate = _integrate_bins(bilinear_background_evaluator(bkg), edges, (lon, lat), oversampling)
+            rate = integrate_bins(bilinear_background_evaluator(bkg), edges, (lon, lat), oversampling)
     data = rate * geom.solid_angle() * float(ontime)
     return _cube(data, geom, energy_axis, "background", "")
 

@@ -97,7 +97,7 @@ def test_psf_table_containment_radius_vs_gammapy(hess_dir, obs_id):
     frac = rng.uniform(0.1, 0.99, 200)
     # where the table's containment never reaches the fraction the radius is a
     # plateau point chosen by rounding noise in Gammapy: compare where it is reached
-    reachable = ours.containment(e, o, ours._grid[1][2][-1]) > frac + 1e-3
+    reachable = ours.containment(e, o, ours.grid[1][2][-1]) > frac + 1e-3
     assert reachable.sum() > 100
     e, o, frac = e[reachable], o[reachable], frac[reachable]
     got = ours.containment_radius(frac, e, o)

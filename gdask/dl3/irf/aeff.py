@@ -63,9 +63,10 @@ class EffectiveArea2D(TableIRF):
         )
 
     @cached_property
-    def _interp(self) -> GridInterpolator:
+    def interpolator(self) -> GridInterpolator:
+        """The table interpolator behind `evaluate` (nodes, scaled values, edges; cached)."""
         return self._grid_interpolator("effective_area", ["log", "lin"], values_scale="lin")
 
     def evaluate(self, energy_true, offset) -> np.ndarray:
         """Effective area (m2) at true energies (TeV) and offsets (deg), broadcast together."""
-        return self._interp(energy_true, offset)
+        return self.interpolator(energy_true, offset)

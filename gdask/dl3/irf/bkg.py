@@ -24,7 +24,7 @@ from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, OFFSET_AXIS, TableIRF
 from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 
-__all__ = ["Background3D", "Background2D", "trapz_loglog", "upsample_log_edges"]
+__all__ = ["Background3D", "Background2D", "integrate_bins", "trapz_loglog", "upsample_log_edges"]
 
 BKG_UNIT = "s-1 MeV-1 sr-1"
 _MEV_PER_TEV = 1e6
@@ -82,7 +82,7 @@ def upsample_log_edges(edges: np.ndarray, factor: int) -> np.ndarray:
     return np.exp(np.interp(pix, np.arange(n + 1), np.log(edges)))
 
 
-def _integrate_bins(evaluate, energy_edges, spatial, oversampling: int | None) -> np.ndarray:
+def integrate_bins(evaluate, energy_edges, spatial, oversampling: int | None) -> np.ndarray:
     """Integral (s^-1 sr^-1) of ``evaluate(energy, *spatial)`` over energy bins, energy first."""
     edges = np.asarray(energy_edges, dtype=float)
     factor = int(oversampling) if oversampling else 1
@@ -118,7 +118,8 @@ class _BackgroundBase(TableIRF):
         return _tdim_rule(tuple(s.dim for s in cls.axes))
 
     @cached_property
-    def _interp(self) -> GridInterpolator:
+    def interpolator(self) -> GridInterpolator:
+        """The table interpolator behind `evaluate` (nodes, scaled values, edges; cached)."""
         return self._grid_interpolator(
             "background", ["log", *self._spatial_scales], values_scale="log"
         )
@@ -184,7 +185,7 @@ class Background3D(_BackgroundBase):
 
     def evaluate(self, energy, fov_lon, fov_lat) -> np.ndarray:
         """Rate (s^-1 MeV^-1 sr^-1) at energies (TeV) and FoV coordinates (deg), broadcast."""
-        return self._interp(energy, fov_lon, fov_lat)
+        return self.interpolator(energy, fov_lon, fov_lat)
 
     def integrate_energy(self, energy_edges, fov_lon, fov_lat, *, oversampling: int | None = None):
         """Rate integrated over reconstructed-energy bins, in s^-1 sr^-1.
@@ -201,7 +202,7 @@ class Background3D(_BackgroundBase):
         -------
         ndarray, shape ``(n,) + S``
         """
-        return _integrate_bins(self.evaluate, energy_edges, (fov_lon, fov_lat), oversampling)
+        return integrate_bins(self.evaluate, energy_edges, (fov_lon, fov_lat), oversampling)
 
 
 class Background2D(_BackgroundBase):
@@ -231,8 +232,8 @@ class Background2D(_BackgroundBase):
 
     def evaluate(self, energy, offset) -> np.ndarray:
         """Rate (s^-1 MeV^-1 sr^-1) at energies (TeV) and offsets (deg), broadcast."""
-        return self._interp(energy, offset)
+        return self.interpolator(energy, offset)
 
     def integrate_energy(self, energy_edges, offset, *, oversampling: int | None = None):
         """Rate integrated over reconstructed-energy bins (s^-1 sr^-1), shape ``(n,) + offset.shape``."""
-        return _integrate_bins(self.evaluate, energy_edges, (offset,), oversampling)
+        return integrate_bins(self.evaluate, energy_edges, (offset,), oversampling)

@@ -117,14 +117,15 @@ class EnergyDispersion2D(TableIRF):
         )
 
     @cached_property
-    def _interp(self) -> GridInterpolator:
+    def interpolator(self) -> GridInterpolator:
+        """The table interpolator behind `evaluate` (nodes, scaled values, edges; cached)."""
         return self._grid_interpolator(
             "migration_pdf", ["log", "lin", "lin"], outside_mode=lambda f: (f[0] & f[1]) | f[2]
         )
 
     def evaluate(self, energy_true, migra, offset) -> np.ndarray:
         """Migration pdf at true energies (TeV), migrations and offsets (deg), broadcast together."""
-        return self._interp(energy_true, migra, offset)
+        return self.interpolator(energy_true, migra, offset)
 
     def reco_probabilities(
         self, energy_true, offset, energy_edges, *, threshold: float = 1e-8

@@ -300,7 +300,8 @@ class PSFTable(_PSFBase):
         return cls._create(edges, {"psf": psf}, meta)
 
     @cached_property
-    def _grid(self) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    def grid(self) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """(nodes, edges, values) over (energy_true, offset, rad), float64 (cached)."""
         dims = ("energy_true", "offset", "rad")
         nodes = [self._nodes(d) for d in dims]
         edges = [self._edges(d) for d in dims]
@@ -309,11 +310,11 @@ class PSFTable(_PSFBase):
 
     @cached_property
     def _density_interp(self) -> GridInterpolator:
-        return _table_interpolator(*self._grid)
+        return _table_interpolator(*self.grid)
 
     @cached_property
     def _containment_interp(self) -> GridInterpolator:
-        return _cumulative_interpolator(*self._grid)
+        return _cumulative_interpolator(*self.grid)
 
     def evaluate(self, energy_true, offset, rad) -> np.ndarray:
         """PSF density in sr^-1 at true energy (TeV), offset (deg) and rad (deg), broadcast."""
@@ -325,12 +326,12 @@ class PSFTable(_PSFBase):
 
     def containment_radius(self, fraction, energy_true, offset, *, factor: int = 20) -> np.ndarray:
         """Radius (deg) containing ``fraction``, on a grid of ``factor`` sub-bins per rad bin."""
-        rad = upsampled_centres(self._grid[1][2], factor)
+        rad = upsampled_centres(self.grid[1][2], factor)
         return _radius_on_grid(self.containment, rad, fraction, energy_true, offset)
 
     def cumulative(self) -> xr.DataArray:
         """The containment at each rad bin's upper edge, dims (energy_true, offset, rad)."""
-        nodes, edges, values = self._grid
+        nodes, edges, values = self.grid
         cum = table_cumulative(values, edges[2], nodes[2])
         dims = ("energy_true", "offset", "rad")
         coords = {d: self.ds[d] for d in dims[:2]} | {"rad": ("rad", edges[2][1:], {"units": "deg"})}

@@ -81,7 +81,8 @@ class RadMax2D(TableIRF):
         return bool(self.ds.attrs.get("fixed", False))
 
     @cached_property
-    def _interp(self) -> GridInterpolator:
+    def interpolator(self) -> GridInterpolator:
+        """The table interpolator behind `evaluate` (nodes, scaled values, edges; cached)."""
         return self._grid_interpolator("rad_max", ["log", "lin"])
 
     def evaluate(self, energy, offset) -> np.ndarray:
@@ -89,4 +90,4 @@ class RadMax2D(TableIRF):
         if self.is_fixed:
             shape = np.broadcast_shapes(np.shape(energy), np.shape(offset))
             return np.full(shape, float(self.ds["rad_max"].values.ravel()[0]))
-        return self._interp(energy, offset)
+        return self.interpolator(energy, offset)
