@@ -20,8 +20,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GDASK_DATA", REPO.parent / "shared" / "data"))
 HESS_RUNS = (23523, 23526, 23559, 23592)
-CRAB_RANGES = {"fermi": (0.03, 2.0), "magic": (0.08, 30.0), "veritas": (0.15, 30.0),
-               "fact": (0.4, 30.0), "hess": (0.66, 30.0)}
+CRAB_RANGES = {
+    "fermi": (0.03, 2.0),
+    "magic": (0.08, 30.0),
+    "veritas": (0.15, 30.0),
+    "fact": (0.4, 30.0),
+    "hess": (0.66, 30.0),
+}
 CRAB_START = {"amplitude": 3.8e-11, "alpha": 2.5, "beta": 0.1}
 NEVAL = {"n": 0}
 
@@ -64,9 +69,12 @@ class Machine:
     def report(self) -> None:
         wall = time.perf_counter() - self.t0
         other = (_busy_s() - self.b0) - (_own_cpu_s() - self.o0)
-        print(f"[machine] load average start {self.load0} / end {loadavg()}; processes other than "
-              f"this one used {other / wall:.2f} cores on average over {wall:.0f} s "
-              f"(machine has {os.cpu_count()})", flush=True)
+        print(
+            f"[machine] load average start {self.load0} / end {loadavg()}; processes other than "
+            f"this one used {other / wall:.2f} cores on average over {wall:.0f} s "
+            f"(machine has {os.cpu_count()})",
+            flush=True,
+        )
 
 
 @contextlib.contextmanager
@@ -132,8 +140,11 @@ def compare(names: list[str], values: Any, errors: Any, gmodels: Any) -> str:
 # --------------------------------------------------------------- joint Crab
 def crab_files() -> list[tuple[str, str, Path]]:
     """(instrument, dataset name, PHA file) of the ten joint-Crab spectra."""
-    return [(inst, f"{inst}-{pha.stem.removeprefix('pha_obs')}", pha) for inst in CRAB_RANGES
-            for pha in sorted((DATA / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))]
+    return [
+        (inst, f"{inst}-{pha.stem.removeprefix('pha_obs')}", pha)
+        for inst in CRAB_RANGES
+        for pha in sorted((DATA / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))
+    ]
 
 
 def crab_yaml() -> str:
@@ -144,20 +155,30 @@ def crab_yaml() -> str:
   spectral:
     type: LogParabolaSpectralModel
     parameters:
-    - {{name: amplitude, value: {CRAB_START['amplitude']}, unit: cm-2 s-1 TeV-1}}
+    - {{name: amplitude, value: {CRAB_START["amplitude"]}, unit: cm-2 s-1 TeV-1}}
     - {{name: reference, value: 1.0, unit: TeV}}
-    - {{name: alpha, value: {CRAB_START['alpha']}}}
-    - {{name: beta, value: {CRAB_START['beta']}}}
+    - {{name: alpha, value: {CRAB_START["alpha"]}}}
+    - {{name: beta, value: {CRAB_START["beta"]}}}
 """
 
 
 def crab_specs(models: Any) -> list[Any]:
     from gdask.likelihood import TermSpec
 
-    return [TermSpec("spectrum", name, str(pha), models.to_dict(),
-                     {"stat": "wstat", "energy_min": CRAB_RANGES[inst][0],
-                      "energy_max": CRAB_RANGES[inst][1]})
-            for inst, name, pha in crab_files()]
+    return [
+        TermSpec(
+            "spectrum",
+            name,
+            str(pha),
+            models.to_dict(),
+            {
+                "stat": "wstat",
+                "energy_min": CRAB_RANGES[inst][0],
+                "energy_max": CRAB_RANGES[inst][1],
+            },
+        )
+        for inst, name, pha in crab_files()
+    ]
 
 
 def gammapy_crab_datasets() -> Any:
@@ -168,8 +189,9 @@ def gammapy_crab_datasets() -> Any:
     out = Datasets()
     for inst, name, pha in crab_files():
         ds = SpectrumDatasetOnOff.read(pha, name=name)
-        ds.mask_fit = ds.counts.geom.energy_mask(CRAB_RANGES[inst][0] * u.TeV,
-                                                 CRAB_RANGES[inst][1] * u.TeV)
+        ds.mask_fit = ds.counts.geom.energy_mask(
+            CRAB_RANGES[inst][0] * u.TeV, CRAB_RANGES[inst][1] * u.TeV
+        )
         out.append(ds)
     return out
 
@@ -188,8 +210,14 @@ def gammapy_hess_datasets(runs: tuple[int, ...] = HESS_RUNS, npix: int = 150) ->
     target = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
     e_reco = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
     e_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(npix * 0.02, npix * 0.02),
-                          frame="icrs", proj="CAR", axes=[e_reco])
+    geom = WcsGeom.create(
+        skydir=(83.633, 22.014),
+        binsz=0.02,
+        width=(npix * 0.02, npix * 0.02),
+        frame="icrs",
+        proj="CAR",
+        axes=[e_reco],
+    )
     excl = ~geom.to_image().region_mask([CircleSkyRegion(center=target, radius=0.3 * u.deg)])
     empty = MapDataset.create(geom=geom, energy_axis_true=e_true, name="empty")
     maker = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"])
@@ -201,8 +229,14 @@ def gammapy_hess_datasets(runs: tuple[int, ...] = HESS_RUNS, npix: int = 150) ->
     return out
 
 
-def point_pl_yaml(bkg_names: list[str] = (), *, index: float = 2.0, amplitude: float = 1e-12,
-                  position_step: float | None = None, name: str = "crab") -> str:
+def point_pl_yaml(
+    bkg_names: list[str] = (),
+    *,
+    index: float = 2.0,
+    amplitude: float = 1e-12,
+    position_step: float | None = None,
+    name: str = "crab",
+) -> str:
     """Point source x power law (E0 = 1 TeV) at the Crab + one FoV background per name."""
     err = f", error: {position_step}" if position_step else ""
     text = f"""components:
@@ -235,8 +269,15 @@ def point_pl_yaml(bkg_names: list[str] = (), *, index: float = 2.0, amplitude: f
     return text
 
 
-def gdask_fit(specs: list[Any], yaml_text: str, client: Any = None, *, hessian: str = "gradient",
-              label: str = "", times: dict[str, float] | None = None) -> Any:
+def gdask_fit(
+    specs: list[Any],
+    yaml_text: str,
+    client: Any = None,
+    *,
+    hessian: str = "gradient",
+    label: str = "",
+    times: dict[str, float] | None = None,
+) -> Any:
     """Build the terms (timed), run ``Fit(...).run()`` (timed); return the FitResult."""
     from gdask.fit import Coordinator, Fit
     from gdask.models import Models
@@ -250,7 +291,10 @@ def gdask_fit(specs: list[Any], yaml_text: str, client: Any = None, *, hessian: 
             result = Fit(models, coord, hessian=hessian).run()
     finally:
         coord.close()
-    print(f"  gdask {label}: success={result.success} evaluations={result.n_evaluations} "
-          f"(fcn {result.n_fcn}, grad {result.n_grad}) round trips={result.n_round_trips} "
-          f"stat={result.total_stat:.4f}", flush=True)
+    print(
+        f"  gdask {label}: success={result.success} evaluations={result.n_evaluations} "
+        f"(fcn {result.n_fcn}, grad {result.n_grad}) round trips={result.n_round_trips} "
+        f"stat={result.total_stat:.4f}",
+        flush=True,
+    )
     return result

@@ -47,10 +47,17 @@ from _common import (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-cluster", action="store_true", help="skip the 2-worker LocalCluster")
-    parser.add_argument("--hessian", default="gradient", choices=["gradient", "numerical"],
-                        help="gdask Fit(hessian=...)")
-    parser.add_argument("--position-step", action="store_true",
-                        help="initial MIGRAD step 0.01 deg for lon_0/lat_0 in both tools")
+    parser.add_argument(
+        "--hessian",
+        default="gradient",
+        choices=["gradient", "numerical"],
+        help="gdask Fit(hessian=...)",
+    )
+    parser.add_argument(
+        "--position-step",
+        action="store_true",
+        help="initial MIGRAD step 0.01 deg for lon_0/lat_0 in both tools",
+    )
     args = parser.parse_args()
     machine = Machine()
     from gammapy.datasets import Datasets
@@ -77,8 +84,11 @@ def main() -> None:
         with timed("gammapy: fit.run (joint)", times):
             gres = Fit().run(datasets)
         g_nev = NEVAL["n"] - n0
-        print(f"  gammapy: success={gres.success} nfev={gres.nfev} stat_sum calls={g_nev} "
-              f"stat={gres.total_stat:.4f}", flush=True)
+        print(
+            f"  gammapy: success={gres.success} nfev={gres.nfev} stat_sum calls={g_nev} "
+            f"stat={gres.total_stat:.4f}",
+            flush=True,
+        )
 
         def specs(models_text: str) -> list[TermSpec]:
             from gdask.models import Models as GdModels
@@ -86,22 +96,40 @@ def main() -> None:
             d = GdModels.from_yaml(models_text).to_dict()
             return [TermSpec("map", n, str(files[n]), d) for n in names]
 
-        rows = [("in-process", gdask_fit(specs(text), text, hessian=args.hessian,
-                                         label="in-process", times=times))]
+        rows = [
+            (
+                "in-process",
+                gdask_fit(specs(text), text, hessian=args.hessian, label="in-process", times=times),
+            )
+        ]
         if not args.no_cluster:
             with local_cluster(2) as client:
-                rows.append(("2-worker LocalCluster",
-                             gdask_fit(specs(text), text, client, hessian=args.hessian,
-                                       label="2-worker LocalCluster", times=times)))
+                rows.append(
+                    (
+                        "2-worker LocalCluster",
+                        gdask_fit(
+                            specs(text),
+                            text,
+                            client,
+                            hessian=args.hessian,
+                            label="2-worker LocalCluster",
+                            times=times,
+                        ),
+                    )
+                )
     g = times["gammapy: fit.run (joint)"]
-    print("\nSUMMARY H.E.S.S. 3D joint fit (4 runs, 150x150x10, 8 free parameters), "
-          "optimize + covariance:")
+    print(
+        "\nSUMMARY H.E.S.S. 3D joint fit (4 runs, 150x150x10, 8 free parameters), "
+        "optimize + covariance:"
+    )
     print(f"  gammapy 2.1              {g:8.2f} s   {g_nev:4d} evaluations")
     for label, res in rows:
         t = times[f"gdask {label}: fit.run"]
-        print(f"  gdask {label:18s} {t:8.2f} s   {res.n_evaluations:4d} evaluations "
-              f"({res.n_round_trips} round trips)   speed-up {ratio(g, t)}   "
-              f"{compare(res.names, res.values, res.errors, datasets.models)}")
+        print(
+            f"  gdask {label:18s} {t:8.2f} s   {res.n_evaluations:4d} evaluations "
+            f"({res.n_round_trips} round trips)   speed-up {ratio(g, t)}   "
+            f"{compare(res.names, res.values, res.errors, datasets.models)}"
+        )
     machine.report()
 
 

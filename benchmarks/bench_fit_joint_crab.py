@@ -57,9 +57,12 @@ def run_gammapy(repeat: int) -> tuple[list[float], int, object]:
         res = Fit().run(datasets)
         times.append(perf_counter() - t0)
         nev = NEVAL["n"] - n0
-    print(f"  gammapy fit.run: median {statistics.median(times):.3f} s (runs: "
-          f"{', '.join(f'{t:.3f}' for t in times)}), stat_sum calls {nev}, nfev {res.nfev}, "
-          f"success {res.success}", flush=True)
+    print(
+        f"  gammapy fit.run: median {statistics.median(times):.3f} s (runs: "
+        f"{', '.join(f'{t:.3f}' for t in times)}), stat_sum calls {nev}, nfev {res.nfev}, "
+        f"success {res.success}",
+        flush=True,
+    )
     return times, nev, datasets.models
 
 
@@ -82,10 +85,13 @@ def run_gdask(repeat: int, client: object | None, label: str) -> tuple[list[floa
             times.append(perf_counter() - t0)
     finally:
         coord.close()
-    print(f"  gdask {label} fit.run: median {statistics.median(times):.4f} s (runs: "
-          f"{', '.join(f'{t:.4f}' for t in times)}), evaluations {res.n_evaluations} "
-          f"(fcn {res.n_fcn}, grad {res.n_grad}), round trips {res.n_round_trips}, "
-          f"success {res.success}", flush=True)
+    print(
+        f"  gdask {label} fit.run: median {statistics.median(times):.4f} s (runs: "
+        f"{', '.join(f'{t:.4f}' for t in times)}), evaluations {res.n_evaluations} "
+        f"(fcn {res.n_fcn}, grad {res.n_grad}), round trips {res.n_round_trips}, "
+        f"success {res.success}",
+        flush=True,
+    )
     return times, res
 
 
@@ -107,9 +113,11 @@ def main() -> None:
     print(f"  gammapy 2.1              {g:8.3f} s   {g_nev:4d} evaluations")
     for label, times, res in rows:
         t = statistics.median(times)
-        print(f"  gdask {label:18s} {t:8.3f} s   {res.n_evaluations:4d} evaluations "
-              f"({res.n_round_trips} round trips)   speed-up {ratio(g, t)}   "
-              f"{compare(res.names, res.values, res.errors, g_models)}")
+        print(
+            f"  gdask {label:18s} {t:8.3f} s   {res.n_evaluations:4d} evaluations "
+            f"({res.n_round_trips} round trips)   speed-up {ratio(g, t)}   "
+            f"{compare(res.names, res.values, res.errors, g_models)}"
+        )
     machine.report()
 
 

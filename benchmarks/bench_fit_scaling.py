@@ -57,21 +57,34 @@ def make_template() -> Any:
     obs = DataStore.from_dir(DATA / "hess-dl3-dr1").obs(23523)
     e_reco = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
     e_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, npix=(100, 100), frame="icrs",
-                          proj="CAR", axes=[e_reco])
+    geom = WcsGeom.create(
+        skydir=(83.633, 22.014),
+        binsz=0.02,
+        npix=(100, 100),
+        frame="icrs",
+        proj="CAR",
+        axes=[e_reco],
+    )
     empty = MapDataset.create(geom=geom, energy_axis_true=e_true, name="template")
-    ds = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"]).run(empty, obs)
-    return SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg).run(ds, obs)
+    ds = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"]).run(
+        empty, obs
+    )
+    return SafeMaskMaker(methods=["offset-max", "aeff-default"], offset_max=2.5 * u.deg).run(
+        ds, obs
+    )
 
 
 def true_model() -> Any:
     import astropy.units as u
     from gammapy.modeling.models import PointSpatialModel, PowerLawSpectralModel, SkyModel
 
-    return SkyModel(spatial_model=PointSpatialModel(lon_0=83.633 * u.deg, lat_0=22.014 * u.deg,
-                                                    frame="icrs"),
-                    spectral_model=PowerLawSpectralModel(
-                        index=2.6, amplitude=4.5e-11 * u.Unit("cm-2 s-1 TeV-1")), name="truth")
+    return SkyModel(
+        spatial_model=PointSpatialModel(lon_0=83.633 * u.deg, lat_0=22.014 * u.deg, frame="icrs"),
+        spectral_model=PowerLawSpectralModel(
+            index=2.6, amplitude=4.5e-11 * u.Unit("cm-2 s-1 TeV-1")
+        ),
+        name="truth",
+    )
 
 
 def fit_models_yaml() -> str:
@@ -131,21 +144,31 @@ def run_gammapy(template: Any, counts: np.ndarray, n: int, timeout: float) -> di
     t0 = time.perf_counter()
     try:
         res = Fit().run(datasets)
-        out.update(fit_s=time.perf_counter() - t0, evals=NEVAL["n"] - n0, success=res.success,
-                   models=datasets.models, timed_out=False)
+        out.update(
+            fit_s=time.perf_counter() - t0,
+            evals=NEVAL["n"] - n0,
+            success=res.success,
+            models=datasets.models,
+            timed_out=False,
+        )
     except _Timeout:
-        out.update(fit_s=float(timeout), evals=NEVAL["n"] - n0, success=False, models=None,
-                   timed_out=True)
+        out.update(
+            fit_s=float(timeout), evals=NEVAL["n"] - n0, success=False, models=None, timed_out=True
+        )
     finally:
         signal.alarm(0)
-    print(f"  gammapy N={n}: t_eval {t_eval * 1e3:.1f} ms, fit {out['fit_s']:.2f} s"
-          f"{' (TIMED OUT)' if out['timed_out'] else ''}, {out['evals']} evaluations, "
-          f"success {out['success']}", flush=True)
+    print(
+        f"  gammapy N={n}: t_eval {t_eval * 1e3:.1f} ms, fit {out['fit_s']:.2f} s"
+        f"{' (TIMED OUT)' if out['timed_out'] else ''}, {out['evals']} evaluations, "
+        f"success {out['success']}",
+        flush=True,
+    )
     return out
 
 
-def run_gdask(specs: list[Any], client: Any, hessian: str, eval_repeat: int,
-              label: str) -> dict[str, Any]:
+def run_gdask(
+    specs: list[Any], client: Any, hessian: str, eval_repeat: int, label: str
+) -> dict[str, Any]:
     from gdask.fit import Coordinator, Fit
     from gdask.models import Models
 
@@ -164,31 +187,52 @@ def run_gdask(specs: list[Any], client: Any, hessian: str, eval_repeat: int,
         for j in range(eval_repeat):
             v = base.copy()
             for i in free:
-                v[i] = v[i] + 1e-5 * (j + 1) if names[i] in ("lon_0", "lat_0") else \
-                    v[i] * (1 + 1e-6 * (j + 1))
+                v[i] = (
+                    v[i] + 1e-5 * (j + 1)
+                    if names[i] in ("lon_0", "lat_0")
+                    else v[i] * (1 + 1e-6 * (j + 1))
+                )
             t0 = time.perf_counter()
             coord.evaluate(v)
             times.append(time.perf_counter() - t0)
         out["t_eval"] = statistics.median(times)
         t0 = time.perf_counter()
         res = Fit(models, coord, hessian=hessian).run()
-        out.update(fit_s=time.perf_counter() - t0, evals=res.n_evaluations,
-                   round_trips=res.n_round_trips, success=res.success, result=res)
+        out.update(
+            fit_s=time.perf_counter() - t0,
+            evals=res.n_evaluations,
+            round_trips=res.n_round_trips,
+            success=res.success,
+            result=res,
+        )
     finally:
         coord.close()
-    print(f"  gdask {label}: build {out['build_s']:.2f} s, t_eval {out['t_eval'] * 1e3:.1f} ms, "
-          f"fit {out['fit_s']:.2f} s, {out['evals']} evaluations, {out['round_trips']} round "
-          f"trips, success {out['success']}", flush=True)
+    print(
+        f"  gdask {label}: build {out['build_s']:.2f} s, t_eval {out['t_eval'] * 1e3:.1f} ms, "
+        f"fit {out['fit_s']:.2f} s, {out['evals']} evaluations, {out['round_trips']} round "
+        f"trips, success {out['success']}",
+        flush=True,
+    )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 64, 256])
-    parser.add_argument("--gammapy-n", type=int, nargs="*", default=[64, 256],
-                        help="N values at which Gammapy also fits (slow: ~0.75 s x N here)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
-                        help="0 = in-process; k = LocalCluster with k worker processes")
+    parser.add_argument(
+        "--gammapy-n",
+        type=int,
+        nargs="*",
+        default=[64, 256],
+        help="N values at which Gammapy also fits (slow: ~0.75 s x N here)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="0 = in-process; k = LocalCluster with k worker processes",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="Gammapy fit cap (s)")
     parser.add_argument("--eval-repeat", type=int, default=5)
     parser.add_argument("--hessian", default="gradient", choices=["gradient", "numerical"])
@@ -213,30 +257,46 @@ def main() -> None:
             np.save(counts_path, counts)
         gp = {n: run_gammapy(template, counts, n, args.timeout) for n in sorted(args.gammapy_n)}
         model_dict = Models.from_yaml(fit_models_yaml()).to_dict()
-        specs = [TermSpec("bench-faked-map", f"d{i:04d}", str(template_path), model_dict,
-                          {"counts": str(counts_path), "index": i}) for i in range(nmax)]
+        specs = [
+            TermSpec(
+                "bench-faked-map",
+                f"d{i:04d}",
+                str(template_path),
+                model_dict,
+                {"counts": str(counts_path), "index": i},
+            )
+            for i in range(nmax)
+        ]
         sys.path.insert(0, HERE)
         gd: dict[tuple[int, int], dict[str, Any]] = {}
         for w in args.workers:
             if w == 0:
                 for n in sorted(args.n):
-                    gd[n, 0] = run_gdask(specs[:n], None, args.hessian, args.eval_repeat,
-                                         f"N={n} in-process")
+                    gd[n, 0] = run_gdask(
+                        specs[:n], None, args.hessian, args.eval_repeat, f"N={n} in-process"
+                    )
                 continue
             with local_cluster(w) as client:
                 client.register_worker_callbacks(lambda: sys.path.insert(0, HERE))
                 for n in sorted(args.n):
-                    gd[n, w] = run_gdask(specs[:n], client, args.hessian, args.eval_repeat,
-                                         f"N={n} {w} worker(s)")
-    print("\nSUMMARY (fit = optimize + covariance; t_eval = one likelihood evaluation, all "
-          "parameters moved)")
-    print("     N  where           build[s]  t_eval[ms]  ms/dataset   fit[s]  evals  "
-          "gammapy fit[s] (evals)  speed-up  agreement")
+                    gd[n, w] = run_gdask(
+                        specs[:n], client, args.hessian, args.eval_repeat, f"N={n} {w} worker(s)"
+                    )
+    print(
+        "\nSUMMARY (fit = optimize + covariance; t_eval = one likelihood evaluation, all "
+        "parameters moved)"
+    )
+    print(
+        "     N  where           build[s]  t_eval[ms]  ms/dataset   fit[s]  evals  "
+        "gammapy fit[s] (evals)  speed-up  agreement"
+    )
     for n in sorted(set(args.n) | set(args.gammapy_n)):
         g = gp.get(n)
         if g is not None:
-            print(f"  {n:4d}  gammapy 2.1     {'':8s}  {g['t_eval'] * 1e3:10.1f}  "
-                  f"{g['t_eval'] * 1e3 / n:10.2f}  {g['fit_s']:7.2f}  {g['evals']:5d}")
+            print(
+                f"  {n:4d}  gammapy 2.1     {'':8s}  {g['t_eval'] * 1e3:10.1f}  "
+                f"{g['t_eval'] * 1e3 / n:10.2f}  {g['fit_s']:7.2f}  {g['evals']:5d}"
+            )
         for w in args.workers:
             r = gd.get((n, w))
             if r is None:
@@ -248,18 +308,22 @@ def main() -> None:
                 res = r["result"]
                 agree = compare(res.names, res.values, res.errors, g["models"])
             gtxt = "" if g is None else f"{g['fit_s']:8.2f} ({g['evals']})"
-            print(f"  {n:4d}  {where:14s}  {r['build_s']:8.2f}  {r['t_eval'] * 1e3:10.1f}  "
-                  f"{r['t_eval'] * 1e3 / n:10.2f}  {r['fit_s']:7.2f}  {r['evals']:5d}  "
-                  f"{gtxt:22s}  {sp:8s}  {agree}")
+            print(
+                f"  {n:4d}  {where:14s}  {r['build_s']:8.2f}  {r['t_eval'] * 1e3:10.1f}  "
+                f"{r['t_eval'] * 1e3 / n:10.2f}  {r['fit_s']:7.2f}  {r['evals']:5d}  "
+                f"{gtxt:22s}  {sp:8s}  {agree}"
+            )
     ns = sorted(args.n)
     if len(ns) > 1:
         print("\n  scaling of t_eval (ratio to N/workers-ideal; 1.0 = linear in N / workers):")
         for w in args.workers:
             if all((n, w) in gd for n in ns):
                 ref = gd[ns[-1], w]["t_eval"] / ns[-1]
-                print(f"    {'in-process' if w == 0 else f'{w} worker(s)':14s} ms per dataset: "
-                      + ", ".join(f"N={n}: {gd[n, w]['t_eval'] * 1e3 / n:.2f}" for n in ns)
-                      + f"  (largest N: {ref * 1e3:.2f})")
+                print(
+                    f"    {'in-process' if w == 0 else f'{w} worker(s)':14s} ms per dataset: "
+                    + ", ".join(f"N={n}: {gd[n, w]['t_eval'] * 1e3 / n:.2f}" for n in ns)
+                    + f"  (largest N: {ref * 1e3:.2f})"
+                )
         if all((ns[-1], w) in gd for w in (1, 2)):
             s = gd[ns[-1], 1]["t_eval"] / gd[ns[-1], 2]["t_eval"]
             print(f"    N={ns[-1]}: t_eval(1 worker) / t_eval(2 workers) = {s:.2f} (ideal 2)")

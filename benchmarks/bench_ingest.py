@@ -67,11 +67,16 @@ def main() -> None:
     mb = n_bytes / 1e6
     print(f"archive: {root} ({n_runs} runs, {mb:.1f} MB compressed)")
     print(f"{'':28s}{'seconds':>10s}{'runs/s':>10s}{'MB/s':>10s}")
-    for name, sec in [("plain astropy read (serial)", plain_s), ("gdask ingest (cold)", cold_s),
-                      ("gdask ingest (up to date)", warm_s)]:
+    for name, sec in [
+        ("plain astropy read (serial)", plain_s),
+        ("gdask ingest (cold)", cold_s),
+        ("gdask ingest (up to date)", warm_s),
+    ]:
         print(f"{name:28s}{sec:10.2f}{n_runs / sec:10.1f}{mb / sec:10.1f}")
-    print(f"cold ingest / plain read: {cold_s / plain_s:.2f}x the time "
-          "(the ingest also validates, converts and writes the zarr store)")
+    print(
+        f"cold ingest / plain read: {cold_s / plain_s:.2f}x the time "
+        "(the ingest also validates, converts and writes the zarr store)"
+    )
     print(f"up-to-date re-ingest / cold ingest: {100 * warm_s / cold_s:.1f}% of the time")
     print("cold:", cold_out.splitlines()[-1] if cold_out else "")
     print("warm:", warm_out.splitlines()[-1] if warm_out else "")

@@ -80,8 +80,10 @@ def run_gdask(values: np.ndarray, mode: str) -> dict:
             nev = coord.n_evaluations - e0
         if parallel == "replicas":  # evaluations happen inside the point tasks
             nev = sum(p["n_evaluations"] for p in prof["fit_results"])
-        print(f"  gdask {mode} profile: {dt:.3f} s, {nev} evaluations, success "
-              f"{prof['success']}", flush=True)
+        print(
+            f"  gdask {mode} profile: {dt:.3f} s, {nev} evaluations, success {prof['success']}",
+            flush=True,
+        )
         return {"time": dt, "evals": nev, "stat": np.asarray(prof["stat_scan"])}
 
     if mode == "sequential":
@@ -93,20 +95,28 @@ def run_gdask(values: np.ndarray, mode: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-values", type=int, default=20)
-    parser.add_argument("--modes", nargs="+", default=["sequential", "threads", "replicas"],
-                        choices=["sequential", "threads", "replicas"])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["sequential", "threads", "replicas"],
+        choices=["sequential", "threads", "replicas"],
+    )
     args = parser.parse_args()
     machine = Machine()
     g = run_gammapy(args.n_values)
     rows = [(mode, run_gdask(g["values"], mode)) for mode in args.modes]
-    print(f"\nSUMMARY profile of alpha, {args.n_values} points re-optimised "
-          f"(alpha {g['values'][0]:.4f} .. {g['values'][-1]:.4f}):")
+    print(
+        f"\nSUMMARY profile of alpha, {args.n_values} points re-optimised "
+        f"(alpha {g['values'][0]:.4f} .. {g['values'][-1]:.4f}):"
+    )
     print(f"  gammapy 2.1                      {g['time']:8.3f} s   {g['evals']:5d} evaluations")
     for mode, r in rows:
         where = "in-process" if mode == "sequential" else "2-worker LocalCluster"
         dstat = np.max(np.abs((r["stat"] - r["stat"].min()) - (g["stat"] - g["stat"].min())))
-        print(f"  gdask {mode:10s} {where:21s} {r['time']:8.3f} s   {r['evals']:5d} evaluations"
-              f"   speed-up {ratio(g['time'], r['time'])}   max |d(delta stat)| {dstat:.1e}")
+        print(
+            f"  gdask {mode:10s} {where:21s} {r['time']:8.3f} s   {r['evals']:5d} evaluations"
+            f"   speed-up {ratio(g['time'], r['time'])}   max |d(delta stat)| {dstat:.1e}"
+        )
     machine.report()
 
 

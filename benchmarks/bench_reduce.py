@@ -117,7 +117,10 @@ class Timer:
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self.w0
         self.cores = (_busy() - self.b0) / self.wall if self.wall > 0 else 0.0
-        print(f"[time] {self.label:48s} {self.wall:8.2f} s  (machine busy {self.cores:.2f} cores)", flush=True)
+        print(
+            f"[time] {self.label:48s} {self.wall:8.2f} s  (machine busy {self.cores:.2f} cores)",
+            flush=True,
+        )
 
 
 def _compare(store_path: Path, ref_file: Path, ids: list[int]) -> bool:
@@ -133,12 +136,19 @@ def _compare(store_path: Path, ref_file: Path, ids: list[int]) -> bool:
             "counts": np.array_equal(d.counts.values, ref[k + "/counts"]),
             "mask_safe": np.array_equal(d.mask_safe.values, ref[k + "/mask_safe"]),
         }
-        for name, ours in (("exposure", d.exposure.values), ("background", d.background.values),
-                           ("psf", d.ds["psf"].values), ("edisp", d.ds["edisp"].values)):
+        for name, ours in (
+            ("exposure", d.exposure.values),
+            ("background", d.background.values),
+            ("psf", d.ds["psf"].values),
+            ("edisp", d.ds["edisp"].values),
+        ):
             r = ref[k + "/" + name]
             checks[name] = bool(np.allclose(ours, r, rtol=1e-3, atol=1e-3 * np.abs(r).max()))
         checks["norm"] = bool(np.isclose(d.meta["bkg_norm"], ref[k + "/norm"][0], rtol=1e-6))
-        print(f"  OBS_ID {i}: " + ", ".join(f"{n} {'ok' if v else 'DIFFERENT'}" for n, v in checks.items()))
+        print(
+            f"  OBS_ID {i}: "
+            + ", ".join(f"{n} {'ok' if v else 'DIFFERENT'}" for n, v in checks.items())
+        )
         ok &= all(checks.values())
     return ok
 
@@ -153,7 +163,7 @@ def _gammapy_serial(limit: int | None) -> float | None:
         if line.startswith("[phase]"):
             print("  gammapy " + line)
         if line.startswith("RESULT_JSON "):
-            res = json.loads(line[len("RESULT_JSON "):])
+            res = json.loads(line[len("RESULT_JSON ") :])
             return next(v["wall_s"] for k, v in res["phases"].items() if k.startswith("reduce"))
     print(proc.stdout[-2000:], proc.stderr[-2000:])
     return None
@@ -173,7 +183,9 @@ def _in_memory(client, config) -> float:
     futures = client.map(reduce_run, [spec] * len(todo), todo, pure=False)
     wait(futures)
     wall = time.perf_counter() - t0
-    failed = [r[0] for r in client.gather(client.map(lambda r: r[0], futures)) if r.status != "done"]
+    failed = [
+        r[0] for r in client.gather(client.map(lambda r: r[0], futures)) if r.status != "done"
+    ]
     if failed:
         print("  in-memory failures:", failed)
     del futures
@@ -184,8 +196,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="only the first K runs")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads-per-worker", type=int, default=1,
-                    help="threads per worker (more than 1 hides the zarr I/O latency)")
+    ap.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=1,
+        help="threads per worker (more than 1 hides the zarr I/O latency)",
+    )
     ap.add_argument("--skip-gammapy", action="store_true")
     args = ap.parse_args()
 
@@ -198,7 +214,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gdask-bench-reduce-") as tmp:
         tmp = Path(tmp)
         # the same LocalCluster as `gdask reduce` (gdask.cluster.get_client: worker settings included)
-        cluster_cm = get_client(None, n_workers=args.workers, threads_per_worker=args.threads_per_worker)
+        cluster_cm = get_client(
+            None, n_workers=args.workers, threads_per_worker=args.threads_per_worker
+        )
         with Timer("start LocalCluster + import makers on workers") as t_cluster:
             client = cluster_cm.__enter__()
             client.run(lambda: __import__("gdask.reduce.graph") and __import__("gdask.reduce.maps"))
@@ -209,10 +227,14 @@ def main() -> int:
 
                 obs_ids = [int(i) for i in DL3Index.read(hess).obs_ids[: args.limit]]
             with Timer("ingest DL3 -> archive store (not in the ratio)"):
-                s = ingest(hess, tmp / "archive.zarr", client=client, obs_ids=obs_ids, progress=False)
+                s = ingest(
+                    hess, tmp / "archive.zarr", client=client, obs_ids=obs_ids, progress=False
+                )
             print("  " + s.format().splitlines()[0])
             ids_line = f"obs_ids: {obs_ids}" if obs_ids else ""
-            text = CONFIG.format(store=tmp / "archive.zarr", out=tmp / "datasets.zarr", obs_ids=ids_line)
+            text = CONFIG.format(
+                store=tmp / "archive.zarr", out=tmp / "datasets.zarr", obs_ids=ids_line
+            )
             (tmp / "reduce.yaml").write_text(text)
             config = AnalysisConfig.read(tmp / "reduce.yaml")
             with Timer("gdask reduce -> dataset store") as t_store:
@@ -228,18 +250,27 @@ def main() -> int:
                 t_gp = _gammapy_serial(args.limit)
         n = summary.count("done")
         print(f"\nruns reduced: {n}; cluster start {t_cluster.wall:.1f} s (not in the ratio)")
-        print(f"gdask ({args.workers} workers): {t_store.wall:.2f} s to the dataset store, "
-              f"{t_mem.wall:.2f} s in memory ({t_store.wall / max(n, 1) * 1e3:.0f} / "
-              f"{t_mem.wall / max(n, 1) * 1e3:.0f} ms per run)")
+        print(
+            f"gdask ({args.workers} workers): {t_store.wall:.2f} s to the dataset store, "
+            f"{t_mem.wall:.2f} s in memory ({t_store.wall / max(n, 1) * 1e3:.0f} / "
+            f"{t_mem.wall / max(n, 1) * 1e3:.0f} ms per run)"
+        )
         ok = True
         if t_gp is not None:
-            print(f"gammapy serial reduce phase: {t_gp:.2f} s ({t_gp / max(n, 1) * 1e3:.0f} ms per run)")
-            print(f"RATIO gammapy / gdask: {t_gp / t_store.wall:.2f}x (dataset store), "
-                  f"{t_gp / t_mem.wall:.2f}x (in memory)")
+            print(
+                f"gammapy serial reduce phase: {t_gp:.2f} s ({t_gp / max(n, 1) * 1e3:.0f} ms per run)"
+            )
+            print(
+                f"RATIO gammapy / gdask: {t_gp / t_store.wall:.2f}x (dataset store), "
+                f"{t_gp / t_mem.wall:.2f}x (in memory)"
+            )
             ids = [i for i in CHECK_RUNS if obs_ids is None or i in obs_ids] or obs_ids[:2]
             ref = tmp / "gammapy_check.npz"
-            subprocess.run([sys.executable, "-c", GAMMAPY_CHECK, str(hess), str(ref)] + [str(i) for i in ids],
-                           check=True, env=dict(os.environ, GAMMAPY_DATA=str(DATA)))
+            subprocess.run(
+                [sys.executable, "-c", GAMMAPY_CHECK, str(hess), str(ref)] + [str(i) for i in ids],
+                check=True,
+                env=dict(os.environ, GAMMAPY_DATA=str(DATA)),
+            )
             print("identity check against gammapy:")
             ok = _compare(tmp / "datasets.zarr", ref, ids)
             print("IDENTICAL within tolerances" if ok else "MISMATCH")

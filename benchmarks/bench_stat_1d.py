@@ -31,14 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-RANGES = {"fermi": (0.03, 2.0), "magic": (0.08, 30.0), "veritas": (0.15, 30.0),
-          "fact": (0.4, 30.0), "hess": (0.66, 30.0)}
+RANGES = {
+    "fermi": (0.03, 2.0),
+    "magic": (0.08, 30.0),
+    "veritas": (0.15, 30.0),
+    "fact": (0.4, 30.0),
+    "hess": (0.66, 30.0),
+}
 START = (3.8e-11, 2.5, 0.1)
 
 
 def _files(data: Path) -> list[tuple[str, Path]]:
-    return [(inst, p) for inst in RANGES
-            for p in sorted((data / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))]
+    return [
+        (inst, p)
+        for inst in RANGES
+        for p in sorted((data / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))
+    ]
 
 
 def _points(n: int) -> np.ndarray:
@@ -50,15 +58,34 @@ def setup_gdask(files):
     from gdask.likelihood import TermSpec, build_term
     from gdask.models import LogParabolaSpectralModel, Models, SkyModel
 
-    models = Models([SkyModel(LogParabolaSpectralModel(
-        amplitude=f"{START[0]} cm-2 s-1 TeV-1", reference="1 TeV", alpha=START[1],
-        beta=START[2]), name="crab")])
+    models = Models(
+        [
+            SkyModel(
+                LogParabolaSpectralModel(
+                    amplitude=f"{START[0]} cm-2 s-1 TeV-1",
+                    reference="1 TeV",
+                    alpha=START[1],
+                    beta=START[2],
+                ),
+                name="crab",
+            )
+        ]
+    )
     terms = []
     for inst, pha in files:
         name = f"{inst}-{pha.stem}"
         emin, emax = RANGES[inst]
-        terms.append(build_term(TermSpec("spectrum", name, str(pha), models.to_dict(),
-                                         {"energy_min": emin, "energy_max": emax})))
+        terms.append(
+            build_term(
+                TermSpec(
+                    "spectrum",
+                    name,
+                    str(pha),
+                    models.to_dict(),
+                    {"energy_min": emin, "energy_max": emax},
+                )
+            )
+        )
     names = models.parameters.names
     return terms, models.parameters.value, [names.index(k) for k in ("amplitude", "alpha", "beta")]
 
@@ -74,9 +101,15 @@ def setup_gammapy(files):
         emin, emax = RANGES[inst]
         d.mask_fit = d.counts.geom.energy_mask(emin * u.TeV, emax * u.TeV)
         datasets.append(d)
-    model = SkyModel(spectral_model=LogParabolaSpectralModel(
-        amplitude=START[0] * u.Unit("cm-2 s-1 TeV-1"), reference=1 * u.TeV, alpha=START[1],
-        beta=START[2]), name="crab")
+    model = SkyModel(
+        spectral_model=LogParabolaSpectralModel(
+            amplitude=START[0] * u.Unit("cm-2 s-1 TeV-1"),
+            reference=1 * u.TeV,
+            alpha=START[1],
+            beta=START[2],
+        ),
+        name="crab",
+    )
     datasets.models = [model]
     return datasets, model.spectral_model
 
@@ -91,7 +124,9 @@ def _time(func, points) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     parser.add_argument("--n", type=int, default=200, help="evaluations per measurement")
     args = parser.parse_args()
     warnings.simplefilter("ignore")

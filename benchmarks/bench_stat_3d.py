@@ -84,7 +84,9 @@ def bench(paths: list[Path], n: int) -> dict[str, float]:
     gdatasets = Datasets([GMapDataset.read(p, name=nm) for p, nm in zip(paths, names, strict=True)])
     gdatasets.models = gmodels
     models = gm.Models.from_yaml(text)
-    terms = [MapTerm(MapDataset.read(p, name=nm), models) for p, nm in zip(paths, names, strict=True)]
+    terms = [
+        MapTerm(MapDataset.read(p, name=nm), models) for p, nm in zip(paths, names, strict=True)
+    ]
     base = gmodels.parameters.value.copy()
     free = [i for i, p in enumerate(gmodels.parameters) if not p.frozen]
 
@@ -92,8 +94,11 @@ def bench(paths: list[Path], n: int) -> dict[str, float]:
         v = base.copy()
         step = 1e-5 * (1 + k)
         for i in free:
-            v[i] = v[i] * (1 + step) if gmodels.parameters[i].name not in ("lon_0", "lat_0") \
+            v[i] = (
+                v[i] * (1 + step)
+                if gmodels.parameters[i].name not in ("lon_0", "lat_0")
                 else v[i] + step * 0.1
+            )
         return v
 
     # warm up (first evaluations build kernels and caches in both packages)
@@ -119,8 +124,12 @@ def bench(paths: list[Path], n: int) -> dict[str, float]:
         tv.append(t2 - t1)
         tvg.append(t3 - t2)
         diff.append(abs(sv - sg) / abs(sg))
-    return {"gammapy_ms": 1e3 * np.median(tg), "gdask_value_ms": 1e3 * np.median(tv),
-            "gdask_value_grad_ms": 1e3 * np.median(tvg), "max_rel_diff": max(diff)}
+    return {
+        "gammapy_ms": 1e3 * np.median(tg),
+        "gdask_value_ms": 1e3 * np.median(tv),
+        "gdask_value_grad_ms": 1e3 * np.median(tvg),
+        "max_rel_diff": max(diff),
+    }
 
 
 def main() -> None:
@@ -129,14 +138,18 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cases = {"4 x H.E.S.S. 150x150x10": build(tmp, 150, RUNS),
-                 "1 x H.E.S.S. 100x100x10": build(tmp, 100, RUNS[:1])}
+        cases = {
+            "4 x H.E.S.S. 150x150x10": build(tmp, 150, RUNS),
+            "1 x H.E.S.S. 100x100x10": build(tmp, 100, RUNS[:1]),
+        }
         for label, paths in cases.items():
             r = bench(paths, args.n)
-            print(f"{label}: gammapy {r['gammapy_ms']:.2f} ms | gdask value {r['gdask_value_ms']:.2f} ms "
-                  f"(speed-up x{r['gammapy_ms'] / r['gdask_value_ms']:.1f}) | gdask value+grad "
-                  f"{r['gdask_value_grad_ms']:.2f} ms (= {r['gdask_value_grad_ms'] / r['gdask_value_ms']:.2f}"
-                  f" x value) | max rel. stat difference {r['max_rel_diff']:.1e}")
+            print(
+                f"{label}: gammapy {r['gammapy_ms']:.2f} ms | gdask value {r['gdask_value_ms']:.2f} ms "
+                f"(speed-up x{r['gammapy_ms'] / r['gdask_value_ms']:.1f}) | gdask value+grad "
+                f"{r['gdask_value_grad_ms']:.2f} ms (= {r['gdask_value_grad_ms'] / r['gdask_value_ms']:.2f}"
+                f" x value) | max rel. stat difference {r['max_rel_diff']:.1e}"
+            )
 
 
 if __name__ == "__main__":

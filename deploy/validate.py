@@ -96,9 +96,25 @@ def check_compose(root: Path, rep: Report) -> None:
     if not exe:
         rep.fail(where, "docker-compose not found (pip install -e '.[deploy]' provides it)")
         return
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GDASK_", "COMPOSE_", "DOCKER_"))}
-    r = subprocess.run([exe, "-f", str(root / "docker-compose.yml"), "--profile", "run", "config",
-                        "--format", "json"], capture_output=True, text=True, env=env, cwd=root)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GDASK_", "COMPOSE_", "DOCKER_"))
+    }
+    r = subprocess.run(
+        [
+            exe,
+            "-f",
+            str(root / "docker-compose.yml"),
+            "--profile",
+            "run",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+    )
     if r.returncode != 0:
         rep.fail(where, f"docker-compose config failed: {r.stderr.strip()}")
         return
@@ -109,27 +125,50 @@ def check_compose(root: Path, rep: Report) -> None:
     for name, svc in services.items():
         w = f"{where}: services.{name}"
         for port in svc.get("ports", []):
-            rep.check(port.get("host_ip") == "127.0.0.1", w,
-                      f"port {port.get('published')}->{port.get('target')} must bind 127.0.0.1 only, "
-                      f"got {port.get('host_ip') or 'all interfaces'}")
+            rep.check(
+                port.get("host_ip") == "127.0.0.1",
+                w,
+                f"port {port.get('published')}->{port.get('target')} must bind 127.0.0.1 only, "
+                f"got {port.get('host_ip') or 'all interfaces'}",
+            )
         user = str(svc.get("user", ""))
-        rep.check(bool(user) and user.split(":")[0] not in ("0", "root"), w, f"must run as non-root, user={user!r}")
+        rep.check(
+            bool(user) and user.split(":")[0] not in ("0", "root"),
+            w,
+            f"must run as non-root, user={user!r}",
+        )
         hc = svc.get("healthcheck") or {}
         if name != "coordinator":
             rep.check(bool(hc.get("test")) and not hc.get("disable"), w, "needs a healthcheck")
         if name == "worker":
             replicas = (svc.get("deploy") or {}).get("replicas")
-            rep.check(isinstance(replicas, int) and replicas >= 1, w, f"deploy.replicas must be >= 1, got {replicas!r}")
+            rep.check(
+                isinstance(replicas, int) and replicas >= 1,
+                w,
+                f"deploy.replicas must be >= 1, got {replicas!r}",
+            )
         if name in ("worker", "coordinator"):
             vols = {v.get("target"): v for v in svc.get("volumes", [])}
             st = vols.get("/stores", {})
-            rep.check(st.get("type") == "volume" and st.get("source") == "stores", w,
-                      "/stores must be the named volume 'stores'")
-            rep.check(vols.get("/data", {}).get("read_only") is True, w, "/data must be mounted read-only")
+            rep.check(
+                st.get("type") == "volume" and st.get("source") == "stores",
+                w,
+                "/stores must be the named volume 'stores'",
+            )
+            rep.check(
+                vols.get("/data", {}).get("read_only") is True, w, "/data must be mounted read-only"
+            )
     coord = services.get("coordinator", {})
-    rep.check("run" in (coord.get("profiles") or []), where, "the coordinator must be under the 'run' profile")
-    rep.check(coord.get("command") == COORDINATOR_ARGS, where,
-              f"the coordinator must run {' '.join(COORDINATOR_ARGS)}, got {coord.get('command')}")
+    rep.check(
+        "run" in (coord.get("profiles") or []),
+        where,
+        "the coordinator must be under the 'run' profile",
+    )
+    rep.check(
+        coord.get("command") == COORDINATOR_ARGS,
+        where,
+        f"the coordinator must run {' '.join(COORDINATOR_ARGS)}, got {coord.get('command')}",
+    )
     rep.check("stores" in cfg.get("volumes", {}), where, "named volume 'stores' missing")
     rep.ok("compose")
 
@@ -140,28 +179,46 @@ def check_compose(root: Path, rep: Report) -> None:
 def check_dockerfile(root: Path, rep: Report) -> None:
     where = "deploy/Dockerfile"
     text = (root / "deploy" / "Dockerfile").read_text()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    lines = [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
     args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, flags=re.M))
     froms = [ln.split()[1] for ln in lines if ln.upper().startswith("FROM ")]
     rep.check(len(froms) >= 2, where, "must be multi-stage (build tools stay in the build stage)")
     for ref in froms:
         image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), ref)
         pinned = re.match(r"^python:3\.\d+\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?$", image)
-        rep.check(bool(pinned), where, f"base image must be pinned to python:X.Y.Z-slim[-distro][@sha256:...], got {image}")
-    final = text[text.rfind("\nFROM "):]
+        rep.check(
+            bool(pinned),
+            where,
+            f"base image must be pinned to python:X.Y.Z-slim[-distro][@sha256:...], got {image}",
+        )
+    final = text[text.rfind("\nFROM ") :]
     users = re.findall(r"^USER\s+(\S+)", final, flags=re.M)
-    rep.check(bool(users) and users[-1].split(":")[0] not in ("0", "root"), where, "the final stage needs a non-root USER")
-    rep.check(re.search(r"^HEALTHCHECK\s", final, flags=re.M) is not None, where, "HEALTHCHECK missing")
-    rep.check(not re.search(r"apt-get install|gcc|build-essential", final), where,
-              "no build tools in the final stage")
+    rep.check(
+        bool(users) and users[-1].split(":")[0] not in ("0", "root"),
+        where,
+        "the final stage needs a non-root USER",
+    )
+    rep.check(
+        re.search(r"^HEALTHCHECK\s", final, flags=re.M) is not None, where, "HEALTHCHECK missing"
+    )
+    rep.check(
+        not re.search(r"apt-get install|gcc|build-essential", final),
+        where,
+        "no build tools in the final stage",
+    )
     rep.check("--constraint" in text, where, "pip install must use the pinned constraints")
     cons = root / "deploy" / "constraints.txt"
     if rep.check(cons.is_file(), where, "deploy/constraints.txt missing"):
         for ln in cons.read_text().splitlines():
             ln = ln.split("#")[0].strip()
             if ln:
-                rep.check(re.match(r"^[A-Za-z0-9_.\-]+==\S+$", ln) is not None, "deploy/constraints.txt",
-                          f"not an exact pin: {ln}")
+                rep.check(
+                    re.match(r"^[A-Za-z0-9_.\-]+==\S+$", ln) is not None,
+                    "deploy/constraints.txt",
+                    f"not an exact pin: {ln}",
+                )
     rep.ok("Dockerfile")
 
 
@@ -176,8 +233,10 @@ def _kube_validate(doc: dict, where: str, rep: Report, crd_schemas: dict[str, An
     name = f"{where}: {kind}/{(doc.get('metadata') or {}).get('name')}"
     api = doc.get("apiVersion", "")
     if f"{api}/{kind}" in crd_schemas:
-        errors = sorted(jsonschema.Draft7Validator(crd_schemas[f"{api}/{kind}"]).iter_errors(doc),
-                        key=lambda e: list(e.absolute_path))
+        errors = sorted(
+            jsonschema.Draft7Validator(crd_schemas[f"{api}/{kind}"]).iter_errors(doc),
+            key=lambda e: list(e.absolute_path),
+        )
         for e in errors[:10]:
             rep.fail(name, f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}")
         return
@@ -185,7 +244,9 @@ def _kube_validate(doc: dict, where: str, rep: Report, crd_schemas: dict[str, An
         kv.validate(doc, KUBE_VERSION, strict=True)
     except kv.SchemaNotFoundError:
         if api.startswith("cert-manager.io/"):
-            rep.note(f"{name}: no schema offline for {api} (cert-manager CRD), checked by structure only")
+            rep.note(
+                f"{name}: no schema offline for {api} (cert-manager CRD), checked by structure only"
+            )
             _check_certificate(doc, name, rep)
         else:
             rep.fail(name, f"no Kubernetes {KUBE_VERSION} schema for {api}/{kind}")
@@ -196,11 +257,28 @@ def _kube_validate(doc: dict, where: str, rep: Report, crd_schemas: dict[str, An
 
 def _check_certificate(doc: dict, name: str, rep: Report) -> None:
     spec = doc.get("spec") or {}
-    allowed = {"secretName", "duration", "renewBefore", "commonName", "dnsNames", "usages", "privateKey",
-               "issuerRef", "ipAddresses", "subject", "secretTemplate", "isCA"}
-    rep.check(set(spec) <= allowed, name, f"unknown Certificate fields {sorted(set(spec) - allowed)}")
-    rep.check(bool(spec.get("secretName")) and bool((spec.get("issuerRef") or {}).get("name")), name,
-              "Certificate needs secretName and issuerRef.name")
+    allowed = {
+        "secretName",
+        "duration",
+        "renewBefore",
+        "commonName",
+        "dnsNames",
+        "usages",
+        "privateKey",
+        "issuerRef",
+        "ipAddresses",
+        "subject",
+        "secretTemplate",
+        "isCA",
+    }
+    rep.check(
+        set(spec) <= allowed, name, f"unknown Certificate fields {sorted(set(spec) - allowed)}"
+    )
+    rep.check(
+        bool(spec.get("secretName")) and bool((spec.get("issuerRef") or {}).get("name")),
+        name,
+        "Certificate needs secretName and issuerRef.name",
+    )
 
 
 def _pods(doc: dict) -> list[tuple[str, dict]]:
@@ -210,9 +288,11 @@ def _pods(doc: dict) -> list[tuple[str, dict]]:
         return [(kind, (spec.get("template") or {}).get("spec") or {})]
     if kind == "DaskJob":
         cl = (spec.get("cluster") or {}).get("spec") or {}
-        return [("job", (spec.get("job") or {}).get("spec") or {}),
-                ("scheduler", (cl.get("scheduler") or {}).get("spec") or {}),
-                ("worker", (cl.get("worker") or {}).get("spec") or {})]
+        return [
+            ("job", (spec.get("job") or {}).get("spec") or {}),
+            ("scheduler", (cl.get("scheduler") or {}).get("spec") or {}),
+            ("worker", (cl.get("worker") or {}).get("spec") or {}),
+        ]
     return []
 
 
@@ -222,32 +302,65 @@ def _check_policies(docs: list[dict], where: str, rep: Report) -> None:
         name = f"{where}: {doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
         for role, pod in _pods(doc):
             psc = pod.get("securityContext") or {}
-            rep.check(pod.get("automountServiceAccountToken") is False, name,
-                      f"{role}: automountServiceAccountToken must be false")
+            rep.check(
+                pod.get("automountServiceAccountToken") is False,
+                name,
+                f"{role}: automountServiceAccountToken must be false",
+            )
             for c in pod.get("containers", []):
                 csc = c.get("securityContext") or {}
                 w = f"{name} {role}/{c.get('name')}"
-                rep.check((csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True), w, "runAsNonRoot must be true")
-                rep.check(csc.get("allowPrivilegeEscalation") is False, w, "allowPrivilegeEscalation must be false")
-                rep.check("ALL" in ((csc.get("capabilities") or {}).get("drop") or []), w, "must drop ALL capabilities")
+                rep.check(
+                    (csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True),
+                    w,
+                    "runAsNonRoot must be true",
+                )
+                rep.check(
+                    csc.get("allowPrivilegeEscalation") is False,
+                    w,
+                    "allowPrivilegeEscalation must be false",
+                )
+                rep.check(
+                    "ALL" in ((csc.get("capabilities") or {}).get("drop") or []),
+                    w,
+                    "must drop ALL capabilities",
+                )
                 res = c.get("resources") or {}
-                rep.check(bool(res.get("limits")) and bool(res.get("requests")), w, "needs resource requests and limits")
+                rep.check(
+                    bool(res.get("limits")) and bool(res.get("requests")),
+                    w,
+                    "needs resource requests and limits",
+                )
         if doc.get("kind") == "Service":
-            rep.check(doc.get("spec", {}).get("type", "ClusterIP") == "ClusterIP", name,
-                      "the scheduler Service must be ClusterIP (never exposed)")
+            rep.check(
+                doc.get("spec", {}).get("type", "ClusterIP") == "ClusterIP",
+                name,
+                "the scheduler Service must be ClusterIP (never exposed)",
+            )
         if doc.get("kind") == "DaskJob":
             svc = doc["spec"]["cluster"]["spec"]["scheduler"].get("service") or {}
-            rep.check(svc.get("type", "ClusterIP") == "ClusterIP", name, "scheduler service must be ClusterIP")
+            rep.check(
+                svc.get("type", "ClusterIP") == "ClusterIP",
+                name,
+                "scheduler service must be ClusterIP",
+            )
             job = doc["spec"]["job"]["spec"]["containers"][0]
-            rep.check((job.get("args") or job.get("command")) == COORDINATOR_ARGS, name,
-                      f"the job must run {' '.join(COORDINATOR_ARGS)}")
+            rep.check(
+                (job.get("args") or job.get("command")) == COORDINATOR_ARGS,
+                name,
+                f"the job must run {' '.join(COORDINATOR_ARGS)}",
+            )
 
 
 def _check_analysis_configmap(docs: list[dict], where: str, rep: Report, analysis: dict) -> None:
-    cms = [d for d in docs if d.get("kind") == "ConfigMap" and "analysis.yaml" in (d.get("data") or {})]
+    cms = [
+        d for d in docs if d.get("kind") == "ConfigMap" and "analysis.yaml" in (d.get("data") or {})
+    ]
     if rep.check(len(cms) == 1, where, "exactly one ConfigMap with analysis.yaml expected"):
         got = yaml.safe_load(cms[0]["data"]["analysis.yaml"])
-        rep.check(got == analysis, where, "the analysis ConfigMap differs from deploy/analysis.yaml")
+        rep.check(
+            got == analysis, where, "the analysis ConfigMap differs from deploy/analysis.yaml"
+        )
 
 
 # ----------------------------------------------------------------------------- helm
@@ -256,9 +369,12 @@ def _check_analysis_configmap(docs: list[dict], where: str, rep: Report, analysi
 HELM_VARIANTS: dict[str, dict] = {
     "default": {},
     "tls-secret": {"tls": {"enabled": True, "secretName": "gdask-tls"}},
-    "tls-cert-manager": {"tls": {"enabled": True, "certManager": {"enabled": True}},
-                         "stores": {"existingClaim": "shared-stores"}, "worker": {"replicas": 8},
-                         "image": {"digest": "sha256:" + "0" * 64}},
+    "tls-cert-manager": {
+        "tls": {"enabled": True, "certManager": {"enabled": True}},
+        "stores": {"existingClaim": "shared-stores"},
+        "worker": {"replicas": 8},
+        "image": {"digest": "sha256:" + "0" * 64},
+    },
 }
 
 
@@ -293,7 +409,9 @@ def check_helm(root: Path, rep: Report, crd_schemas: dict, analysis: dict) -> No
         docs = []
         for path, text in sorted(out.items()):
             if path.endswith("NOTES.txt"):
-                rep.check("port-forward" in text, w, "NOTES.txt must explain the dashboard port-forward")
+                rep.check(
+                    "port-forward" in text, w, "NOTES.txt must explain the dashboard port-forward"
+                )
                 continue
             try:
                 docs += _load_all(text)
@@ -309,13 +427,27 @@ def check_helm(root: Path, rep: Report, crd_schemas: dict, analysis: dict) -> No
         netpol = [d for d in docs if d["kind"] == "NetworkPolicy"]
         if netpol:
             sel = netpol[0]["spec"]["podSelector"].get("matchLabels", {})
-            rep.check(sel.get("app.kubernetes.io/instance") == "gdask", w,
-                      "the NetworkPolicy must select this release's pods")
+            rep.check(
+                sel.get("app.kubernetes.io/instance") == "gdask",
+                w,
+                "the NetworkPolicy must select this release's pods",
+            )
         if values.get("tls", {}).get("enabled"):
             job = next(d for d in docs if d["kind"] == "Job")
-            env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-            rep.check(env.get("DASK_SCHEDULER_ADDRESS", "").startswith("tls://"), w, "TLS: tls:// scheduler address")
-            rep.check(env.get("DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION") == "True", w, "TLS: require-encryption")
+            env = {
+                e["name"]: e.get("value")
+                for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+            }
+            rep.check(
+                env.get("DASK_SCHEDULER_ADDRESS", "").startswith("tls://"),
+                w,
+                "TLS: tls:// scheduler address",
+            )
+            rep.check(
+                env.get("DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION") == "True",
+                w,
+                "TLS: require-encryption",
+            )
         rep.ok(f"helm {variant}: {len(docs)} manifests")
 
 
@@ -333,11 +465,22 @@ def kustomize_builtin(path: Path) -> list[dict]:
     import jsonpatch
 
     k = yaml.safe_load((path / "kustomization.yaml").read_text())
-    known = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "configMapGenerator",
-             "generatorOptions", "patches"}
+    known = {
+        "apiVersion",
+        "kind",
+        "resources",
+        "namespace",
+        "labels",
+        "images",
+        "configMapGenerator",
+        "generatorOptions",
+        "patches",
+    }
     unknown = set(k) - known
     if unknown:
-        raise ValueError(f"{path}: kustomization fields not supported by the built-in renderer: {sorted(unknown)}")
+        raise ValueError(
+            f"{path}: kustomization fields not supported by the built-in renderer: {sorted(unknown)}"
+        )
     docs: list[dict] = []
     for res in k.get("resources", []):
         p = (path / res).resolve()
@@ -346,17 +489,34 @@ def kustomize_builtin(path: Path) -> list[dict]:
         if not (k.get("generatorOptions") or {}).get("disableNameSuffixHash"):
             raise ValueError(f"{path}: the built-in renderer needs disableNameSuffixHash: true")
         data = {Path(f).name: (path / f).read_text() for f in gen.get("files", [])}
-        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data})
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": gen["name"]},
+                "data": data,
+            }
+        )
     for patch in k.get("patches", []):
         t = patch["target"]
-        ops = yaml.safe_load(patch["patch"]) if "patch" in patch else yaml.safe_load((path / patch["path"]).read_text())
+        ops = (
+            yaml.safe_load(patch["patch"])
+            if "patch" in patch
+            else yaml.safe_load((path / patch["path"]).read_text())
+        )
         if not isinstance(ops, list):
-            raise ValueError(f"{path}: only JSON 6902 patches are supported by the built-in renderer")
+            raise ValueError(
+                f"{path}: only JSON 6902 patches are supported by the built-in renderer"
+            )
         hits = 0
         for i, d in enumerate(docs):
             group, _, version = d["apiVersion"].rpartition("/")
-            if (d["kind"] == t.get("kind") and d["metadata"]["name"] == t.get("name", d["metadata"]["name"])
-                    and group == t.get("group", group) and version == t.get("version", version)):
+            if (
+                d["kind"] == t.get("kind")
+                and d["metadata"]["name"] == t.get("name", d["metadata"]["name"])
+                and group == t.get("group", group)
+                and version == t.get("version", version)
+            ):
                 docs[i] = jsonpatch.apply_patch(d, ops)
                 hits += 1
         if not hits:
@@ -399,11 +559,15 @@ def kustomize(path: Path, rep: Report, where: str) -> list[dict] | None:
         return None
     docs = _load_all(r.stdout)
     if builtin is not None:
+
         def key(d: dict) -> tuple:
             return d["kind"], d["metadata"]["name"]
 
-        rep.check(sorted(docs, key=key) == sorted(builtin, key=key), where,
-                  "kubectl kustomize and the built-in renderer disagree")
+        rep.check(
+            sorted(docs, key=key) == sorted(builtin, key=key),
+            where,
+            "kubectl kustomize and the built-in renderer disagree",
+        )
     return docs
 
 
@@ -424,14 +588,23 @@ def daskjob_crd_schema() -> dict:
     props["apiVersion"] = {"const": f"{crd['spec']['group']}/v1"}
     props["kind"] = {"const": crd["spec"]["names"]["kind"]}
     props["metadata"] = {
-        "type": "object", "required": ["name"],
-        "properties": {"name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
-                       "namespace": {"type": "string"},
-                       "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                       "annotations": {"type": "object", "additionalProperties": {"type": "string"}}},
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                "maxLength": 63,
+            },
+            "namespace": {"type": "string"},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
         "additionalProperties": False,
     }
-    schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata", "spec"})
+    schema["required"] = sorted(
+        set(schema.get("required", [])) | {"apiVersion", "kind", "metadata", "spec"}
+    )
     return schema
 
 
@@ -445,8 +618,12 @@ def strict_openapi(node: Any) -> Any:
             if key == "x-kubernetes-preserve-unknown-fields":
                 continue
             node.pop(key)
-        if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
-                and not node.get("x-kubernetes-preserve-unknown-fields"):
+        if (
+            node.get("type") == "object"
+            and "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             node["additionalProperties"] = False
         node.pop("x-kubernetes-preserve-unknown-fields", None)
         if node.get("nullable"):
@@ -462,7 +639,11 @@ def strict_openapi(node: Any) -> Any:
         for key in ("anyOf", "allOf", "oneOf"):
             if key in node:
                 node[key] = [strict_openapi(v) for v in node[key]]
-        node.pop("format", None) if node.get("format") in ("int-or-string", "byte", "date-time") else None
+        node.pop("format", None) if node.get("format") in (
+            "int-or-string",
+            "byte",
+            "date-time",
+        ) else None
     return node
 
 
@@ -485,10 +666,19 @@ def check_k8s(root: Path, rep: Report, crd_schemas: dict, analysis: dict) -> Non
         _check_analysis_configmap(docs, where, rep, analysis)
         if path.name == "tls" and jobs:
             job = jobs[0]["spec"]
-            env = {e["name"]: e.get("value") for e in job["job"]["spec"]["containers"][0].get("env", [])}
-            rep.check(env.get("DASK_SCHEDULER_ADDRESS", "").startswith("tls://"), where, "TLS: tls:// address")
+            env = {
+                e["name"]: e.get("value")
+                for e in job["job"]["spec"]["containers"][0].get("env", [])
+            }
+            rep.check(
+                env.get("DASK_SCHEDULER_ADDRESS", "").startswith("tls://"),
+                where,
+                "TLS: tls:// address",
+            )
             sched = job["cluster"]["spec"]["scheduler"]["spec"]["containers"][0]["args"]
-            rep.check("--tls-cert" in sched and "tls" in sched, where, "TLS: scheduler TLS arguments")
+            rep.check(
+                "--tls-cert" in sched and "tls" in sched, where, "TLS: scheduler TLS arguments"
+            )
         rep.ok(f"kustomize {where}: {len(docs)} manifests")
 
 
@@ -499,11 +689,17 @@ def load_analysis(root: Path, rep: Report) -> dict:
     src = root / "deploy" / "analysis.yaml"
     analysis = yaml.safe_load(src.read_text())
     copy_ = root / "deploy" / "k8s" / "base" / "analysis.yaml"
-    rep.check(copy_.is_file() and copy_.read_text() == src.read_text(), str(copy_.relative_to(root)),
-              "must be an exact copy of deploy/analysis.yaml")
+    rep.check(
+        copy_.is_file() and copy_.read_text() == src.read_text(),
+        str(copy_.relative_to(root)),
+        "must be an exact copy of deploy/analysis.yaml",
+    )
     values = yaml.safe_load((root / "helm" / "gdask" / "values.yaml").read_text())
-    rep.check(values.get("analysis") == analysis, "helm/gdask/values.yaml",
-              "values.analysis must equal deploy/analysis.yaml")
+    rep.check(
+        values.get("analysis") == analysis,
+        "helm/gdask/values.yaml",
+        "values.analysis must equal deploy/analysis.yaml",
+    )
     try:
         from gdask.config import AnalysisConfig
     except ImportError:
@@ -524,7 +720,9 @@ def run(root: Path = ROOT, only: set[str] | None = None, verbose: bool = False) 
     def want(name: str) -> bool:
         return only is None or name in only
 
-    analysis = load_analysis(root, rep) if want("consistency") or want("helm") or want("k8s") else {}
+    analysis = (
+        load_analysis(root, rep) if want("consistency") or want("helm") or want("k8s") else {}
+    )
     crd_schemas: dict[str, Any] = {}
     if want("helm") or want("k8s"):
         try:
@@ -544,8 +742,12 @@ def run(root: Path = ROOT, only: set[str] | None = None, verbose: bool = False) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
-    p.add_argument("--only", default=None, help="comma list of compose,dockerfile,helm,k8s,consistency")
+    p.add_argument(
+        "--root", type=Path, default=ROOT, help="repository root (default: this checkout)"
+    )
+    p.add_argument(
+        "--only", default=None, help="comma list of compose,dockerfile,helm,k8s,consistency"
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
@@ -555,7 +757,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {n}")
     for f in rep.failures:
         print(f"FAIL {f}")
-    print(f"deploy validation: {'FAILED' if rep.failures else 'passed'} ({len(rep.failures)} failure(s))")
+    print(
+        f"deploy validation: {'FAILED' if rep.failures else 'passed'} ({len(rep.failures)} failure(s))"
+    )
     return 1 if rep.failures else 0
 
 

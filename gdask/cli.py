@@ -22,7 +22,9 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="Dask scheduler address (default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
     )
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="LocalCluster workers (default: one per core)"
+    )
     p.add_argument(
         "--threads",
         action="store_true",
@@ -35,11 +37,21 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
 def _add_tls_args(p: argparse.ArgumentParser) -> None:
     """Mutual TLS to a remote scheduler (see gdask.security and docs/deployment.md)."""
     g = p.add_argument_group("TLS (remote scheduler; encryption is then required)")
-    g.add_argument("--tls-ca", metavar="PEM", default=None, help="cluster CA (default: $GDASK_TLS_CA)")
-    g.add_argument("--tls-cert", metavar="PEM", default=None,
-                   help="client certificate signed by the CA (default: $GDASK_TLS_CERT)")
-    g.add_argument("--tls-key", metavar="PEM", default=None,
-                   help="private key of --tls-cert (default: $GDASK_TLS_KEY)")
+    g.add_argument(
+        "--tls-ca", metavar="PEM", default=None, help="cluster CA (default: $GDASK_TLS_CA)"
+    )
+    g.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=None,
+        help="client certificate signed by the CA (default: $GDASK_TLS_CERT)",
+    )
+    g.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=None,
+        help="private key of --tls-cert (default: $GDASK_TLS_KEY)",
+    )
 
 
 def _security(args: argparse.Namespace):
@@ -50,8 +62,10 @@ def _security(args: argparse.Namespace):
 
     given = {k: getattr(args, f"tls_{k}", None) for k in ("ca", "cert", "key")}
     if any(given.values()) and not scheduler_address(getattr(args, "scheduler", None)):
-        raise ConfigError("--tls-* options need a remote scheduler (--scheduler tls://HOST:PORT)",
-                          field="--scheduler")
+        raise ConfigError(
+            "--tls-* options need a remote scheduler (--scheduler tls://HOST:PORT)",
+            field="--scheduler",
+        )
     return resolve_security(**given)
 
 
@@ -67,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, help="archive store path (created if absent)")
     p.add_argument("--obs-id", type=int, nargs="+", default=None, help="only these observations")
     p.add_argument(
-        "--checksum", action="store_true",
+        "--checksum",
+        action="store_true",
         help="verify SHA-256 of every source file, even when size and mtime are unchanged",
     )
     p.add_argument(
@@ -80,33 +95,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="archive store path")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("simulate", help="simulate a GADF DL3 archive per instrument (see docs/simulation.md)")
+    p = sub.add_parser(
+        "simulate", help="simulate a GADF DL3 archive per instrument (see docs/simulation.md)"
+    )
     p.add_argument("--out", required=True, help="output folder (one archive per instrument)")
-    p.add_argument("--instruments", default="hess-like,magic-like,cta-like",
-                   help="comma-separated presets (hess-like, magic-like, cta-like) or PATH#OBS_ID for real IRFs")
+    p.add_argument(
+        "--instruments",
+        default="hess-like,magic-like,cta-like",
+        help="comma-separated presets (hess-like, magic-like, cta-like) or PATH#OBS_ID for real IRFs",
+    )
     p.add_argument("--runs", type=int, default=4, help="runs per instrument (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--model", default=None, help="models YAML of the injected sources (default: a Crab-like source)")
-    p.add_argument("--livetime", type=float, default=None, help="run duration in s (default: per instrument)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="models YAML of the injected sources (default: a Crab-like source)",
+    )
+    p.add_argument(
+        "--livetime", type=float, default=None, help="run duration in s (default: per instrument)"
+    )
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("reduce", help="reduce DL3 runs into DL4 datasets as configured (see docs/reduction.md)")
+    p = sub.add_parser(
+        "reduce", help="reduce DL3 runs into DL4 datasets as configured (see docs/reduction.md)"
+    )
     p.add_argument("config", help="analysis configuration YAML")
     _add_cluster_args(p)
     p.set_defaults(func=cmd_reduce)
 
-    p = sub.add_parser("fit", help="joint fit of the datasets of one or several configs (see docs/analysis.md)")
-    p.add_argument("config", nargs="+",
-                   help="a joint run config (with 'analyses'), or analysis config YAMLs (one per instrument)")
+    p = sub.add_parser(
+        "fit", help="joint fit of the datasets of one or several configs (see docs/analysis.md)"
+    )
+    p.add_argument(
+        "config",
+        nargs="+",
+        help="a joint run config (with 'analyses'), or analysis config YAMLs (one per instrument)",
+    )
     _add_fit_args(p, default_out="results/fit")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("run", help="ingest -> reduce per instrument -> one joint fit (see docs/analysis.md)")
+    p = sub.add_parser(
+        "run", help="ingest -> reduce per instrument -> one joint fit (see docs/analysis.md)"
+    )
     p.add_argument("config", help="joint run config (with 'analyses') or one analysis config YAML")
     _add_fit_args(p, default_out="results/run")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="the main job: simulated three-instrument joint fit on a LocalCluster (see README)")
+    p = sub.add_parser(
+        "demo",
+        help="the main job: simulated three-instrument joint fit on a LocalCluster (see README)",
+    )
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
     p.add_argument("--runs", type=int, default=3, help="simulated runs per instrument (default 3)")
     p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
@@ -116,11 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_fit_args(p: argparse.ArgumentParser, default_out: str) -> None:
-    p.add_argument("--out", default=None,
-                   help=f"results folder (default: the run config's 'output', else {default_out})")
-    p.add_argument("--mode", choices=("auto", "distributed", "in-process"), default=None,
-                   help="where the likelihood terms live (default: the config's fit.mode, else auto: "
-                        "in-process for small problems, see docs/analysis.md)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"results folder (default: the run config's 'output', else {default_out})",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("auto", "distributed", "in-process"),
+        default=None,
+        help="where the likelihood terms live (default: the config's fit.mode, else auto: "
+        "in-process for small problems, see docs/analysis.md)",
+    )
     p.set_defaults(default_out=default_out)
     _add_cluster_args(p)
 
@@ -149,8 +194,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     models = load_sky_models(args.model) if args.model else None
     instruments = [s.strip() for s in args.instruments.split(",") if s.strip()]
-    summary = simulate_archive(args.out, instruments=instruments, n_runs=args.runs, sky_model=models,
-                               seed=args.seed, livetime=args.livetime)
+    summary = simulate_archive(
+        args.out,
+        instruments=instruments,
+        n_runs=args.runs,
+        sky_model=models,
+        seed=args.seed,
+        livetime=args.livetime,
+    )
     print(summary.format())
     return 0
 
@@ -160,8 +211,14 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from gdask.reduce.graph import reduce
 
     config = AnalysisConfig.read(args.config)
-    summary = reduce(config, scheduler=args.scheduler, security=_security(args), progress=not args.no_progress,
-                     n_workers=args.workers, processes=not args.threads)
+    summary = reduce(
+        config,
+        scheduler=args.scheduler,
+        security=_security(args),
+        progress=not args.no_progress,
+        n_workers=args.workers,
+        processes=not args.threads,
+    )
     print(summary.format())
     return 0 if summary.ok else 1
 
@@ -197,8 +254,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     run = load_run_config(args.config)
     out = Path(args.out or run.output or args.default_out)
-    outcome = fit_run(run, out, scheduler=args.scheduler, security=_security(args), n_workers=args.workers,
-                      processes=not args.threads, mode=args.mode)
+    outcome = fit_run(
+        run,
+        out,
+        scheduler=args.scheduler,
+        security=_security(args),
+        n_workers=args.workers,
+        processes=not args.threads,
+        mode=args.mode,
+    )
     print(summary_text(outcome))
     return _fit_exit_code(outcome)
 
@@ -212,9 +276,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = load_run_config([args.config])
     out = Path(args.out or run.output or args.default_out)
     try:
-        outcome = run_pipeline(run, out, scheduler=args.scheduler, security=_security(args), n_workers=args.workers,
-                               processes=not args.threads, mode=args.mode,
-                               progress=not args.no_progress)
+        outcome = run_pipeline(
+            run,
+            out,
+            scheduler=args.scheduler,
+            security=_security(args),
+            n_workers=args.workers,
+            processes=not args.threads,
+            mode=args.mode,
+            progress=not args.no_progress,
+        )
     except ReduceFailed as exc:
         print(f"gdask run: {exc.message}", file=sys.stderr)
         return 1
@@ -232,10 +303,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     from gdask.analysis.demo import run_demo
 
-    outcome = run_demo(args.out, n_runs=args.runs, seed=args.seed, scheduler=args.scheduler,
-                       security=_security(args),
-                       n_workers=args.workers, processes=not args.threads,
-                       progress=not args.no_progress)
+    outcome = run_demo(
+        args.out,
+        n_runs=args.runs,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        security=_security(args),
+        n_workers=args.workers,
+        processes=not args.threads,
+        progress=not args.no_progress,
+    )
     return 0 if outcome.ok else 1
 
 

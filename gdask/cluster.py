@@ -95,13 +95,17 @@ def _connect(Client, address: str, security):
         return Client(address, security=security) if security else Client(address)
     except (OSError, TimeoutError, RuntimeError, TypeError) as exc:
         if address.startswith("tls://") and not tls:
-            hint = "a tls:// scheduler needs the cluster CA and a client certificate: " \
-                   "--tls-ca/--tls-cert/--tls-key or GDASK_TLS_CA/GDASK_TLS_CERT/GDASK_TLS_KEY"
+            hint = (
+                "a tls:// scheduler needs the cluster CA and a client certificate: "
+                "--tls-ca/--tls-cert/--tls-key or GDASK_TLS_CA/GDASK_TLS_CERT/GDASK_TLS_KEY"
+            )
         elif "encryption required" in str(exc):
             hint = "TLS is configured (encryption required), so use the scheduler's tls:// address"
         elif not address.startswith("tls://"):
-            hint = "is the scheduler up? if it requires TLS, use its tls:// address and " \
-                   "--tls-ca/--tls-cert/--tls-key"
+            hint = (
+                "is the scheduler up? if it requires TLS, use its tls:// address and "
+                "--tls-ca/--tls-cert/--tls-key"
+            )
         else:
             hint = "is the scheduler up, and is the certificate signed by the cluster's CA?"
         raise ClusterConnectionError(

@@ -22,10 +22,24 @@ import yaml
 from gdask.errors import ConfigError
 
 __all__ = [
-    "AnalysisConfig", "ObservationsConfig", "ConeConfig", "TimeConfig", "DatasetsConfig",
-    "GeomConfig", "WcsConfig", "EnergyAxisConfig", "RegionConfig", "MakersConfig",
-    "SafeMaskConfig", "BackgroundConfig", "ExclusionConfig", "OutputConfig", "FitConfig",
-    "MAP_SELECTION", "SAFE_MASK_METHODS_3D", "SAFE_MASK_METHODS_1D",
+    "AnalysisConfig",
+    "ObservationsConfig",
+    "ConeConfig",
+    "TimeConfig",
+    "DatasetsConfig",
+    "GeomConfig",
+    "WcsConfig",
+    "EnergyAxisConfig",
+    "RegionConfig",
+    "MakersConfig",
+    "SafeMaskConfig",
+    "BackgroundConfig",
+    "ExclusionConfig",
+    "OutputConfig",
+    "FitConfig",
+    "MAP_SELECTION",
+    "SAFE_MASK_METHODS_3D",
+    "SAFE_MASK_METHODS_1D",
 ]
 
 MAP_SELECTION = ("counts", "exposure", "background", "psf", "edisp")
@@ -44,8 +58,10 @@ class _Section:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{path or '<top>'}: must be a mapping, got {type(value).__name__}",
-                              field=path or None)
+            raise ConfigError(
+                f"{path or '<top>'}: must be a mapping, got {type(value).__name__}",
+                field=path or None,
+            )
         self.data = dict(value)
         self.path = path
 
@@ -116,7 +132,11 @@ def _energy(value: Any, path: str, unit: str) -> float:
     if isinstance(value, str):
         try:
             q = u.Quantity(value)
-            out = q.to_value(u.TeV) if q.unit != u.dimensionless_unscaled else (q.value * u.Unit(unit)).to_value(u.TeV)
+            out = (
+                q.to_value(u.TeV)
+                if q.unit != u.dimensionless_unscaled
+                else (q.value * u.Unit(unit)).to_value(u.TeV)
+            )
         except (ValueError, TypeError, u.UnitsError) as exc:
             _fail(path, f"not an energy: {value!r} ({exc})")
     else:
@@ -190,7 +210,9 @@ class ObservationsConfig:
         if sec.data.get("cone") is not None:
             c = sec.section("cone")
             lon, lat, frame = _lonlat(c)
-            cone = ConeConfig(lon, lat, _number(c.take("radius"), c.key("radius"), positive=True), frame)
+            cone = ConeConfig(
+                lon, lat, _number(c.take("radius"), c.key("radius"), positive=True), frame
+            )
             c.done()
         else:
             sec.take("cone", None)
@@ -225,7 +247,9 @@ def _check_time(bounds: list, path: str) -> None:
             times.append(None)
             continue
         try:
-            times.append(Time(v, format="mjd", scale="utc") if isinstance(v, float) else Time(v, scale="utc"))
+            times.append(
+                Time(v, format="mjd", scale="utc") if isinstance(v, float) else Time(v, scale="utc")
+            )
         except ValueError as exc:
             _fail(path, f"not a time: {v!r} ({exc})")
     if times[0] is not None and times[1] is not None and times[1] <= times[0]:
@@ -318,7 +342,9 @@ class WcsConfig:
         if isinstance(width, list | tuple):
             if len(width) != 2:
                 _fail(sec.key("width"), f"must be a number or [lon, lat], got {width!r}")
-            w = tuple(_number(v, f"{sec.key('width')}[{i}]", positive=True) for i, v in enumerate(width))
+            w = tuple(
+                _number(v, f"{sec.key('width')}[{i}]", positive=True) for i, v in enumerate(width)
+            )
         else:
             w = (_number(width, sec.key("width"), positive=True),) * 2
         binsz = _number(sec.take("binsz"), sec.key("binsz"), positive=True)
@@ -328,7 +354,9 @@ class WcsConfig:
         binsz_irf = _number(sec.take("binsz_irf", 0.2), sec.key("binsz_irf"), positive=True)
         for i, wi in enumerate(w):
             if wi < binsz:
-                _fail(sec.key("width"), f"{wi} deg (axis {i}) is smaller than one pixel ({binsz} deg)")
+                _fail(
+                    sec.key("width"), f"{wi} deg (axis {i}) is smaller than one pixel ({binsz} deg)"
+                )
         sec.done()
         return cls(skydir, frame, (w[0], w[1]), binsz, proj.upper(), binsz_irf)
 
@@ -337,8 +365,9 @@ class WcsConfig:
         from gdask.geometry import WcsGeom
 
         center = skydir if skydir is not None else self.skydir
-        return WcsGeom.create(skydir=center, width=self.width, binsz=self.binsz, frame=self.frame,
-                              proj=self.proj)
+        return WcsGeom.create(
+            skydir=center, width=self.width, binsz=self.binsz, frame=self.frame, proj=self.proj
+        )
 
 
 @dataclass(frozen=True)
@@ -360,8 +389,11 @@ class GeomConfig:
             sec.take("wcs", None)
         axes = sec.section("axes")
         energy = EnergyAxisConfig.parse(axes.section("energy"))
-        energy_true = (EnergyAxisConfig.parse(axes.section("energy_true"))
-                       if axes.data.get("energy_true") is not None else energy)
+        energy_true = (
+            EnergyAxisConfig.parse(axes.section("energy_true"))
+            if axes.data.get("energy_true") is not None
+            else energy
+        )
         axes.take("energy_true", None)
         axes.done()
         cutout_width, cutout_mode = None, "trim"
@@ -455,7 +487,9 @@ class SafeMaskConfig:
     @classmethod
     def parse(cls, sec: _Section, kind: str) -> SafeMaskConfig:
         allowed = SAFE_MASK_METHODS_3D if kind == "3d" else SAFE_MASK_METHODS_1D
-        methods = _list(sec.take("methods", []), sec.key("methods"), lambda v, p: _str(v, p, allowed))
+        methods = _list(
+            sec.take("methods", []), sec.key("methods"), lambda v, p: _str(v, p, allowed)
+        )
         aeff = _number(sec.take("aeff_percent", 10.0), sec.key("aeff_percent"), positive=True)
         bias = _number(sec.take("bias_percent", 10.0), sec.key("bias_percent"), positive=True)
         fixed = sec.take("fixed_offset", None)
@@ -516,8 +550,11 @@ class BackgroundConfig:
         elif kind == "1d":
             method = "reflected"
         fov_method = _str(sec.take("fov_method", "scale"), sec.key("fov_method"), ("scale", "fit"))
-        exclusion = (ExclusionConfig.parse(sec.section("exclusion"), base)
-                     if sec.data.get("exclusion") is not None else None)
+        exclusion = (
+            ExclusionConfig.parse(sec.section("exclusion"), base)
+            if sec.data.get("exclusion") is not None
+            else None
+        )
         sec.take("exclusion", None)
         r_in = width = None
         if method == "ring":
@@ -550,7 +587,9 @@ class MakersConfig:
         offset_max = _number(sec.take("offset_max", 2.5), sec.key("offset_max"), positive=True)
         safe = SafeMaskConfig.parse(sec.section("safe_mask"), kind)
         bkg = BackgroundConfig.parse(sec.section("background"), kind, base)
-        step = _number(sec.take("fov_rotation_step", 1.0), sec.key("fov_rotation_step"), positive=True)
+        step = _number(
+            sec.take("fov_rotation_step", 1.0), sec.key("fov_rotation_step"), positive=True
+        )
         ovs = sec.take("background_oversampling", None)
         ovs = None if ovs is None else _int(ovs, sec.key("background_oversampling"), positive=True)
         sec.done()
@@ -667,23 +706,37 @@ class AnalysisConfig:
     def _check_consistency(self) -> None:
         d, m = self.datasets, self.makers
         if d.type == "3d" and d.stack and d.geom.wcs is not None and d.geom.wcs.skydir is None:
-            _fail("datasets.stack", "per-run grids (skydir: pointing) cannot be stacked; "
-                  "use a fixed skydir (with geom.cutout for per-run cutouts)")
+            _fail(
+                "datasets.stack",
+                "per-run grids (skydir: pointing) cannot be stacked; "
+                "use a fixed skydir (with geom.cutout for per-run cutouts)",
+            )
         if d.type == "1d" and d.on_region is not None and d.on_region.radius is None:
             if m.background.method != "wobble":
-                _fail("makers.background.method", "a point ON region (on_region.radius: null) "
-                      "needs method: wobble (point OFF regions of the same RAD_MAX)")
+                _fail(
+                    "makers.background.method",
+                    "a point ON region (on_region.radius: null) "
+                    "needs method: wobble (point OFF regions of the same RAD_MAX)",
+                )
             if d.containment_correction:
-                _fail("datasets.containment_correction", "not for a point ON region (point-like IRFs)")
-        if d.type == "1d" and m.background.method in ("reflected", "wobble") \
-                and m.background.exclusion is not None:
+                _fail(
+                    "datasets.containment_correction", "not for a point ON region (point-like IRFs)"
+                )
+        if (
+            d.type == "1d"
+            and m.background.method in ("reflected", "wobble")
+            and m.background.exclusion is not None
+        ):
             ex = m.background.exclusion
             if ex.regions and d.geom.wcs is None:
-                _fail("makers.background.exclusion.regions",
-                      "1d exclusion regions need datasets.geom.wcs (the mask grid)")
+                _fail(
+                    "makers.background.exclusion.regions",
+                    "1d exclusion regions need datasets.geom.wcs (the mask grid)",
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (paths as strings) for logging and provenance."""
+
         def clean(v: Any) -> Any:
             if isinstance(v, dict):
                 return {k: clean(x) for k, x in v.items()}

@@ -31,14 +31,20 @@ def _figure(figsize: tuple[float, float]) -> tuple[Any, Any, Any]:
 
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
-    ax, axr = fig.subplots(2, 1, sharex=True,
-                           gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    ax, axr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
     return fig, ax, axr
 
 
-def plot_spectrum(path: str | Path, energy: np.ndarray, dnde: np.ndarray, dnde_err: np.ndarray,
-                  points: Sequence[tuple[str, dict[str, np.ndarray]]] = (), *,
-                  title: str = "", reference: np.ndarray | None = None) -> Path:
+def plot_spectrum(
+    path: str | Path,
+    energy: np.ndarray,
+    dnde: np.ndarray,
+    dnde_err: np.ndarray,
+    points: Sequence[tuple[str, dict[str, np.ndarray]]] = (),
+    *,
+    title: str = "",
+    reference: np.ndarray | None = None,
+) -> Path:
     """Best-fit E^2 dN/dE with its butterfly, flux points and residuals.
 
     Parameters
@@ -56,11 +62,18 @@ def plot_spectrum(path: str | Path, energy: np.ndarray, dnde: np.ndarray, dnde_e
         A reference dN/dE at ``energy`` (e.g. the injected model), dashed.
     """
     fig, ax, axr = _figure((7, 6.5))
-    e2 = energy ** 2
+    e2 = energy**2
     ax.plot(energy, e2 * dnde, color="k", lw=1.5, label="best fit")
     if np.all(np.isfinite(dnde_err)):
-        ax.fill_between(energy, e2 * (dnde - dnde_err), e2 * (dnde + dnde_err), color="k",
-                        alpha=0.2, lw=0, label="1σ (covariance)")
+        ax.fill_between(
+            energy,
+            e2 * (dnde - dnde_err),
+            e2 * (dnde + dnde_err),
+            color="k",
+            alpha=0.2,
+            lw=0,
+            label="1σ (covariance)",
+        )
         axr.fill_between(energy, -dnde_err / dnde, dnde_err / dnde, color="k", alpha=0.2, lw=0)
     if reference is not None:
         ax.plot(energy, e2 * reference, color="C3", ls="--", lw=1.2, label="injected")
@@ -72,11 +85,26 @@ def plot_spectrum(path: str | Path, energy: np.ndarray, dnde: np.ndarray, dnde_e
         c = _COLORS[i % len(_COLORS)]
         e = p["energy"]
         xerr = np.vstack([e - p["energy_lo"], p["energy_hi"] - e])
-        ax.errorbar(e, e ** 2 * p["dnde"], yerr=e ** 2 * p["dnde_err"], xerr=xerr, fmt="o",
-                    ms=4, color=c, label=f"{label} (excess / npred x model)")
+        ax.errorbar(
+            e,
+            e**2 * p["dnde"],
+            yerr=e**2 * p["dnde_err"],
+            xerr=xerr,
+            fmt="o",
+            ms=4,
+            color=c,
+            label=f"{label} (excess / npred x model)",
+        )
         model_at = np.interp(np.log(e), np.log(energy), dnde)
-        axr.errorbar(e, p["dnde"] / model_at - 1, yerr=p["dnde_err"] / model_at, xerr=xerr,
-                     fmt="o", ms=4, color=c)
+        axr.errorbar(
+            e,
+            p["dnde"] / model_at - 1,
+            yerr=p["dnde_err"] / model_at,
+            xerr=xerr,
+            fmt="o",
+            ms=4,
+            color=c,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     finite = e2 * dnde
@@ -94,8 +122,9 @@ def plot_spectrum(path: str | Path, energy: np.ndarray, dnde: np.ndarray, dnde_e
     return _save(fig, path)
 
 
-def plot_counts(path: str | Path, edges: np.ndarray, spectrum: dict[str, np.ndarray], *,
-                title: str = "") -> Path:
+def plot_counts(
+    path: str | Path, edges: np.ndarray, spectrum: dict[str, np.ndarray], *, title: str = ""
+) -> Path:
     """Counts vs predicted counts per reco-energy bin, with ``(n - mu) / sqrt(mu)`` residuals.
 
     Parameters
@@ -119,11 +148,25 @@ def plot_counts(path: str | Path, edges: np.ndarray, spectrum: dict[str, np.ndar
     ax.stairs(bkg, edges, color="C1", lw=1.2, ls="--", label="npred background")
     ax.stairs(sig, edges, color="C2", lw=1.2, ls=":", label="npred signal")
     err = np.sqrt(np.clip(counts, 1, None))
-    ax.errorbar(centre[mask], counts[mask], yerr=err[mask], fmt="o", ms=4, color="k",
-                label="counts (fitted bins)")
+    ax.errorbar(
+        centre[mask],
+        counts[mask],
+        yerr=err[mask],
+        fmt="o",
+        ms=4,
+        color="k",
+        label="counts (fitted bins)",
+    )
     if np.any(~mask):
-        ax.errorbar(centre[~mask], counts[~mask], yerr=err[~mask], fmt="o", ms=3, color="0.6",
-                    label="counts (not fitted)")
+        ax.errorbar(
+            centre[~mask],
+            counts[~mask],
+            yerr=err[~mask],
+            fmt="o",
+            ms=3,
+            color="0.6",
+            label="counts (not fitted)",
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         res = np.where(npred > 0, (counts - npred) / np.sqrt(npred), np.nan)
     axr.axhline(0, color="k", lw=1)

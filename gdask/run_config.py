@@ -39,8 +39,14 @@ import yaml
 from gdask.config import AnalysisConfig, _energy, _fail, _number, _path, _Section, _str
 from gdask.errors import ConfigError
 
-__all__ = ["InstrumentRun", "JointFitConfig", "RunConfig", "load_run_config", "FIT_MODES",
-           "is_run_config"]
+__all__ = [
+    "InstrumentRun",
+    "JointFitConfig",
+    "RunConfig",
+    "load_run_config",
+    "FIT_MODES",
+    "is_run_config",
+]
 
 FIT_MODES = ("auto", "distributed", "in-process")
 _NAME = re.compile(r"^[A-Za-z0-9_]+(?:[.\-][A-Za-z0-9_]+)*$")
@@ -109,8 +115,9 @@ class RunConfig:
         items = top.take("analyses")
         if not isinstance(items, list) or not items:
             _fail("analyses", "must be a non-empty list of {name, config[, datasets]}")
-        analyses = [_parse_analysis(_Section(item, f"analyses[{i}]"), base)
-                    for i, item in enumerate(items)]
+        analyses = [
+            _parse_analysis(_Section(item, f"analyses[{i}]"), base) for i, item in enumerate(items)
+        ]
         names = [a.name for a in analyses]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -118,24 +125,35 @@ class RunConfig:
         stores = [str(a.config.output.store.resolve()) for a in analyses]
         for i, s in enumerate(stores):
             if stores.index(s) != i:
-                _fail(f"analyses[{i}].config.output.store",
-                      f"same dataset store as analysis {names[stores.index(s)]!r}: {s}")
+                _fail(
+                    f"analyses[{i}].config.output.store",
+                    f"same dataset store as analysis {names[stores.index(s)]!r}: {s}",
+                )
         fit = top.section("fit")
         models = fit.take("models", None)
         if models is None:
-            models = next((a.config.fit.models for a in analyses
-                           if a.config.fit is not None and a.config.fit.models is not None), None)
+            models = next(
+                (
+                    a.config.fit.models
+                    for a in analyses
+                    if a.config.fit is not None and a.config.fit.models is not None
+                ),
+                None,
+            )
         else:
             models = _path(models, fit.key("models"), base)
         ranges = _per_analysis(fit, "fit_ranges", names, _range)
-        scales = _per_analysis(fit, "energy_scale",
-                               names, lambda v, p: _number(v, p, positive=True))
+        scales = _per_analysis(
+            fit, "energy_scale", names, lambda v, p: _number(v, p, positive=True)
+        )
         for name in scales:
             a = analyses[names.index(name)]
             if a.kind == "map":
-                _fail(f"fit.energy_scale.{name}",
-                      "energy-scale nuisance parameters are not yet supported for 3d (map) "
-                      "datasets; only for 1d spectra")
+                _fail(
+                    f"fit.energy_scale.{name}",
+                    "energy-scale nuisance parameters are not yet supported for 3d (map) "
+                    "datasets; only for 1d spectra",
+                )
         mode = _str(fit.take("mode", "auto"), fit.key("mode"), FIT_MODES)
         backend = _str(fit.take("backend", "minuit"), fit.key("backend"), ("minuit", "scipy"))
         fov = fit.take("fov_background", True)
@@ -176,8 +194,9 @@ class RunConfig:
             analyses.append(InstrumentRun(name, cfg, None, rng))
         names = [a.name for a in analyses]
         if len(set(names)) != len(names):
-            raise ConfigError(f"configs need distinct file names (their analysis names): {names}",
-                              field="config")
+            raise ConfigError(
+                f"configs need distinct file names (their analysis names): {names}", field="config"
+            )
         return cls(tuple(analyses), JointFitConfig(None if models is None else Path(models)), None)
 
 
@@ -195,8 +214,11 @@ def load_run_config(paths: Sequence[str | Path]) -> RunConfig:
     run_files = [p for p in paths if is_run_config(p)]
     if run_files:
         if len(paths) > 1:
-            raise ConfigError("a run config (with 'analyses') must be given alone",
-                              file=str(run_files[0]), field="analyses")
+            raise ConfigError(
+                "a run config (with 'analyses') must be given alone",
+                file=str(run_files[0]),
+                field="analyses",
+            )
         return RunConfig.read(paths[0])
     return RunConfig.from_analysis_configs(paths)
 
@@ -226,14 +248,18 @@ def _parse_analysis(sec: _Section, base: Path) -> InstrumentRun:
         try:
             cfg = AnalysisConfig.read(path)
         except ConfigError as exc:
-            raise ConfigError(f"{key} ({path}): {exc.message}", file=str(path),
-                              field=key if exc.field is None else f"{key}.{exc.field}") from exc
+            raise ConfigError(
+                f"{key} ({path}): {exc.message}",
+                file=str(path),
+                field=key if exc.field is None else f"{key}.{exc.field}",
+            ) from exc
     elif isinstance(raw, dict):
         try:
             cfg = AnalysisConfig.from_dict(raw, base)
         except ConfigError as exc:
-            raise ConfigError(f"{key}.{exc.message}",
-                              field=key if exc.field is None else f"{key}.{exc.field}") from exc
+            raise ConfigError(
+                f"{key}.{exc.message}", field=key if exc.field is None else f"{key}.{exc.field}"
+            ) from exc
     else:
         _fail(key, f"must be a file name or an analysis config mapping, got {type(raw).__name__}")
     ds = sec.take("datasets", None)
@@ -275,8 +301,10 @@ def _range(value: Any, path: str) -> tuple[float, float]:
         lo = _energy(value[0], f"{path}[0]", "TeV")
         hi = _energy(value[1], f"{path}[1]", "TeV")
     else:
-        _fail(path, f"must be [min, max] (TeV or strings with units) or {{min, max, unit}}, "
-                    f"got {value!r}")
+        _fail(
+            path,
+            f"must be [min, max] (TeV or strings with units) or {{min, max, unit}}, got {value!r}",
+        )
     if hi <= lo:
         _fail(path, f"max must be > min, got [{lo}, {hi}] TeV")
     return lo, hi

@@ -42,7 +42,11 @@ TLS_ENV = {"ca": "GDASK_TLS_CA", "cert": "GDASK_TLS_CERT", "key": "GDASK_TLS_KEY
 
 
 def tls_security(
-    ca: str | Path, cert: str | Path, key: str | Path | None = None, *, require_encryption: bool = True
+    ca: str | Path,
+    cert: str | Path,
+    key: str | Path | None = None,
+    *,
+    require_encryption: bool = True,
 ):
     """A `distributed.Security` for a client (and, identically, a scheduler or worker).
 
@@ -111,10 +115,13 @@ def resolve_security(
         how = "$GDASK_TLS_{}"
         if not any(source.values()):
             return None
-    missing = [how.format(k.upper() if how.startswith("$") else k) for k in ("ca", "cert") if not source[k]]
+    missing = [
+        how.format(k.upper() if how.startswith("$") else k) for k in ("ca", "cert") if not source[k]
+    ]
     if missing:
         raise ConfigError(
-            "TLS needs the cluster CA and this process's certificate: missing " + " and ".join(missing),
+            "TLS needs the cluster CA and this process's certificate: missing "
+            + " and ".join(missing),
             field=missing[0],
         )
     return tls_security(source["ca"], source["cert"], source["key"])
@@ -169,9 +176,15 @@ def make_certificates(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -196,7 +209,9 @@ def make_certificates(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -204,7 +219,9 @@ def make_certificates(
 
     def pem_key(k) -> bytes:
         return k.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
 
     paths = {
@@ -227,11 +244,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m gdask.security", description=main.__doc__)
     p.add_argument("directory", help="output folder (ca.crt, ca.key, tls.crt, tls.key)")
-    p.add_argument("--host", action="append", default=None,
-                   help="subject alternative name (repeatable; default localhost, 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        action="append",
+        default=None,
+        help="subject alternative name (repeatable; default localhost, 127.0.0.1)",
+    )
     p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     args = p.parse_args(argv)
-    paths = make_certificates(args.directory, args.host or ("localhost", "127.0.0.1"), days=args.days)
+    paths = make_certificates(
+        args.directory, args.host or ("localhost", "127.0.0.1"), days=args.days
+    )
     for which, path in paths.items():
         print(f"{which:>6}: {path}")
     print("keep ca.key offline: it signs new cluster members")

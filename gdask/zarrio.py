@@ -32,12 +32,31 @@ __all__ = ["write_dataset", "read_dataset"]
 _NAN_FILL_ATTR = "AAAAAAAA+H8="
 #: attributes that trigger CF coding in xarray: left to xarray's writer
 _CF_CODING_ATTRS = frozenset(
-    {"_FillValue", "missing_value", "scale_factor", "add_offset", "_Unsigned", "dtype",
-     "calendar", "coordinates", "_Encoding"}
+    {
+        "_FillValue",
+        "missing_value",
+        "scale_factor",
+        "add_offset",
+        "_Unsigned",
+        "dtype",
+        "calendar",
+        "coordinates",
+        "_Encoding",
+    }
 )
 #: CF attributes naming other variables (xarray's ``CF_RELATED_DATA``)
-_CF_RELATED = ("bounds", "grid_mapping", "climatology", "geometry", "node_coordinates",
-               "node_count", "part_node_count", "interior_ring", "cell_measures", "formula_terms")
+_CF_RELATED = (
+    "bounds",
+    "grid_mapping",
+    "climatology",
+    "geometry",
+    "node_coordinates",
+    "node_count",
+    "part_node_count",
+    "interior_ring",
+    "cell_measures",
+    "formula_terms",
+)
 _ZSTD = None
 
 
@@ -237,7 +256,9 @@ def _write_with_xarray(ds, path: Path, chunks, chunk_data_vars_only: bool, fill_
     encoding: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():
         enc: dict[str, Any] = {} if fill_value_attr else {"_FillValue": None}
-        sizes = _chunk_sizes(var, chunks if name in ds.data_vars or not chunk_data_vars_only else None)
+        sizes = _chunk_sizes(
+            var, chunks if name in ds.data_vars or not chunk_data_vars_only else None
+        )
         if sizes:
             enc["chunks"] = tuple(sizes.get(d, n) or 1 for d, n in var.sizes.items())
         if enc:
@@ -249,8 +270,19 @@ class _Unsupported(Exception):
     """A group outside what `read_dataset` decodes itself (xarray reads it instead)."""
 
 
-_READ_KINDS = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-               "float32", "float64"}
+_READ_KINDS = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+}
 
 
 def read_dataset(path: str | Path):
@@ -303,19 +335,26 @@ def _read_array(folder: Path, doc: dict[str, Any]) -> tuple[np.ndarray, dict[str
     kind = doc.get("data_type")
     codecs = doc.get("codecs", [])
     grid, keys = doc.get("chunk_grid", {}), doc.get("chunk_key_encoding", {})
-    if (kind not in _READ_KINDS or doc.get("storage_transformers")
-            or grid.get("name") != "regular" or keys.get("name") != "default"
-            or keys.get("configuration", {}).get("separator", "/") != "/"
-            or not codecs or codecs[0].get("name") != "bytes"
-            or codecs[0].get("configuration", {}).get("endian", "little") != "little"
-            or [c.get("name") for c in codecs[1:]] not in ([], ["zstd"])):
+    if (
+        kind not in _READ_KINDS
+        or doc.get("storage_transformers")
+        or grid.get("name") != "regular"
+        or keys.get("name") != "default"
+        or keys.get("configuration", {}).get("separator", "/") != "/"
+        or not codecs
+        or codecs[0].get("name") != "bytes"
+        or codecs[0].get("configuration", {}).get("endian", "little") != "little"
+        or [c.get("name") for c in codecs[1:]] not in ([], ["zstd"])
+    ):
         raise _Unsupported
     attrs = dict(doc.get("attributes", {}))
     dtype = np.dtype(kind).newbyteorder("<")
     fill_attr = attrs.pop("_FillValue", None)
     if fill_attr is not None and not (dtype.kind == "f" and fill_attr == _NAN_FILL_ATTR):
         raise _Unsupported  # a masking fill value: xarray decodes it
-    if (_CF_CODING_ATTRS - {"coordinates"}) & set(attrs) or " since " in str(attrs.get("units", "")):
+    if (_CF_CODING_ATTRS - {"coordinates"}) & set(attrs) or " since " in str(
+        attrs.get("units", "")
+    ):
         raise _Unsupported  # CF decoding (scaling, times...) is xarray's business
     shape = tuple(doc["shape"])
     chunk_shape = tuple(grid["configuration"]["chunk_shape"])
@@ -332,7 +371,9 @@ def _read_array(folder: Path, doc: dict[str, Any]) -> tuple[np.ndarray, dict[str
             except FileNotFoundError:
                 continue  # an unwritten chunk holds the fill value
             block = np.frombuffer(decode(raw), dtype=dtype).reshape(chunk_shape)
-            sel = tuple(slice(i * c, min((i + 1) * c, n))
-                        for i, c, n in zip(index, chunk_shape, shape, strict=True))
+            sel = tuple(
+                slice(i * c, min((i + 1) * c, n))
+                for i, c, n in zip(index, chunk_shape, shape, strict=True)
+            )
             out[sel] = block[tuple(slice(0, s.stop - s.start) for s in sel)]
     return out.astype(dtype.newbyteorder("="), copy=False), attrs

@@ -27,9 +27,14 @@ SRC = {"lon": 83.633, "lat": 22.014, "frame": "icrs"}
 def map_config(store: str = "maps.zarr", stack: bool = True) -> dict:
     return {
         "observations": {"store": "archive.zarr"},
-        "datasets": {"type": "3d", "stack": stack, "geom": {
-            "wcs": {"skydir": dict(SRC), "width": 1.2, "binsz": 0.04},
-            "axes": {"energy": {"min": 0.7, "max": 10, "nbin": 4}}}},
+        "datasets": {
+            "type": "3d",
+            "stack": stack,
+            "geom": {
+                "wcs": {"skydir": dict(SRC), "width": 1.2, "binsz": 0.04},
+                "axes": {"energy": {"min": 0.7, "max": 10, "nbin": 4}},
+            },
+        },
         "makers": {"background": {"method": "fov"}},
         "output": {"store": store},
     }
@@ -38,8 +43,11 @@ def map_config(store: str = "maps.zarr", stack: bool = True) -> dict:
 def spectrum_config(store: str = "spectra.zarr") -> dict:
     return {
         "observations": {"store": "archive.zarr"},
-        "datasets": {"type": "1d", "on_region": {**SRC, "radius": None},
-                     "geom": {"axes": {"energy": {"min": 0.1, "max": 100, "nbin": 15}}}},
+        "datasets": {
+            "type": "1d",
+            "on_region": {**SRC, "radius": None},
+            "geom": {"axes": {"energy": {"min": 0.1, "max": 100, "nbin": 15}}},
+        },
         "makers": {"background": {"method": "wobble", "n_off_regions": 3}},
         "output": {"store": store},
     }
@@ -47,10 +55,16 @@ def spectrum_config(store: str = "spectra.zarr") -> dict:
 
 def run_dict() -> dict:
     return {
-        "analyses": [{"name": "hess", "config": map_config()},
-                     {"name": "magic", "config": spectrum_config()}],
-        "fit": {"models": "models.yaml", "fit_ranges": {"hess": [1, 10], "magic": ["200 GeV", "50 TeV"]},
-                "energy_scale": {"magic": 0.1}, "mode": "in-process"},
+        "analyses": [
+            {"name": "hess", "config": map_config()},
+            {"name": "magic", "config": spectrum_config()},
+        ],
+        "fit": {
+            "models": "models.yaml",
+            "fit_ranges": {"hess": [1, 10], "magic": ["200 GeV", "50 TeV"]},
+            "energy_scale": {"magic": 0.1},
+            "mode": "in-process",
+        },
         "output": "results",
     }
 
@@ -62,9 +76,11 @@ def stores(tmp_path: Path) -> Path:
     spectra = DatasetStore(tmp_path / "spectra.zarr")
     for i, name in enumerate(("200001", "200002")):
         spectra.write(make_spectrum_dataset(name, seed=i), name)
-    src = SkyModel(PowerLawSpectralModel(index=2.3, amplitude="2e-11 cm-2 s-1 TeV-1"),
-                   PointSpatialModel(lon_0="83.613 deg", lat_0="22.017 deg", frame="icrs"),
-                   name="src")
+    src = SkyModel(
+        PowerLawSpectralModel(index=2.3, amplitude="2e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0="83.613 deg", lat_0="22.017 deg", frame="icrs"),
+        name="src",
+    )
     src.spatial_model.lon_0.frozen = True
     src.spatial_model.lat_0.frozen = True
     Models([src]).write(tmp_path / "models.yaml", overwrite=True)
@@ -103,25 +119,34 @@ def _mutate(path: str, value, delete: bool = False) -> dict:
     return data
 
 
-@pytest.mark.parametrize("path, value, message", [
-    ("analyses", [], "analyses: must be a non-empty list"),
-    ("analyses.1.name", "hess", "analyses: names must be unique, repeated: ['hess']"),
-    ("analyses.0.name", "he ss", "analyses[0].name: letters, digits"),
-    ("analyses.0.config", 3, "analyses[0].config: must be a file name or an analysis config"),
-    ("analyses.0.config.datasets.geom.wcs.binsz", -1,
-     "analyses[0].config.datasets.geom.wcs.binsz: must be > 0"),
-    ("analyses.1.config.output.store", "maps.zarr", "same dataset store as analysis 'hess'"),
-    ("fit.fit_ranges", {"veritas": [1, 10]}, "fit.fit_ranges.veritas: no analysis named"),
-    ("fit.fit_ranges", {"hess": [10, 1]}, "fit.fit_ranges.hess: max must be > min"),
-    ("fit.fit_ranges", {"hess": [1]}, "fit.fit_ranges.hess: must be [min, max]"),
-    ("fit.fit_ranges", {"hess": ["1 m", 10]}, "fit.fit_ranges.hess[0]: not an energy"),
-    ("fit.energy_scale", {"hess": 0.1},
-     "fit.energy_scale.hess: energy-scale nuisance parameters are not yet supported for 3d (map)"),
-    ("fit.energy_scale", {"magic": -0.1}, "fit.energy_scale.magic: must be > 0"),
-    ("fit.mode", "cloud", "fit.mode: must be one of ['auto', 'distributed', 'in-process']"),
-    ("fit.colour", "red", "fit.colour: unknown key"),
-    ("analyses.0.datasets", [], "analyses[0].datasets: must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("analyses", [], "analyses: must be a non-empty list"),
+        ("analyses.1.name", "hess", "analyses: names must be unique, repeated: ['hess']"),
+        ("analyses.0.name", "he ss", "analyses[0].name: letters, digits"),
+        ("analyses.0.config", 3, "analyses[0].config: must be a file name or an analysis config"),
+        (
+            "analyses.0.config.datasets.geom.wcs.binsz",
+            -1,
+            "analyses[0].config.datasets.geom.wcs.binsz: must be > 0",
+        ),
+        ("analyses.1.config.output.store", "maps.zarr", "same dataset store as analysis 'hess'"),
+        ("fit.fit_ranges", {"veritas": [1, 10]}, "fit.fit_ranges.veritas: no analysis named"),
+        ("fit.fit_ranges", {"hess": [10, 1]}, "fit.fit_ranges.hess: max must be > min"),
+        ("fit.fit_ranges", {"hess": [1]}, "fit.fit_ranges.hess: must be [min, max]"),
+        ("fit.fit_ranges", {"hess": ["1 m", 10]}, "fit.fit_ranges.hess[0]: not an energy"),
+        (
+            "fit.energy_scale",
+            {"hess": 0.1},
+            "fit.energy_scale.hess: energy-scale nuisance parameters are not yet supported for 3d (map)",
+        ),
+        ("fit.energy_scale", {"magic": -0.1}, "fit.energy_scale.magic: must be > 0"),
+        ("fit.mode", "cloud", "fit.mode: must be one of ['auto', 'distributed', 'in-process']"),
+        ("fit.colour", "red", "fit.colour: unknown key"),
+        ("analyses.0.datasets", [], "analyses[0].datasets: must be a non-empty list"),
+    ],
+)
 def test_run_config_errors(tmp_path: Path, path: str, value, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict(_mutate(path, value), tmp_path)
@@ -176,8 +201,11 @@ def test_term_specs_from_stores(stores: Path) -> None:
     assert problem.specs[0].source == f"{(stores / 'maps.zarr').resolve()}::stacked"
     assert problem.specs[0].options == {"energy_min": 1.0, "energy_max": 10.0}
     escale = energy_scale_name("magic")
-    assert problem.specs[1].options == {"energy_min": pytest.approx(0.2), "energy_max": 50.0,
-                                        "energy_scale": escale}
+    assert problem.specs[1].options == {
+        "energy_min": pytest.approx(0.2),
+        "energy_max": 50.0,
+        "energy_scale": escale,
+    }
     assert problem.penalties == {escale: (0.0, 0.1)}
     assert problem.models.names == ["src", "hess-stacked-bkg", "magic-energy-scale"]
     scale = problem.models["magic-energy-scale"]
@@ -188,8 +216,11 @@ def test_term_specs_from_stores(stores: Path) -> None:
     np.testing.assert_allclose(problem.energy_edges["magic-200001"], np.geomspace(0.1, 100, 16))
     # every spec builds, with the energy range applied to the map term
     terms = [build_term(s) for s in problem.specs]
-    full = build_term(type(problem.specs[0])("map", "hess-stacked", problem.specs[0].source,
-                                             problem.specs[0].models))
+    full = build_term(
+        type(problem.specs[0])(
+            "map", "hess-stacked", problem.specs[0].source, problem.specs[0].models
+        )
+    )
     assert terms[0].mask.sum() < full.mask.sum()
     assert not terms[0].mask[0].any() and terms[0].mask[1:].sum() == full.mask[1:].sum()
     # the coordinator's per-term cache watches the energy-scale parameter
@@ -245,9 +276,17 @@ def test_fit_run_in_process_writes_results(stores: Path) -> None:
     assert outcome.mode == "in-process" and outcome.result.success
     assert set(outcome.result.stats) == {"hess-stacked", "magic-200001", "magic-200002"}
     out = stores / "results"
-    expected = {"models.yaml", "models_covariance.dat", "models_parameters.ecsv", "datasets.ecsv",
-                "fit_summary.txt", "fit_summary.yaml", "spectrum.png", "counts_hess.png",
-                "counts_magic.png"}
+    expected = {
+        "models.yaml",
+        "models_covariance.dat",
+        "models_parameters.ecsv",
+        "datasets.ecsv",
+        "fit_summary.txt",
+        "fit_summary.yaml",
+        "spectrum.png",
+        "counts_hess.png",
+        "counts_magic.png",
+    }
     assert expected <= {p.name for p in out.iterdir()}
     assert {p.name for p in outcome.files} == expected
     back = Models.read(out / "models.yaml")
@@ -285,8 +324,10 @@ def test_cli_fit_config_error_exit_code(stores: Path, capsys) -> None:
     (stores / "run.yaml").write_text(yaml.safe_dump(data))
     assert main(["fit", str(stores / "run.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "gdask fit: error: fit.energy_scale.hess: energy-scale nuisance parameters are not " \
-           "yet supported for 3d (map) datasets" in err
+    assert (
+        "gdask fit: error: fit.energy_scale.hess: energy-scale nuisance parameters are not "
+        "yet supported for 3d (map) datasets" in err
+    )
 
 
 def test_map_term_recovers_after_leaving_the_map() -> None:
@@ -311,16 +352,22 @@ def test_butterfly_and_flux_points() -> None:
 
     src = SkyModel(PowerLawSpectralModel(index=2.0, amplitude="1e-11 cm-2 s-1 TeV-1"), name="s")
     names = ["s.spectral.index", "s.spectral.amplitude"]
-    cov = np.diag([0.1 ** 2, (1e-12) ** 2])
+    cov = np.diag([0.1**2, (1e-12) ** 2])
     e = np.array([1.0, 10.0])
     dnde, err = butterfly(src, names, cov, e)
     np.testing.assert_allclose(dnde, [1e-11, 1e-13])
     # at 1 TeV only the amplitude matters; at 10 TeV add the index: d/dindex = -ln(10) dnde
     np.testing.assert_allclose(err, [1e-12, 1e-13 * np.hypot(0.1, 0.1 * np.log(10))])
-    spec = {"counts": np.array([110.0, 0.0, 30.0]), "npred_sig": np.array([100.0, 5.0, 0.0]),
-            "npred_bkg": np.array([10.0, 1.0, 1.0]), "var_bkg": np.zeros(3),
-            "mask": np.array([True, True, True])}
+    spec = {
+        "counts": np.array([110.0, 0.0, 30.0]),
+        "npred_sig": np.array([100.0, 5.0, 0.0]),
+        "npred_bkg": np.array([10.0, 1.0, 1.0]),
+        "var_bkg": np.zeros(3),
+        "mask": np.array([True, True, True]),
+    }
     fp = flux_points(spec, np.array([1.0, 2.0, 4.0, 8.0]), src)
     assert fp["energy"].size == 2  # no predicted signal in the last bin
     np.testing.assert_allclose(fp["dnde"][0], 1.0 * src.spectral_model(np.sqrt(2.0)))
-    np.testing.assert_allclose(fp["dnde_err"][0], np.sqrt(110) / 100 * src.spectral_model(np.sqrt(2.0)))
+    np.testing.assert_allclose(
+        fp["dnde_err"][0], np.sqrt(110) / 100 * src.spectral_model(np.sqrt(2.0))
+    )

@@ -22,9 +22,18 @@ from gdask.models import Models
 
 pytestmark = pytest.mark.slow
 
-RESULTS = {"models.yaml", "models_covariance.dat", "models_parameters.ecsv", "datasets.ecsv",
-           "fit_summary.txt", "fit_summary.yaml", "spectrum.png", "counts_hess.png",
-           "counts_magic.png", "counts_cta.png"}
+RESULTS = {
+    "models.yaml",
+    "models_covariance.dat",
+    "models_parameters.ecsv",
+    "datasets.ecsv",
+    "fit_summary.txt",
+    "fit_summary.yaml",
+    "spectrum.png",
+    "counts_hess.png",
+    "counts_magic.png",
+    "counts_cta.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +64,25 @@ def _covered(out: Path, injected: Path) -> Table:
 def test_demo(demo) -> None:
     out, rc, seconds = demo
     assert rc == 0
-    assert RESULTS | {"comparison.ecsv", "run.yaml", "start-models.yaml"} <= \
-        {p.name for p in out.iterdir()}
+    assert RESULTS | {"comparison.ecsv", "run.yaml", "start-models.yaml"} <= {
+        p.name for p in out.iterdir()
+    }
     table = Table.read(out / "comparison.ecsv")
     assert np.all(table["covered"]) and len(table) == 7
-    assert {"crab-sim.spectral.index", "magic-energy-scale.spectral.tilt",
-            "hess-stacked-bkg.spectral.norm", "cta-stacked-bkg.spectral.norm"} <= \
-        set(table["parameter"])
+    assert {
+        "crab-sim.spectral.index",
+        "magic-energy-scale.spectral.tilt",
+        "hess-stacked-bkg.spectral.norm",
+        "cta-stacked-bkg.spectral.norm",
+    } <= set(table["parameter"])
     summary = yaml.safe_load((out / "fit_summary.yaml").read_text())
     assert summary["mode"] == "distributed" and summary["n_workers"] == 2
-    assert set(summary["datasets"]) == {"hess-stacked", "cta-stacked", "magic-200001",
-                                        "magic-200002"}
+    assert set(summary["datasets"]) == {
+        "hess-stacked",
+        "cta-stacked",
+        "magic-200001",
+        "magic-200002",
+    }
     _covered(out, out / "sim" / "models.yaml")
     assert seconds < 180
 
@@ -75,8 +92,22 @@ def test_run_end_to_end(demo, tmp_path: Path) -> None:
     out, rc, _ = demo
     assert rc == 0
     res = tmp_path / "run"
-    assert main(["run", str(out / "run.yaml"), "--out", str(res), "--mode", "auto",
-                 "--workers", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(out / "run.yaml"),
+                "--out",
+                str(res),
+                "--mode",
+                "auto",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert RESULTS <= {p.name for p in res.iterdir()}
     summary = yaml.safe_load((res / "fit_summary.yaml").read_text())
     assert summary["mode"] == "in-process"  # 50k bins: below the auto rule's threshold

@@ -17,18 +17,28 @@ BASE_3D = {
         "type": "3d",
         "stack": False,
         "geom": {
-            "wcs": {"skydir": {"lon": 83.633, "lat": 22.014, "frame": "icrs"}, "width": [3, 3],
-                    "binsz": 0.02, "proj": "CAR", "binsz_irf": 0.2},
-            "axes": {"energy": {"min": 0.7, "max": 10, "nbin": 10},
-                     "energy_true": {"min": "500 GeV", "max": 20, "nbin": 20}},
+            "wcs": {
+                "skydir": {"lon": 83.633, "lat": 22.014, "frame": "icrs"},
+                "width": [3, 3],
+                "binsz": 0.02,
+                "proj": "CAR",
+                "binsz_irf": 0.2,
+            },
+            "axes": {
+                "energy": {"min": 0.7, "max": 10, "nbin": 10},
+                "energy_true": {"min": "500 GeV", "max": 20, "nbin": 20},
+            },
         },
     },
     "makers": {
         "selection": ["counts", "exposure", "background", "psf", "edisp"],
         "offset_max": 2.5,
         "safe_mask": {"methods": ["offset-max", "aeff-default"]},
-        "background": {"method": "fov", "fov_method": "scale",
-                       "exclusion": {"regions": ["icrs;circle(83.633,22.014,0.3)"]}},
+        "background": {
+            "method": "fov",
+            "fov_method": "scale",
+            "exclusion": {"regions": ["icrs;circle(83.633,22.014,0.3)"]},
+        },
     },
     "output": {"store": "datasets.zarr"},
     "fit": {"models": "models.yaml", "fit_range": {"min": 1, "max": 10}},
@@ -36,11 +46,16 @@ BASE_3D = {
 
 BASE_1D = {
     "observations": {"store": "/data/archive.zarr"},
-    "datasets": {"type": "1d", "on_region": {"lon": 83.633, "lat": 22.014, "radius": 0.11},
-                 "containment_correction": True,
-                 "geom": {"axes": {"energy": {"edges": [0.7, 1, 3, 10]}}}},
-    "makers": {"safe_mask": {"methods": ["aeff-max"], "aeff_percent": 10},
-               "background": {"exclusion": {"file": "/data/exclusion.fits.gz"}}},
+    "datasets": {
+        "type": "1d",
+        "on_region": {"lon": 83.633, "lat": 22.014, "radius": 0.11},
+        "containment_correction": True,
+        "geom": {"axes": {"energy": {"edges": [0.7, 1, 3, 10]}}},
+    },
+    "makers": {
+        "safe_mask": {"methods": ["aeff-max"], "aeff_percent": 10},
+        "background": {"exclusion": {"file": "/data/exclusion.fits.gz"}},
+    },
     "output": {"store": "out.zarr", "fits": "ogip"},
 }
 
@@ -97,42 +112,109 @@ def test_pointing_grid_and_cutout(tmp_path):
     assert AnalysisConfig.from_dict(d, tmp_path).datasets.geom.cutout_width == 2.0
 
 
-@pytest.mark.parametrize("path,value,message", [
-    ("datasets.geom.wcs.binsz", -0.02, "datasets.geom.wcs.binsz: must be > 0"),
-    ("datasets.geom.wcs.binsz", "0.02", "datasets.geom.wcs.binsz: must be a number"),
-    ("datasets.geom.wcs.binsz", True, "datasets.geom.wcs.binsz: must be a number"),
-    ("datasets.geom.wcs.width", [3, 3, 3], "datasets.geom.wcs.width: must be a number or [lon, lat]"),
-    ("datasets.geom.wcs.skydir", {"lon": 1, "lat": 95}, "datasets.geom.wcs.skydir.lat: must be within"),
-    ("datasets.geom.wcs.skydir", "crab", "datasets.geom.wcs.skydir: must be {lon, lat, frame} or 'pointing'"),
-    ("datasets.geom.wcs.bnisz", 0.1, "datasets.geom.wcs.bnisz: unknown key"),
-    ("datasets.geom.wcs.binsz_irf", 0, "datasets.geom.wcs.binsz_irf: must be > 0"),
-    ("datasets.geom.axes.energy", {"min": 10, "max": 1, "nbin": 3}, "datasets.geom.axes.energy.max: must be > min"),
-    ("datasets.geom.axes.energy", {"min": 1, "max": 10, "nbin": 2.5}, "datasets.geom.axes.energy.nbin: must be an integer"),
-    ("datasets.geom.axes.energy", {"edges": [1, 3, 2]}, "datasets.geom.axes.energy.edges: must increase"),
-    ("datasets.geom.axes.energy", {"edges": [1, 2], "nbin": 3}, "datasets.geom.axes.energy.nbin: give either"),
-    ("datasets.geom.axes.energy", {"min": "1 deg", "max": 10, "nbin": 3}, "datasets.geom.axes.energy.min: not an energy"),
-    ("datasets.type", "2d", "datasets.type: must be one of ['3d', '1d']"),
-    ("datasets.stack", "yes", "datasets.stack: must be true or false"),
-    ("datasets.colour", "red", "datasets.colour: unknown key"),
-    ("observations.obs_ids", [23523, "x"], "observations.obs_ids[1]: must be an integer"),
-    ("observations.obs_ids", [], "observations.obs_ids: must not be empty"),
-    ("observations.store", KeyError, "observations.store: required"),
-    ("observations.cone", {"lon": 0, "lat": 0, "radius": -1}, "observations.cone.radius: must be > 0"),
-    ("observations.time", {"start": "2005-01-01", "stop": "2004-01-01"}, "observations.time: stop must be after start"),
-    ("observations.time", {"start": "yesterday"}, "observations.time.start: not a time"),
-    ("observations.columns", {"ZEN_PNT": [40, 10]}, "observations.columns.ZEN_PNT: max 10.0 < min 40.0"),
-    ("makers.selection", ["counts", "flux"], "makers.selection[1]: must be one of"),
-    ("makers.selection", ["counts", "exposure"], "makers.selection: background method 'fov' needs 'background'"),
-    ("makers.safe_mask.methods", ["offset-max", "bogus"], "makers.safe_mask.methods[1]: must be one of"),
-    ("makers.background.method", "reflected", "makers.background.method: 'reflected' is for 1d datasets"),
-    ("makers.background.fov_method", "median", "makers.background.fov_method: must be one of ['scale', 'fit']"),
-    ("makers.background.exclusion", {"regions": ["circle(1,2"]}, "makers.background.exclusion.regions[0]: not a ds9 region"),
-    ("makers.background", {"method": "ring", "r_in": 0.5}, "makers.background.width: required"),
-    ("makers.offset_max", 0, "makers.offset_max: must be > 0"),
-    ("output.overwrite", "no", "output.overwrite: must be true or false"),
-    ("fit.fit_range", {"min": 10, "max": 1}, "fit.fit_range.max: must be > min"),
-    ("fit.minimizer", "migrad", "fit.minimizer: unknown key"),
-])
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        ("datasets.geom.wcs.binsz", -0.02, "datasets.geom.wcs.binsz: must be > 0"),
+        ("datasets.geom.wcs.binsz", "0.02", "datasets.geom.wcs.binsz: must be a number"),
+        ("datasets.geom.wcs.binsz", True, "datasets.geom.wcs.binsz: must be a number"),
+        (
+            "datasets.geom.wcs.width",
+            [3, 3, 3],
+            "datasets.geom.wcs.width: must be a number or [lon, lat]",
+        ),
+        (
+            "datasets.geom.wcs.skydir",
+            {"lon": 1, "lat": 95},
+            "datasets.geom.wcs.skydir.lat: must be within",
+        ),
+        (
+            "datasets.geom.wcs.skydir",
+            "crab",
+            "datasets.geom.wcs.skydir: must be {lon, lat, frame} or 'pointing'",
+        ),
+        ("datasets.geom.wcs.bnisz", 0.1, "datasets.geom.wcs.bnisz: unknown key"),
+        ("datasets.geom.wcs.binsz_irf", 0, "datasets.geom.wcs.binsz_irf: must be > 0"),
+        (
+            "datasets.geom.axes.energy",
+            {"min": 10, "max": 1, "nbin": 3},
+            "datasets.geom.axes.energy.max: must be > min",
+        ),
+        (
+            "datasets.geom.axes.energy",
+            {"min": 1, "max": 10, "nbin": 2.5},
+            "datasets.geom.axes.energy.nbin: must be an integer",
+        ),
+        (
+            "datasets.geom.axes.energy",
+            {"edges": [1, 3, 2]},
+            "datasets.geom.axes.energy.edges: must increase",
+        ),
+        (
+            "datasets.geom.axes.energy",
+            {"edges": [1, 2], "nbin": 3},
+            "datasets.geom.axes.energy.nbin: give either",
+        ),
+        (
+            "datasets.geom.axes.energy",
+            {"min": "1 deg", "max": 10, "nbin": 3},
+            "datasets.geom.axes.energy.min: not an energy",
+        ),
+        ("datasets.type", "2d", "datasets.type: must be one of ['3d', '1d']"),
+        ("datasets.stack", "yes", "datasets.stack: must be true or false"),
+        ("datasets.colour", "red", "datasets.colour: unknown key"),
+        ("observations.obs_ids", [23523, "x"], "observations.obs_ids[1]: must be an integer"),
+        ("observations.obs_ids", [], "observations.obs_ids: must not be empty"),
+        ("observations.store", KeyError, "observations.store: required"),
+        (
+            "observations.cone",
+            {"lon": 0, "lat": 0, "radius": -1},
+            "observations.cone.radius: must be > 0",
+        ),
+        (
+            "observations.time",
+            {"start": "2005-01-01", "stop": "2004-01-01"},
+            "observations.time: stop must be after start",
+        ),
+        ("observations.time", {"start": "yesterday"}, "observations.time.start: not a time"),
+        (
+            "observations.columns",
+            {"ZEN_PNT": [40, 10]},
+            "observations.columns.ZEN_PNT: max 10.0 < min 40.0",
+        ),
+        ("makers.selection", ["counts", "flux"], "makers.selection[1]: must be one of"),
+        (
+            "makers.selection",
+            ["counts", "exposure"],
+            "makers.selection: background method 'fov' needs 'background'",
+        ),
+        (
+            "makers.safe_mask.methods",
+            ["offset-max", "bogus"],
+            "makers.safe_mask.methods[1]: must be one of",
+        ),
+        (
+            "makers.background.method",
+            "reflected",
+            "makers.background.method: 'reflected' is for 1d datasets",
+        ),
+        (
+            "makers.background.fov_method",
+            "median",
+            "makers.background.fov_method: must be one of ['scale', 'fit']",
+        ),
+        (
+            "makers.background.exclusion",
+            {"regions": ["circle(1,2"]},
+            "makers.background.exclusion.regions[0]: not a ds9 region",
+        ),
+        ("makers.background", {"method": "ring", "r_in": 0.5}, "makers.background.width: required"),
+        ("makers.offset_max", 0, "makers.offset_max: must be > 0"),
+        ("output.overwrite", "no", "output.overwrite: must be true or false"),
+        ("fit.fit_range", {"min": 10, "max": 1}, "fit.fit_range.max: must be > min"),
+        ("fit.minimizer", "migrad", "fit.minimizer: unknown key"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, path, value, message):
     with pytest.raises(ConfigError) as info:
         AnalysisConfig.from_dict(_with(BASE_3D, path, value), tmp_path)
@@ -151,8 +233,13 @@ def test_cross_field_errors(tmp_path):
         AnalysisConfig.from_dict(d, tmp_path)
     with pytest.raises(ConfigError, match="datasets.on_region: required"):
         AnalysisConfig.from_dict(_with(BASE_1D, "datasets.on_region", KeyError), tmp_path)
-    with pytest.raises(ConfigError, match="makers.safe_mask.methods\\[0\\]: must be one of \\['aeff-max', 'offset-max'\\]"):
-        AnalysisConfig.from_dict(_with(BASE_1D, "makers.safe_mask", {"methods": ["aeff-default"]}), tmp_path)
+    with pytest.raises(
+        ConfigError,
+        match="makers.safe_mask.methods\\[0\\]: must be one of \\['aeff-max', 'offset-max'\\]",
+    ):
+        AnalysisConfig.from_dict(
+            _with(BASE_1D, "makers.safe_mask", {"methods": ["aeff-default"]}), tmp_path
+        )
     with pytest.raises(ConfigError, match="datasets.geom.cutout: only for 3d"):
         AnalysisConfig.from_dict(_with(BASE_1D, "datasets.geom.cutout", {"width": 2}), tmp_path)
 

@@ -4,7 +4,9 @@ from gdask.errors import FileReadError, GdaskError, MissingColumnError
 
 
 def test_error_names_file_observation_and_field():
-    err = MissingColumnError("column 'ENERGY' not found", file="run.fits", obs_id=23523, field="EVENTS.ENERGY")
+    err = MissingColumnError(
+        "column 'ENERGY' not found", file="run.fits", obs_id=23523, field="EVENTS.ENERGY"
+    )
     text = str(err)
     assert "run.fits" in text and "23523" in text and "EVENTS.ENERGY" in text
     assert isinstance(err, GdaskError)

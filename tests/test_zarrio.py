@@ -15,24 +15,43 @@ RNG = np.random.default_rng(3)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def _irf_like() -> xr.Dataset:
     energy = np.geomspace(0.1, 100, 9)
     offset = np.linspace(0, 2.5, 6, dtype=np.float32)
     ds = xr.Dataset(
-        {"effective_area": (("energy_true", "offset"), RNG.random((8, 6)).astype(np.float32),
-                            {"units": "m2", "gadf": {"tdim": ["a", "b"], "n": 2}})},
+        {
+            "effective_area": (
+                ("energy_true", "offset"),
+                RNG.random((8, 6)).astype(np.float32),
+                {"units": "m2", "gadf": {"tdim": ["a", "b"], "n": 2}},
+            )
+        },
         coords={
-            "energy_true": ("energy_true", np.sqrt(energy[1:] * energy[:-1]),
-                            {"units": "TeV", "bounds": "energy_true_bounds"}),
-            "energy_true_bounds": (("energy_true", "bound"), np.stack([energy[:-1], energy[1:]], -1)),
+            "energy_true": (
+                "energy_true",
+                np.sqrt(energy[1:] * energy[:-1]),
+                {"units": "TeV", "bounds": "energy_true_bounds"},
+            ),
+            "energy_true_bounds": (
+                ("energy_true", "bound"),
+                np.stack([energy[:-1], energy[1:]], -1),
+            ),
             "offset": ("offset", offset, {"units": "deg"}),
             "offset_bounds": (("offset", "bound"), np.stack([offset, offset + 0.5], -1)),
         },
-        attrs={"obs_id": np.int64(23523), "header": "x" * 300, "nested": {"a": [1, 2.5, "s"]},
-               "flag": True, "nan": float("nan"), "list": np.arange(3)},
+        attrs={
+            "obs_id": np.int64(23523),
+            "header": "x" * 300,
+            "nested": {"a": [1, 2.5, "s"]},
+            "flag": True,
+            "nan": float("nan"),
+            "list": np.arange(3),
+        },
     )
     return ds
 
@@ -92,13 +111,23 @@ CASES = {
     "events_one_chunk": (_events_like, {"event": 5000}),
     "events_empty": (lambda: _events_like(0), {"event": 100}),
     "zero_dim": (lambda: xr.Dataset({"x": (("a", "b"), np.zeros((0, 3), np.float32))}), None),
-    "big_endian": (lambda: xr.Dataset({"x": ("a", np.arange(5, dtype=">f8")),
-                                       "i": ("a", np.arange(5, dtype=">i4"))}), None),
+    "big_endian": (
+        lambda: xr.Dataset(
+            {"x": ("a", np.arange(5, dtype=">f8")), "i": ("a", np.arange(5, dtype=">i4"))}
+        ),
+        None,
+    ),
     "large": (lambda: xr.Dataset({"x": (("a", "b"), RNG.random((300, 400)))}), None),
-    "chunk_3d": (lambda: xr.Dataset({"x": (("a", "b", "c"), RNG.random((5, 7, 3)))},
-                                    coords={"b": np.arange(7)}), {"b": 3}),
-    "string": (lambda: _events_like(10).assign(NAME=("event", np.array(["ab"] * 10, dtype=object))),
-               None),
+    "chunk_3d": (
+        lambda: xr.Dataset(
+            {"x": (("a", "b", "c"), RNG.random((5, 7, 3)))}, coords={"b": np.arange(7)}
+        ),
+        {"b": 3},
+    ),
+    "string": (
+        lambda: _events_like(10).assign(NAME=("event", np.array(["ab"] * 10, dtype=object))),
+        None,
+    ),
 }
 
 
@@ -122,10 +151,17 @@ def test_same_store_as_xarray(tmp_path, case, data_vars_only, fill_attr):
     ds = make()
     old, new, again = tmp_path / "old.zarr", tmp_path / "new.zarr", tmp_path / "again.zarr"
     _xarray_write(ds, old, chunks, data_vars_only, fill_attr)
-    kwargs = {"chunks": chunks, "chunk_data_vars_only": data_vars_only, "fill_value_attr": fill_attr}
+    kwargs = {
+        "chunks": chunks,
+        "chunk_data_vars_only": data_vars_only,
+        "fill_value_attr": fill_attr,
+    }
     write_dataset(ds, new, **kwargs)
     write_dataset(ds, again, **kwargs)
-    a, b = xr.open_zarr(old, consolidated=False).load(), xr.open_zarr(new, consolidated=False).load()
+    a, b = (
+        xr.open_zarr(old, consolidated=False).load(),
+        xr.open_zarr(new, consolidated=False).load(),
+    )
     xr.testing.assert_identical(a, b)
     assert sorted(zarr.open_group(new, mode="r").array_keys()) == sorted(map(str, ds.variables))
     assert _tree(new) == _tree(again)  # deterministic
@@ -143,7 +179,9 @@ def test_multiple_chunk_files(tmp_path):
 def test_replaces_existing_group(tmp_path):
     write_dataset(_map_like(), tmp_path / "g")
     write_dataset(_events_like(5), tmp_path / "g")
-    assert set(xr.open_zarr(tmp_path / "g", consolidated=False).variables) == set(_events_like(5).variables)
+    assert set(xr.open_zarr(tmp_path / "g", consolidated=False).variables) == set(
+        _events_like(5).variables
+    )
 
 
 @pytest.mark.parametrize("fill_attr", [True, False])

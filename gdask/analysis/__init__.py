@@ -13,5 +13,14 @@ from gdask.analysis.pipeline import ReduceFailed, fit_run, run_pipeline
 from gdask.analysis.results import FitOutcome, write_results
 from gdask.analysis.specs import JointProblem, build_term_specs, choose_mode, store_datasets
 
-__all__ = ["FitOutcome", "JointProblem", "ReduceFailed", "build_term_specs", "choose_mode",
-           "fit_run", "run_pipeline", "store_datasets", "write_results"]
+__all__ = [
+    "FitOutcome",
+    "JointProblem",
+    "ReduceFailed",
+    "build_term_specs",
+    "choose_mode",
+    "fit_run",
+    "run_pipeline",
+    "store_datasets",
+    "write_results",
+]

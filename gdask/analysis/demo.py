@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-__all__ = ["DemoOutcome", "demo_run_dict", "run_demo", "compare_to_injected", "format_comparison",
-           "MAX_PULL"]
+__all__ = [
+    "DemoOutcome",
+    "demo_run_dict",
+    "run_demo",
+    "compare_to_injected",
+    "format_comparison",
+    "MAX_PULL",
+]
 
 #: a fitted value "covers" the injected one when |fitted - injected| <= MAX_PULL x error
 MAX_PULL = 3.0
@@ -30,21 +36,31 @@ _SRC = {"lon": 83.633, "lat": 22.014, "frame": "icrs"}
 _EXCLUSION = {"regions": ["icrs;circle(83.633, 22.014, 0.35)"]}
 
 
-def _map_config(name: str, e_reco: tuple[float, float, int], e_true: tuple[float, float, int],
-                offset_max: float) -> dict[str, Any]:
+def _map_config(
+    name: str, e_reco: tuple[float, float, int], e_true: tuple[float, float, int], offset_max: float
+) -> dict[str, Any]:
     return {
         "observations": {"store": f"archives/{name}.zarr", "dl3": f"sim/{name}"},
-        "datasets": {"type": "3d", "stack": True, "geom": {
-            "wcs": {"skydir": dict(_SRC), "width": [2.0, 2.0], "binsz": 0.04, "binsz_irf": 0.2},
-            "axes": {"energy": dict(zip(("min", "max", "nbin"), e_reco, strict=True)),
-                     "energy_true": dict(zip(("min", "max", "nbin"), e_true, strict=True))}}},
-        "makers": {"selection": ["counts", "exposure", "background", "psf", "edisp"],
-                   "offset_max": offset_max,
-                   # the background integrated over 4 sub-bins per energy bin: the rate at the
-                   # bin centre alone is ~2% low for these steep spectra (norm pulls of ~1 sigma)
-                   "background_oversampling": 4,
-                   "safe_mask": {"methods": ["offset-max", "aeff-default"]},
-                   "background": {"method": "fov", "exclusion": dict(_EXCLUSION)}},
+        "datasets": {
+            "type": "3d",
+            "stack": True,
+            "geom": {
+                "wcs": {"skydir": dict(_SRC), "width": [2.0, 2.0], "binsz": 0.04, "binsz_irf": 0.2},
+                "axes": {
+                    "energy": dict(zip(("min", "max", "nbin"), e_reco, strict=True)),
+                    "energy_true": dict(zip(("min", "max", "nbin"), e_true, strict=True)),
+                },
+            },
+        },
+        "makers": {
+            "selection": ["counts", "exposure", "background", "psf", "edisp"],
+            "offset_max": offset_max,
+            # the background integrated over 4 sub-bins per energy bin: the rate at the
+            # bin centre alone is ~2% low for these steep spectra (norm pulls of ~1 sigma)
+            "background_oversampling": 4,
+            "safe_mask": {"methods": ["offset-max", "aeff-default"]},
+            "background": {"method": "fov", "exclusion": dict(_EXCLUSION)},
+        },
         "output": {"store": f"datasets/{name}.zarr", "overwrite": True},
     }
 
@@ -59,22 +75,38 @@ def demo_run_dict() -> dict[str, Any]:
     """
     magic = {
         "observations": {"store": "archives/magic-like.zarr", "dl3": "sim/magic-like"},
-        "datasets": {"type": "1d", "on_region": {**_SRC, "radius": None}, "geom": {"axes": {
-            "energy": {"min": 0.08, "max": 30, "nbin": 16},
-            "energy_true": {"min": 0.04, "max": 30, "nbin": 32}}}},
-        "makers": {"offset_max": 1.5, "safe_mask": {"methods": ["aeff-max"]},
-                   "background": {"method": "wobble", "n_off_regions": 3}},
+        "datasets": {
+            "type": "1d",
+            "on_region": {**_SRC, "radius": None},
+            "geom": {
+                "axes": {
+                    "energy": {"min": 0.08, "max": 30, "nbin": 16},
+                    "energy_true": {"min": 0.04, "max": 30, "nbin": 32},
+                }
+            },
+        },
+        "makers": {
+            "offset_max": 1.5,
+            "safe_mask": {"methods": ["aeff-max"]},
+            "background": {"method": "wobble", "n_off_regions": 3},
+        },
         "output": {"store": "datasets/magic-like.zarr", "overwrite": True},
     }
     return {
         "analyses": [
             {"name": "hess", "config": _map_config("hess-like", (0.7, 30, 8), (0.4, 100, 32), 2.0)},
             {"name": "magic", "config": magic},
-            {"name": "cta", "config": _map_config("cta-like", (0.1, 100, 12), (0.05, 150, 48), 2.5)},
+            {
+                "name": "cta",
+                "config": _map_config("cta-like", (0.1, 100, 12), (0.05, 150, 48), 2.5),
+            },
         ],
-        "fit": {"models": "start-models.yaml",
-                "fit_ranges": {"hess": [0.7, 30], "magic": [0.1, 30], "cta": [0.1, 100]},
-                "energy_scale": {"magic": 0.1}, "mode": "distributed"},
+        "fit": {
+            "models": "start-models.yaml",
+            "fit_ranges": {"hess": [0.7, 30], "magic": [0.1, 30], "cta": [0.1, 100]},
+            "energy_scale": {"magic": 0.1},
+            "mode": "distributed",
+        },
         "output": ".",
     }
 
@@ -126,20 +158,25 @@ def compare_to_injected(result: Any, injected: Any) -> Any:
         else:
             t = np.nan
         pull = (v - t) / e if e > 0 and np.isfinite(t) else np.nan
-        rows.append((n, t, float(v), float(e), un, pull,
-                     bool(np.isfinite(pull) and abs(pull) <= MAX_PULL)))
-    return Table(rows=rows, names=("parameter", "injected", "fitted", "error", "unit", "pull",
-                                   "covered"))
+        rows.append(
+            (n, t, float(v), float(e), un, pull, bool(np.isfinite(pull) and abs(pull) <= MAX_PULL))
+        )
+    return Table(
+        rows=rows, names=("parameter", "injected", "fitted", "error", "unit", "pull", "covered")
+    )
 
 
 def format_comparison(table: Any) -> str:
     """The comparison as aligned text."""
-    lines = [f"{'parameter':42s} {'injected':>12s} {'fitted':>12s} {'error':>10s} "
-             f"{'pull':>6s}  unit"]
+    lines = [
+        f"{'parameter':42s} {'injected':>12s} {'fitted':>12s} {'error':>10s} {'pull':>6s}  unit"
+    ]
     for r in table:
         flag = "" if r["covered"] else f"   <-- |pull| > {MAX_PULL:g}"
-        lines.append(f"{r['parameter']:42s} {r['injected']:12.5g} {r['fitted']:12.5g} "
-                     f"{r['error']:10.3g} {r['pull']:6.2f}  {r['unit']}{flag}")
+        lines.append(
+            f"{r['parameter']:42s} {r['injected']:12.5g} {r['fitted']:12.5g} "
+            f"{r['error']:10.3g} {r['pull']:6.2f}  {r['unit']}{flag}"
+        )
     return "\n".join(lines)
 
 
@@ -156,13 +193,16 @@ def _fresh_folder(out: Path) -> None:
 
     present = [d for d in _WORK if (out / d).exists()]
     if present and not (out / _MARKER).exists():
-        raise ConfigError(f"{out} has {present} but is not a gdask demo folder; choose another "
-                          "--out", field="--out")
+        raise ConfigError(
+            f"{out} has {present} but is not a gdask demo folder; choose another --out",
+            field="--out",
+        )
     for d in present:
         shutil.rmtree(out / d)
     out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("written by gdask demo: sim/, archives/, datasets/ are replaced "
-                               "on each run\n")
+    (out / _MARKER).write_text(
+        "written by gdask demo: sim/, archives/, datasets/ are replaced on each run\n"
+    )
 
 
 @dataclass
@@ -175,9 +215,18 @@ class DemoOutcome:
     ok: bool
 
 
-def run_demo(out: str | Path = "results/demo", *, n_runs: int = 3, seed: int = 1,
-             scheduler: str | None = None, n_workers: int | None = None, processes: bool = True,
-             progress: bool = False, log: Any = print, security: Any = None) -> DemoOutcome:
+def run_demo(
+    out: str | Path = "results/demo",
+    *,
+    n_runs: int = 3,
+    seed: int = 1,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    progress: bool = False,
+    log: Any = print,
+    security: Any = None,
+) -> DemoOutcome:
     """Simulate, ingest, reduce, fit jointly on a Dask cluster and compare with the truth.
 
     Parameters
@@ -207,9 +256,17 @@ def run_demo(out: str | Path = "results/demo", *, n_runs: int = 3, seed: int = 1
     data = demo_run_dict()
     (out / "run.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     run = RunConfig.from_dict(data, out)
-    outcome = run_pipeline(run, out, scheduler=scheduler, n_workers=n_workers or 2,
-                           processes=processes, progress=progress, injected=injected, log=log,
-                           security=security)
+    outcome = run_pipeline(
+        run,
+        out,
+        scheduler=scheduler,
+        n_workers=n_workers or 2,
+        processes=processes,
+        progress=progress,
+        injected=injected,
+        log=log,
+        security=security,
+    )
     table = compare_to_injected(outcome.result, injected)
     table.write(out / "comparison.ecsv", format="ascii.ecsv", overwrite=True)
     seconds = time.perf_counter() - t0

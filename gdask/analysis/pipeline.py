@@ -26,8 +26,9 @@ class ReduceFailed(GdaskError):
 
 
 @contextlib.contextmanager
-def _client_for(client: Any, scheduler: str | None, n_workers: int | None,
-                processes: bool, security: Any = None) -> Iterator[Any]:
+def _client_for(
+    client: Any, scheduler: str | None, n_workers: int | None, processes: bool, security: Any = None
+) -> Iterator[Any]:
     """``client`` if given, else one from `gdask.cluster.get_client` (closed afterwards)."""
     if client is not None:
         yield client
@@ -42,10 +43,20 @@ def _n_workers(client: Any) -> int:
     return len(client.scheduler_info()["workers"]) if client is not None else 0
 
 
-def fit_run(run: RunConfig, out: str | Path | None = None, *, client: Any = None,
-            scheduler: str | None = None, n_workers: int | None = None, processes: bool = True,
-            mode: str | None = None, injected: Any = None, log: Any = print,
-            write: bool = True, security: Any = None) -> FitOutcome:
+def fit_run(
+    run: RunConfig,
+    out: str | Path | None = None,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    mode: str | None = None,
+    injected: Any = None,
+    log: Any = print,
+    write: bool = True,
+    security: Any = None,
+) -> FitOutcome:
     """Joint fit of every analysis' datasets; write the results folder when ``out`` is given.
 
     Parameters
@@ -72,9 +83,11 @@ def fit_run(run: RunConfig, out: str | Path | None = None, *, client: Any = None
     problem = build_term_specs(run)
     wanted = mode or run.fit.mode
     chosen = choose_mode(wanted, problem, scheduler)
-    say(f"fit: {len(problem.specs)} datasets, {problem.total_bins} bins, "
+    say(
+        f"fit: {len(problem.specs)} datasets, {problem.total_bins} bins, "
         f"{len(problem.models.parameters.free_parameters)} free parameters; {chosen} "
-        f"(mode {wanted})")
+        f"(mode {wanted})"
+    )
     with contextlib.ExitStack() as stack:
         c = None
         if chosen == "distributed":
@@ -85,20 +98,33 @@ def fit_run(run: RunConfig, out: str | Path | None = None, *, client: Any = None
         result = fit.run()
         fit_time = time.perf_counter() - t_fit
         spectra = dataset_spectra(coord, problem.models.parameters.value)
-        outcome = FitOutcome(result, problem, spectra, chosen, _n_workers(c),
-                             time.perf_counter() - t0, fit_time)
-    say(f"fit: {result.message} {result.covariance_message} "
-        f"({result.n_evaluations} evaluations, {fit_time:.2f} s)")
+        outcome = FitOutcome(
+            result, problem, spectra, chosen, _n_workers(c), time.perf_counter() - t0, fit_time
+        )
+    say(
+        f"fit: {result.message} {result.covariance_message} "
+        f"({result.n_evaluations} evaluations, {fit_time:.2f} s)"
+    )
     out = out if out is not None else run.output
     if out is not None and write:
         write_results(outcome, out, injected=injected)
     return outcome
 
 
-def run_pipeline(run: RunConfig, out: str | Path | None = None, *, client: Any = None,
-                 scheduler: str | None = None, n_workers: int | None = None,
-                 processes: bool = True, mode: str | None = None, progress: bool = True,
-                 injected: Any = None, log: Any = print, security: Any = None) -> FitOutcome | None:
+def run_pipeline(
+    run: RunConfig,
+    out: str | Path | None = None,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    mode: str | None = None,
+    progress: bool = True,
+    injected: Any = None,
+    log: Any = print,
+    security: Any = None,
+) -> FitOutcome | None:
     """For each analysis: ingest (``observations.dl3``) and reduce; then one joint fit.
 
     Everything runs on one client (given, or made as in `fit_run`); the fit
@@ -122,13 +148,15 @@ def run_pipeline(run: RunConfig, out: str | Path | None = None, *, client: Any =
             summary = reduce(a.config, client=c, progress=progress)
             say(f"[{a.name}] " + summary.format())
             if not summary.ok:
-                raise ReduceFailed(f"analysis {a.name!r}: {len(summary.failed)} runs failed to "
-                                   "reduce:\n" + summary.format(), field="analyses")
+                raise ReduceFailed(
+                    f"analysis {a.name!r}: {len(summary.failed)} runs failed to "
+                    "reduce:\n" + summary.format(),
+                    field="analyses",
+                )
         if run.fit.models is None:
             say("no fit.models configured: reduced only, nothing to fit")
             return None
-        outcome = fit_run(run, None, client=c, scheduler=scheduler, mode=mode, log=log,
-                          write=False)
+        outcome = fit_run(run, None, client=c, scheduler=scheduler, mode=mode, log=log, write=False)
     outcome.wall_time = time.perf_counter() - t0
     out = out if out is not None else run.output
     if out is not None:

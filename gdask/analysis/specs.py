@@ -17,8 +17,17 @@ from gdask.likelihood import TermSpec
 from gdask.models import FoVBackgroundModel, Models, PowerLawNormSpectralModel, SkyModel
 from gdask.run_config import InstrumentRun, RunConfig
 
-__all__ = ["JointProblem", "store_datasets", "joint_models", "build_term_specs", "choose_mode",
-           "energy_scale_name", "read_models", "INPROCESS_MAX_BINS", "STACKED"]
+__all__ = [
+    "JointProblem",
+    "store_datasets",
+    "joint_models",
+    "build_term_specs",
+    "choose_mode",
+    "energy_scale_name",
+    "read_models",
+    "INPROCESS_MAX_BINS",
+    "STACKED",
+]
 
 STACKED = "stacked"
 #: the auto mode fits in-process when all datasets together have at most this many
@@ -67,8 +76,9 @@ def read_models(path: str | Path) -> Models:
     try:
         return Models.read(path)
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"cannot read the models: {exc}", file=str(path),
-                          field="fit.models") from exc
+        raise ConfigError(
+            f"cannot read the models: {exc}", file=str(path), field="fit.models"
+        ) from exc
 
 
 def energy_scale_name(analysis: str) -> str:
@@ -91,21 +101,28 @@ def store_datasets(run: InstrumentRun) -> list[str]:
 
     path = Path(run.config.output.store)
     if not (path / "datasets").is_dir():
-        raise ConfigError(f"analysis {run.name!r}: no dataset store at {path}; reduce first "
-                          "(gdask reduce CONFIG, or gdask run)", field="output.store")
+        raise ConfigError(
+            f"analysis {run.name!r}: no dataset store at {path}; reduce first "
+            "(gdask reduce CONFIG, or gdask run)",
+            field="output.store",
+        )
     have = DatasetStore(path).names()
     if run.datasets is not None:
         missing = [n for n in run.datasets if n not in have]
         if missing:
-            raise ConfigError(f"analysis {run.name!r}: datasets {missing} not in {path} "
-                              f"(it has: {', '.join(have) or 'none'})", field="datasets")
+            raise ConfigError(
+                f"analysis {run.name!r}: datasets {missing} not in {path} "
+                f"(it has: {', '.join(have) or 'none'})",
+                field="datasets",
+            )
         return list(run.datasets)
     if run.config.datasets.stack and STACKED in have:
         return [STACKED]
     names = [n for n in have if n != STACKED]
     if not names:
-        raise ConfigError(f"analysis {run.name!r}: the dataset store {path} is empty",
-                          field="output.store")
+        raise ConfigError(
+            f"analysis {run.name!r}: the dataset store {path} is empty", field="output.store"
+        )
     return names
 
 
@@ -142,9 +159,11 @@ def joint_models(run: RunConfig, models: Models, datasets: dict[str, list[str]])
     for m in comps:
         for n in m.datasets_names or []:
             if n not in known:
-                raise ConfigError(f"model {m.name!r} refers to dataset {n!r}, which is not "
-                                  f"fitted (datasets: {', '.join(sorted(known))})",
-                                  field="fit.models")
+                raise ConfigError(
+                    f"model {m.name!r} refers to dataset {n!r}, which is not "
+                    f"fitted (datasets: {', '.join(sorted(known))})",
+                    field="fit.models",
+                )
     have_bkg = {m.datasets_names[0] for m in comps if isinstance(m, FoVBackgroundModel)}
     names = {m.name for m in comps}
     for a in run.analyses:
@@ -174,9 +193,11 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
     """
     if models is None:
         if run.fit.models is None:
-            raise ConfigError("fit.models: required to fit (a Gammapy models YAML, in the run "
-                              "config's fit section or an analysis config's fit.models)",
-                              field="fit.models")
+            raise ConfigError(
+                "fit.models: required to fit (a Gammapy models YAML, in the run "
+                "config's fit section or an analysis config's fit.models)",
+                field="fit.models",
+            )
         models = read_models(run.fit.models)
     datasets: dict[str, list[str]] = {}
     facts: dict[str, tuple[str, str, int, Any]] = {}
@@ -186,9 +207,11 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
         for n in store_datasets(a):
             kind, nbin, edges = _dataset_facts(store, n)
             if kind != a.kind:
-                raise ConfigError(f"analysis {a.name!r}: dataset {n!r} of {store} is a {kind} "
-                                  f"dataset, the config makes {a.kind} datasets",
-                                  field="datasets.type")
+                raise ConfigError(
+                    f"analysis {a.name!r}: dataset {n!r} of {store} is a {kind} "
+                    f"dataset, the config makes {a.kind} datasets",
+                    field="datasets.type",
+                )
             jn = f"{a.name}-{n}"
             joint.append(jn)
             facts[jn] = (f"{store.resolve()}::{n}", a.name, nbin, edges)
@@ -205,10 +228,14 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
             penalties[energy_scale_name(a.name)] = (0.0, float(a.energy_scale))
         for jn in datasets[a.name]:
             specs.append(TermSpec(a.kind, jn, facts[jn][0], data, dict(opts)))
-    return JointProblem(specs, joint_m, penalties,
-                        analysis_of={jn: f[1] for jn, f in facts.items()},
-                        n_bins={jn: f[2] for jn, f in facts.items()},
-                        energy_edges={jn: f[3] for jn, f in facts.items()})
+    return JointProblem(
+        specs,
+        joint_m,
+        penalties,
+        analysis_of={jn: f[1] for jn, f in facts.items()},
+        n_bins={jn: f[2] for jn, f in facts.items()},
+        energy_edges={jn: f[3] for jn, f in facts.items()},
+    )
 
 
 def choose_mode(mode: str, problem: JointProblem, scheduler: str | None = None) -> str:

@@ -3,4 +3,11 @@
 from gdask.archive.ingest import IngestReport, IngestSummary, ingest, plan_ingest
 from gdask.archive.store import ArchiveStore, ObservationRecord
 
-__all__ = ["ArchiveStore", "ObservationRecord", "IngestReport", "IngestSummary", "ingest", "plan_ingest"]
+__all__ = [
+    "ArchiveStore",
+    "ObservationRecord",
+    "IngestReport",
+    "IngestSummary",
+    "ingest",
+    "plan_ingest",
+]

@@ -118,9 +118,13 @@ class IngestSummary:
         ]
         for r in self.failed:
             where = ", ".join(
-                x for x in (f"file {r.file}" if r.file else "", f"field {r.field}" if r.field else "") if x
+                x
+                for x in (f"file {r.file}" if r.file else "", f"field {r.field}" if r.field else "")
+                if x
             )
-            lines.append(f"  FAILED OBS_ID {r.obs_id}: {r.error}" + (f" [{where}]" if where else ""))
+            lines.append(
+                f"  FAILED OBS_ID {r.obs_id}: {r.error}" + (f" [{where}]" if where else "")
+            )
         return "\n".join(lines)
 
 
@@ -183,10 +187,14 @@ def plan_ingest(
             fps = [file_fingerprint(p) for p in _source_files(index, obs_id)]
             entry = index_entry_hash(index, obs_id)
         except FileNotFoundError as exc:
-            plans.append(ObservationPlan(obs_id, "error", error="file not found", file=exc.filename))
+            plans.append(
+                ObservationPlan(obs_id, "error", error="file not found", file=exc.filename)
+            )
             continue
         except GdaskError as exc:
-            plans.append(ObservationPlan(obs_id, "error", error=exc.message, file=exc.file, field=exc.field))
+            plans.append(
+                ObservationPlan(obs_id, "error", error=exc.message, file=exc.file, field=exc.field)
+            )
             continue
         rec = store.record(obs_id)
         if rec is None:
@@ -206,7 +214,9 @@ def plan_ingest(
                     if old["size"] != fp["size"] or old["sha256"] != sha(fp["path"]):
                         same = False
                         break
-        plans.append(ObservationPlan(obs_id, "unchanged" if same else "changed", fps, index_entry=entry))
+        plans.append(
+            ObservationPlan(obs_id, "unchanged" if same else "changed", fps, index_entry=entry)
+        )
     for plan in plans:
         if plan.action in ("new", "changed"):
             for fp in plan.sources:
@@ -215,8 +225,13 @@ def plan_ingest(
 
 
 def ingest_one(
-    index, obs_id: int, store_path: str, sources: list[dict[str, Any]], replace: bool,
-    index_entry: str = "", chunk_events: int = DEFAULT_CHUNK_EVENTS,
+    index,
+    obs_id: int,
+    store_path: str,
+    sources: list[dict[str, Any]],
+    replace: bool,
+    index_entry: str = "",
+    chunk_events: int = DEFAULT_CHUNK_EVENTS,
 ) -> IngestReport:
     """Read one observation and commit it to the store; a Dask task (pure, no shared state).
 
@@ -243,12 +258,18 @@ def ingest_one(
         store.commit_observation(obs_id, staging)
     except GdaskError as exc:
         return IngestReport(
-            obs_id, "failed", error=exc.message, file=exc.file, field=exc.field,
+            obs_id,
+            "failed",
+            error=exc.message,
+            file=exc.file,
+            field=exc.field,
             seconds=time.perf_counter() - t0,
         )
     except Exception as exc:  # an unexpected bug must not lose the other observations
         return IngestReport(
-            obs_id, "failed", error=f"unexpected {type(exc).__name__}: {exc}",
+            obs_id,
+            "failed",
+            error=f"unexpected {type(exc).__name__}: {exc}",
             seconds=time.perf_counter() - t0,
         )
     return IngestReport(
@@ -301,12 +322,25 @@ def ingest(
             if p.action == "unchanged":
                 reports.append(IngestReport(p.obs_id, "unchanged"))
             elif p.action == "error":
-                reports.append(IngestReport(p.obs_id, "failed", error=p.error, file=p.file, field=p.field))
+                reports.append(
+                    IngestReport(p.obs_id, "failed", error=p.error, file=p.file, field=p.field)
+                )
         todo = [p for p in plans if p.action in ("new", "changed")]
         if todo:
             reports.extend(
-                _run_tasks(index, todo, store, scheduler, client, progress, n_workers, processes,
-                           chunk_events, on_report, security)
+                _run_tasks(
+                    index,
+                    todo,
+                    store,
+                    scheduler,
+                    client,
+                    progress,
+                    n_workers,
+                    processes,
+                    chunk_events,
+                    on_report,
+                    security,
+                )
             )
         if todo or not store.index_is_current():
             store.write_index()
@@ -316,8 +350,19 @@ def ingest(
     return IngestSummary(reports, time.perf_counter() - t0, str(store.path))
 
 
-def _run_tasks(index, todo, store, scheduler, client, progress, n_workers, processes, chunk_events,
-               on_report, security):
+def _run_tasks(
+    index,
+    todo,
+    store,
+    scheduler,
+    client,
+    progress,
+    n_workers,
+    processes,
+    chunk_events,
+    on_report,
+    security,
+):
     from gdask.cluster import get_client
 
     if client is not None:
@@ -336,8 +381,14 @@ def _submit_all(client, index, todo, store, progress, chunk_events, on_report):
         sub = index.select(obs_ids=[plan.obs_id])
         futures.append(
             client.submit(
-                ingest_one, sub, plan.obs_id, str(store.path.resolve()), plan.sources,
-                plan.action == "changed", plan.index_entry, chunk_events,
+                ingest_one,
+                sub,
+                plan.obs_id,
+                str(store.path.resolve()),
+                plan.sources,
+                plan.action == "changed",
+                plan.index_entry,
+                chunk_events,
                 key=f"ingest-{plan.obs_id}-{plan.sources[0].get('sha256', '')[:12]}",
                 pure=False,
             )
@@ -350,7 +401,9 @@ def _submit_all(client, index, todo, store, progress, chunk_events, on_report):
                 rep = fut.result()
             except Exception as exc:  # worker died or task raised outside ingest_one's guard
                 obs_id = int(fut.key.split("-")[1])
-                rep = IngestReport(obs_id, "failed", error=f"task failed: {type(exc).__name__}: {exc}")
+                rep = IngestReport(
+                    obs_id, "failed", error=f"task failed: {type(exc).__name__}: {exc}"
+                )
             reports.append(rep)
             if on_report:
                 on_report(rep)

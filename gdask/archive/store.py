@@ -170,7 +170,9 @@ class ArchiveStore:
         base = self.path / _OBS
         if not base.is_dir():
             return []
-        ids = [int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "zarr.json").exists()]
+        ids = [
+            int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "zarr.json").exists()
+        ]
         return sorted(ids)
 
     def __contains__(self, obs_id: int) -> bool:
@@ -187,7 +189,9 @@ class ArchiveStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise ArchiveError(f"unreadable observation metadata: {exc}", file=str(path), obs_id=obs_id) from exc
+            raise ArchiveError(
+                f"unreadable observation metadata: {exc}", file=str(path), obs_id=obs_id
+            ) from exc
         return ObservationRecord(int(obs_id), path, attrs)
 
     def records(self) -> dict[int, ObservationRecord]:
@@ -205,7 +209,9 @@ class ArchiveStore:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise ArchiveError("another ingest is writing this store", file=str(self.path)) from exc
+                raise ArchiveError(
+                    "another ingest is writing this store", file=str(self.path)
+                ) from exc
             yield
         finally:
             fh.close()
@@ -324,7 +330,10 @@ class ArchiveStore:
         group = f"{_OBS}/{int(obs_id)}/{component}"
         if not (self.path / group / "zarr.json").exists():
             raise ArchiveError(
-                f"observation has no {component!r}", file=str(self.path), obs_id=obs_id, field=component
+                f"observation has no {component!r}",
+                file=str(self.path),
+                obs_id=obs_id,
+                field=component,
             )
         if not lazy:
             from gdask.zarrio import read_dataset
@@ -332,7 +341,9 @@ class ArchiveStore:
             return read_dataset(self.path / group)
         return xr.open_zarr(self.path, group=group, consolidated=False, chunks={})
 
-    def open_observation(self, obs_id: int, *, irfs: Iterable[str] | None = None, lazy: bool = True):
+    def open_observation(
+        self, obs_id: int, *, irfs: Iterable[str] | None = None, lazy: bool = True
+    ):
         """Open an observation as an `~gdask.dl3.Observation`.
 
         Parameters
@@ -352,7 +363,9 @@ class ArchiveStore:
         events = EventList.from_dataset(self.open_dataset(obs_id, "events", lazy=lazy))
         gti = GTI.from_dataset(self.open_dataset(obs_id, "gti", lazy=False).load())
         irf_classes = rec.attrs.get("irf_classes", {})
-        wanted = irf_classes if irfs is None else {k: irf_classes[k] for k in irfs if k in irf_classes}
+        wanted = (
+            irf_classes if irfs is None else {k: irf_classes[k] for k in irfs if k in irf_classes}
+        )
         loaded = {
             hdu_type: IRF_CLASSES[cls].from_dataset(
                 self.open_dataset(obs_id, f"irf/{hdu_type}", lazy=False).load()
@@ -361,7 +374,12 @@ class ArchiveStore:
         }
         sources = [Path(s["path"]) for s in rec.sources]
         return Observation(
-            obs_id=int(obs_id), events=events, gti=gti, irfs=loaded, meta=rec.index_row, sources=sources
+            obs_id=int(obs_id),
+            events=events,
+            gti=gti,
+            irfs=loaded,
+            meta=rec.index_row,
+            sources=sources,
         )
 
 

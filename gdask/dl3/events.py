@@ -25,7 +25,11 @@ from gdask.dl3.index import python_scalar, time_reference_from_header
 from gdask.errors import FormatError, MissingColumnError
 
 __all__ = [
-    "EventList", "hdu_to_dataset", "dataset_to_hdu", "header_attrs", "time_header_defaults",
+    "EventList",
+    "hdu_to_dataset",
+    "dataset_to_hdu",
+    "header_attrs",
+    "time_header_defaults",
 ]
 
 # header keyword -> dataset attribute, copied when present
@@ -51,7 +55,9 @@ def _context(file: str | Path | None) -> str | None:
     return None if file is None else str(file)
 
 
-def header_attrs(header: fits.Header, *, file: str | None = None, obs_id: int | None = None) -> dict[str, Any]:
+def header_attrs(
+    header: fits.Header, *, file: str | None = None, obs_id: int | None = None
+) -> dict[str, Any]:
     """Parsed header values of interest as JSON-serialisable dataset attrs.
 
     Includes ``mjdref`` (float MJD) when MJDREFI/MJDREFF or MJDREF is present.
@@ -65,7 +71,10 @@ def header_attrs(header: fits.Header, *, file: str | None = None, obs_id: int | 
                     value = float(value)
                 except ValueError as exc:
                     raise FormatError(
-                        f"header keyword {key} is not a number: {value!r}", file=file, obs_id=obs_id, field=key
+                        f"header keyword {key} is not a number: {value!r}",
+                        file=file,
+                        obs_id=obs_id,
+                        field=key,
                     ) from exc
             if value is not None:
                 attrs[name] = value
@@ -77,20 +86,28 @@ def header_attrs(header: fits.Header, *, file: str | None = None, obs_id: int | 
         elif "MJDREF" in header:
             attrs["mjdref"] = float(header["MJDREF"])
     except (TypeError, ValueError) as exc:
-        raise FormatError(f"invalid MJDREF: {exc}", file=file, obs_id=obs_id, field="MJDREFI") from exc
+        raise FormatError(
+            f"invalid MJDREF: {exc}", file=file, obs_id=obs_id, field="MJDREFI"
+        ) from exc
     return attrs
 
 
-def hdu_to_dataset(hdu: fits.BinTableHDU, dim: str, *, file: str | None = None, obs_id: int | None = None) -> xr.Dataset:
+def hdu_to_dataset(
+    hdu: fits.BinTableHDU, dim: str, *, file: str | None = None, obs_id: int | None = None
+) -> xr.Dataset:
     """Turn a binary table HDU into a Dataset with one variable per column along ``dim``."""
     if not isinstance(hdu, fits.BinTableHDU):
-        raise FormatError(f"HDU {hdu.name!r} is not a binary table", file=file, obs_id=obs_id, field=hdu.name)
+        raise FormatError(
+            f"HDU {hdu.name!r} is not a binary table", file=file, obs_id=obs_id, field=hdu.name
+        )
     data_vars = {}
     for col in hdu.columns:
         if "P" in str(col.format).upper() or "Q" in str(col.format).upper():
             raise FormatError(
                 f"variable-length column {col.name!r} is not supported",
-                file=file, obs_id=obs_id, field=f"{hdu.name}.{col.name}",
+                file=file,
+                obs_id=obs_id,
+                field=f"{hdu.name}.{col.name}",
             )
         values = np.asarray(hdu.data[col.name]) if hdu.data is not None else np.zeros(0)
         if values.dtype.kind not in "SUb" and not values.dtype.isnative:
@@ -106,8 +123,19 @@ def hdu_to_dataset(hdu: fits.BinTableHDU, dim: str, *, file: str | None = None, 
 def _default_format(values: np.ndarray) -> str:
     kind, size = values.dtype.kind, values.dtype.itemsize
     n = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
-    codes = {("f", 4): "E", ("f", 8): "D", ("i", 1): "B", ("i", 2): "I", ("i", 4): "J",
-             ("i", 8): "K", ("u", 1): "B", ("u", 2): "I", ("u", 4): "J", ("u", 8): "K", ("b", 1): "L"}
+    codes = {
+        ("f", 4): "E",
+        ("f", 8): "D",
+        ("i", 1): "B",
+        ("i", 2): "I",
+        ("i", 4): "J",
+        ("i", 8): "K",
+        ("u", 1): "B",
+        ("u", 2): "I",
+        ("u", 4): "J",
+        ("u", 8): "K",
+        ("b", 1): "L",
+    }
     if kind == "S":
         return f"{size * n}A"
     if kind == "U":
@@ -127,7 +155,9 @@ def time_header_defaults(attrs: dict[str, Any]) -> dict[str, Any]:
     return {
         "MJDREFI": None if mjdref is None else int(np.floor(mjdref)),
         "MJDREFF": None if mjdref is None else float(mjdref - np.floor(mjdref)),
-        "TIMEUNIT": "s", "TIMESYS": attrs.get("timesys"), "TIMEREF": attrs.get("timeref"),
+        "TIMEUNIT": "s",
+        "TIMESYS": attrs.get("timesys"),
+        "TIMEREF": attrs.get("timeref"),
     }
 
 
@@ -145,8 +175,11 @@ def dataset_to_hdu(ds: xr.Dataset, dim: str, default_header: dict[str, Any]) -> 
         for key, value in default_header.items():
             if value is not None:
                 header[key] = value
-    old = {str(header[f"TTYPE{i}"]).strip(): i for i in range(1, int(header.get("TFIELDS", 0)) + 1)
-           if f"TTYPE{i}" in header}
+    old = {
+        str(header[f"TTYPE{i}"]).strip(): i
+        for i in range(1, int(header.get("TFIELDS", 0)) + 1)
+        if f"TTYPE{i}" in header
+    }
     columns = []
     for name, var in ds.data_vars.items():
         if var.dims[0] != dim:
@@ -155,16 +188,32 @@ def dataset_to_hdu(ds: xr.Dataset, dim: str, default_header: dict[str, Any]) -> 
         kwargs: dict[str, Any] = {}
         i = old.get(str(name))
         if i is not None:
-            for key, arg in (("TNULL", "null"), ("TSCAL", "bscale"), ("TZERO", "bzero"), ("TDISP", "disp")):
+            for key, arg in (
+                ("TNULL", "null"),
+                ("TSCAL", "bscale"),
+                ("TZERO", "bzero"),
+                ("TDISP", "disp"),
+            ):
                 if f"{key}{i}" in header:
                     kwargs[arg] = header[f"{key}{i}"]
-        fmt = var.attrs.get("fits_format") or (header.get(f"TFORM{i}") if i else None) or _default_format(values)
+        fmt = (
+            var.attrs.get("fits_format")
+            or (header.get(f"TFORM{i}") if i else None)
+            or _default_format(values)
+        )
         dim_str = None
         if values.ndim > 2:
             dim_str = "(" + ",".join(str(s) for s in values.shape[:0:-1]) + ")"
-        columns.append(fits.Column(
-            name=str(name), format=fmt, unit=var.attrs.get("units") or None, dim=dim_str, array=values, **kwargs,
-        ))
+        columns.append(
+            fits.Column(
+                name=str(name),
+                format=fmt,
+                unit=var.attrs.get("units") or None,
+                dim=dim_str,
+                array=values,
+                **kwargs,
+            )
+        )
     if not header_str:
         return fits.BinTableHDU.from_columns(columns, header=header)
     # start from astropy's structural and column cards, then restore the original
@@ -191,7 +240,9 @@ def dataset_to_hdu(ds: xr.Dataset, dim: str, default_header: dict[str, Any]) -> 
         key = card.keyword
         if _STRUCTURAL.match(key):
             if key in generated and key not in final:
-                final.append(fits.Card(key, generated[key], card.comment or generated.comments[key]))
+                final.append(
+                    fits.Card(key, generated[key], card.comment or generated.comments[key])
+                )
         else:
             final.append(card)
     for card in generated.cards:
@@ -202,7 +253,9 @@ def dataset_to_hdu(ds: xr.Dataset, dim: str, default_header: dict[str, Any]) -> 
     return hdu
 
 
-def _check_unit(ds: xr.Dataset, name: str, target: str, default: str, file: str | None, obs_id: int | None) -> None:
+def _check_unit(
+    ds: xr.Dataset, name: str, target: str, default: str, file: str | None, obs_id: int | None
+) -> None:
     unit = ds[name].attrs.get("units", "")
     to_unit(0.0, unit, target, default=default, file=file, obs_id=obs_id, field=f"EVENTS.{name}")
 
@@ -221,7 +274,9 @@ class EventList:
     hdu_class = "events"
     REQUIRED_COLUMNS = {"TIME": "s", "RA": "deg", "DEC": "deg", "ENERGY": "TeV"}
 
-    def __init__(self, ds: xr.Dataset, *, file: str | Path | None = None, obs_id: int | None = None) -> None:
+    def __init__(
+        self, ds: xr.Dataset, *, file: str | Path | None = None, obs_id: int | None = None
+    ) -> None:
         self.ds = ds
         self.file = _context(file)
         # the observation named in errors: the caller's (index) id, else the file's
@@ -235,11 +290,17 @@ class EventList:
             if name not in self.ds.data_vars:
                 raise MissingColumnError(
                     f"required column {name!r} not found; the event list has {list(self.ds.data_vars)}",
-                    file=self.file, obs_id=obs_id, field=f"EVENTS.{name}",
+                    file=self.file,
+                    obs_id=obs_id,
+                    field=f"EVENTS.{name}",
                 )
             if "event" not in self.ds[name].dims:
-                raise FormatError(f"column {name!r} is not along dim 'event'", file=self.file,
-                                  obs_id=obs_id, field=f"EVENTS.{name}")
+                raise FormatError(
+                    f"column {name!r} is not along dim 'event'",
+                    file=self.file,
+                    obs_id=obs_id,
+                    field=f"EVENTS.{name}",
+                )
             _check_unit(self.ds, name, unit, self._default_unit(name), self.file, obs_id)
 
     def _default_unit(self, name: str) -> str:
@@ -251,7 +312,9 @@ class EventList:
     # -- IO ----------------------------------------------------------------------
 
     @classmethod
-    def from_hdu(cls, hdu: fits.BinTableHDU, *, file: str | Path | None = None, obs_id: int | None = None) -> EventList:
+    def from_hdu(
+        cls, hdu: fits.BinTableHDU, *, file: str | Path | None = None, obs_id: int | None = None
+    ) -> EventList:
         """Read an EVENTS HDU; values are stored exactly as in the file."""
         file = _context(file)
         if obs_id is None and "OBS_ID" in hdu.header:
@@ -283,11 +346,18 @@ class EventList:
         """The EVENTS binary table HDU: same columns, formats, units and header keywords."""
         a = self.ds.attrs
         default = {
-            "EXTNAME": "EVENTS", "HDUCLASS": "GADF", "HDUCLAS1": "EVENTS",
-            "OBS_ID": a.get("obs_id"), "RA_PNT": a.get("ra_pnt"), "DEC_PNT": a.get("dec_pnt"),
+            "EXTNAME": "EVENTS",
+            "HDUCLASS": "GADF",
+            "HDUCLAS1": "EVENTS",
+            "OBS_ID": a.get("obs_id"),
+            "RA_PNT": a.get("ra_pnt"),
+            "DEC_PNT": a.get("dec_pnt"),
             **time_header_defaults(a),
-            "TSTART": a.get("tstart"), "TSTOP": a.get("tstop"),
-            "ONTIME": a.get("ontime"), "LIVETIME": a.get("livetime"), "DEADC": a.get("deadc"),
+            "TSTART": a.get("tstart"),
+            "TSTOP": a.get("tstop"),
+            "ONTIME": a.get("ontime"),
+            "LIVETIME": a.get("livetime"),
+            "DEADC": a.get("deadc"),
         }
         return dataset_to_hdu(self.ds, "event", default)
 
@@ -320,8 +390,12 @@ class EventList:
         """The nominal pointing (RA_PNT, DEC_PNT) in deg."""
         a = self.ds.attrs
         if "ra_pnt" not in a or "dec_pnt" not in a:
-            raise FormatError("no RA_PNT/DEC_PNT in the EVENTS header", file=self.file,
-                              obs_id=self._context_obs_id, field="EVENTS.RA_PNT")
+            raise FormatError(
+                "no RA_PNT/DEC_PNT in the EVENTS header",
+                file=self.file,
+                obs_id=self._context_obs_id,
+                field="EVENTS.RA_PNT",
+            )
         return float(a["ra_pnt"]), float(a["dec_pnt"])
 
     @property
@@ -329,13 +403,22 @@ class EventList:
         """MJDREF as an astropy Time in the TIMESYS scale (TT if absent)."""
         header = self.header
         if "MJDREFI" not in header and "MJDREF" not in header and "mjdref" in self.ds.attrs:
-            header = {"MJDREF": self.ds.attrs["mjdref"], "TIMESYS": self.ds.attrs.get("timesys", "tt")}
+            header = {
+                "MJDREF": self.ds.attrs["mjdref"],
+                "TIMESYS": self.ds.attrs.get("timesys", "tt"),
+            }
         return time_reference_from_header(header, file=self.file, obs_id=self._context_obs_id)
 
     def _converted(self, name: str, unit: str) -> np.ndarray:
-        return to_unit(self.ds[name].values, self.ds[name].attrs.get("units"), unit,
-                       default=self._default_unit(name), file=self.file, obs_id=self._context_obs_id,
-                       field=f"EVENTS.{name}")
+        return to_unit(
+            self.ds[name].values,
+            self.ds[name].attrs.get("units"),
+            unit,
+            default=self._default_unit(name),
+            file=self.file,
+            obs_id=self._context_obs_id,
+            field=f"EVENTS.{name}",
+        )
 
     @property
     def energy(self) -> u.Quantity:
@@ -359,5 +442,8 @@ class EventList:
 
     def select_mask(self, mask: np.ndarray) -> EventList:
         """A new event list with the events where ``mask`` is true."""
-        return EventList(self.ds.isel(event=np.asarray(mask, dtype=bool)), file=self.file,
-                         obs_id=self._context_obs_id)
+        return EventList(
+            self.ds.isel(event=np.asarray(mask, dtype=bool)),
+            file=self.file,
+            obs_id=self._context_obs_id,
+        )

@@ -67,7 +67,9 @@ def _check_gzip_complete(path: Path, hdulist: fits.HDUList, obs_id: int | None) 
     except (OSError, EOFError, zlib.error) as exc:
         hdulist.close()
         raise FileReadError(
-            f"truncated or corrupt gzip file: {type(exc).__name__}: {exc}", file=str(path), obs_id=obs_id
+            f"truncated or corrupt gzip file: {type(exc).__name__}: {exc}",
+            file=str(path),
+            obs_id=obs_id,
         ) from exc
 
 
@@ -80,7 +82,10 @@ def get_hdu(
     except (KeyError, IndexError) as exc:
         names = [h.name for h in hdulist]
         raise MissingHDUError(
-            f"HDU {name!r} not found; the file has {names}", file=file, obs_id=obs_id, field=str(name)
+            f"HDU {name!r} not found; the file has {names}",
+            file=file,
+            obs_id=obs_id,
+            field=str(name),
         ) from exc
 
 
@@ -101,14 +106,19 @@ def to_unit(
     unit_str = (unit_str or "").strip()
     if not unit_str:
         if default is None:
-            raise UnitError(f"no unit given, expected {target}", file=file, obs_id=obs_id, field=field)
+            raise UnitError(
+                f"no unit given, expected {target}", file=file, obs_id=obs_id, field=field
+            )
         unit_str = default
     try:
         unit = u.Unit(unit_str, parse_strict="raise")
         factor = unit.to(target)
     except (ValueError, u.UnitsError, TypeError) as exc:
         raise UnitError(
-            f"unit {unit_str!r} cannot be converted to {target}", file=file, obs_id=obs_id, field=field
+            f"unit {unit_str!r} cannot be converted to {target}",
+            file=file,
+            obs_id=obs_id,
+            field=field,
         ) from exc
     arr = np.asarray(values, dtype=float)
     return arr * factor if factor != 1 else arr
@@ -136,12 +146,16 @@ def read_column(
             return None
         raise MissingColumnError(
             f"column {name!r} not found in HDU {hdu.name!r}; it has {list(cols)}",
-            file=file, obs_id=obs_id, field=field,
+            file=file,
+            obs_id=obs_id,
+            field=field,
         )
     data = hdu.data[col.name]
     if unit is None:
         return np.asarray(data)
-    return to_unit(data, col.unit, unit, default=default_unit, file=file, obs_id=obs_id, field=field)
+    return to_unit(
+        data, col.unit, unit, default=default_unit, file=file, obs_id=obs_id, field=field
+    )
 
 
 def header_quantity(
@@ -170,7 +184,10 @@ def header_quantity(
         value = float(value)
     except (TypeError, ValueError) as exc:
         raise FormatError(
-            f"header keyword {key!r} is not a number: {value!r}", file=file, obs_id=obs_id, field=field
+            f"header keyword {key!r} is not a number: {value!r}",
+            file=file,
+            obs_id=obs_id,
+            field=field,
         ) from exc
     comment = header.comments[key] or ""
     unit_str = default_unit or str(unit)

@@ -47,16 +47,22 @@ class GTI:
             if name not in self.ds.data_vars:
                 raise MissingColumnError(
                     f"required column {name!r} not found; the GTI has {list(self.ds.data_vars)}",
-                    file=self.file, obs_id=obs_id, field=f"GTI.{name}",
+                    file=self.file,
+                    obs_id=obs_id,
+                    field=f"GTI.{name}",
                 )
         start, stop = self.start, self.stop
         if np.any(stop < start):
-            raise FormatError("GTI with STOP before START", file=self.file, obs_id=obs_id, field="GTI.STOP")
+            raise FormatError(
+                "GTI with STOP before START", file=self.file, obs_id=obs_id, field="GTI.STOP"
+            )
 
     # -- IO ----------------------------------------------------------------------
 
     @classmethod
-    def from_hdu(cls, hdu: fits.BinTableHDU, *, file: str | Path | None = None, obs_id: int | None = None) -> GTI:
+    def from_hdu(
+        cls, hdu: fits.BinTableHDU, *, file: str | Path | None = None, obs_id: int | None = None
+    ) -> GTI:
         """Read a GTI HDU; values are stored exactly as in the file."""
         file = None if file is None else str(file)
         ds = hdu_to_dataset(hdu, "gti", file=file, obs_id=obs_id)
@@ -75,10 +81,12 @@ class GTI:
         """Make a GTI from MET start/stop arrays (seconds)."""
         start = np.atleast_1d(np.asarray(start, dtype=float))
         stop = np.atleast_1d(np.asarray(stop, dtype=float))
-        ds = xr.Dataset({
-            "START": ("gti", start, {"units": "s", "fits_format": "1D"}),
-            "STOP": ("gti", stop, {"units": "s", "fits_format": "1D"}),
-        })
+        ds = xr.Dataset(
+            {
+                "START": ("gti", start, {"units": "s", "fits_format": "1D"}),
+                "STOP": ("gti", stop, {"units": "s", "fits_format": "1D"}),
+            }
+        )
         ds.attrs["timesys"] = timesys
         if mjdref is not None:
             ds.attrs["mjdref"] = float(mjdref)
@@ -91,7 +99,9 @@ class GTI:
     def to_hdu(self) -> fits.BinTableHDU:
         """The GTI binary table HDU: same columns, formats, units and header keywords."""
         default = {
-            "EXTNAME": "GTI", "HDUCLASS": "GADF", "HDUCLAS1": "GTI",
+            "EXTNAME": "GTI",
+            "HDUCLASS": "GADF",
+            "HDUCLAS1": "GTI",
             **time_header_defaults(self.ds.attrs),
         }
         return dataset_to_hdu(self.ds, "gti", default)
@@ -106,8 +116,15 @@ class GTI:
 
     def _seconds(self, name: str) -> np.ndarray:
         var = self.ds[name]
-        return to_unit(var.values, var.attrs.get("units"), "s", default="s", file=self.file,
-                       obs_id=self.ds.attrs.get("obs_id"), field=f"GTI.{name}")
+        return to_unit(
+            var.values,
+            var.attrs.get("units"),
+            "s",
+            default="s",
+            file=self.file,
+            obs_id=self.ds.attrs.get("obs_id"),
+            field=f"GTI.{name}",
+        )
 
     @property
     def start(self) -> np.ndarray:
@@ -130,13 +147,22 @@ class GTI:
         s = self.ds.attrs.get("fits_header")
         header = fits.Header.fromstring(s) if s else fits.Header()
         if "MJDREFI" not in header and "MJDREF" not in header and "mjdref" in self.ds.attrs:
-            header = {"MJDREF": self.ds.attrs["mjdref"], "TIMESYS": self.ds.attrs.get("timesys", "tt")}
-        return time_reference_from_header(header, file=self.file, obs_id=self.ds.attrs.get("obs_id"))
+            header = {
+                "MJDREF": self.ds.attrs["mjdref"],
+                "TIMESYS": self.ds.attrs.get("timesys", "tt"),
+            }
+        return time_reference_from_header(
+            header, file=self.file, obs_id=self.ds.attrs.get("obs_id")
+        )
 
     def _nonempty(self) -> None:
         if len(self) == 0:
-            raise FormatError("the GTI table is empty", file=self.file, obs_id=self.ds.attrs.get("obs_id"),
-                              field="GTI")
+            raise FormatError(
+                "the GTI table is empty",
+                file=self.file,
+                obs_id=self.ds.attrs.get("obs_id"),
+                field="GTI",
+            )
 
     @property
     def met_start(self) -> float:

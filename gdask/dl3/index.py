@@ -147,9 +147,7 @@ class DL3Index:
         self.obs_file = obs_file
         for name in _HDU_COLUMNS:
             if name not in hdu_table.colnames:
-                raise FormatError(
-                    f"hdu-index lacks column {name!r}", file=_s(hdu_file), field=name
-                )
+                raise FormatError(f"hdu-index lacks column {name!r}", file=_s(hdu_file), field=name)
         if "OBS_ID" not in obs_table.colnames:
             raise FormatError("obs-index lacks column 'OBS_ID'", file=_s(obs_file), field="OBS_ID")
         hdu_table = hdu_table.copy()
@@ -163,7 +161,9 @@ class DL3Index:
         if np.any(counts > 1):
             raise FormatError(
                 f"obs-index lists OBS_ID {uniq[counts > 1].tolist()} more than once",
-                file=_s(obs_file), obs_id=int(uniq[counts > 1][0]), field="OBS_ID",
+                file=_s(obs_file),
+                obs_id=int(uniq[counts > 1][0]),
+                field="OBS_ID",
             )
         self.obs_table = obs_table
         self.hdu_table = hdu_table
@@ -203,7 +203,9 @@ class DL3Index:
         obs = [(f, t) for f, t in tables if not _is_hdu_table(t)]
         if not hdu:
             if len(files) > 1:
-                raise FormatError("no hdu-index table found (no HDU_TYPE column)", file=str(files[0]))
+                raise FormatError(
+                    "no hdu-index table found (no HDU_TYPE column)", file=str(files[0])
+                )
             hdu = _index_tables(_find(path.parent, _HDU_INDEX_NAMES, "hdu-index"))
             hdu = [(f, t) for f, t in hdu if _is_hdu_table(t)]
             if not hdu:
@@ -249,7 +251,11 @@ class DL3Index:
     @property
     def obs_units(self) -> dict[str, str]:
         """The unit of each obs-index column that has one."""
-        return {c: str(self.obs_table[c].unit) for c in self.obs_table.colnames if self.obs_table[c].unit}
+        return {
+            c: str(self.obs_table[c].unit)
+            for c in self.obs_table.colnames
+            if self.obs_table[c].unit
+        }
 
     def time_reference(self) -> Time:
         """The obs-index MJDREF as an astropy Time in the index TIMESYS scale."""
@@ -259,14 +265,18 @@ class DL3Index:
         """The obs-index row of ``obs_id`` as a dict of JSON-serialisable python values."""
         i = self._obs_row_index.get(int(obs_id))
         if i is None:
-            raise SelectionError("observation not in the obs-index", file=_s(self.obs_file), obs_id=obs_id)
+            raise SelectionError(
+                "observation not in the obs-index", file=_s(self.obs_file), obs_id=obs_id
+            )
         row = self.obs_table[i]
         return {name: python_scalar(row[name]) for name in self.obs_table.colnames}
 
     def _rows(self, obs_id: int) -> list[int]:
         rows = self._hdu_rows.get(int(obs_id))
         if rows is None:
-            raise SelectionError("observation not in the hdu-index", file=_s(self.hdu_file), obs_id=obs_id)
+            raise SelectionError(
+                "observation not in the hdu-index", file=_s(self.hdu_file), obs_id=obs_id
+            )
         return rows
 
     def hdu_types(self, obs_id: int) -> list[str]:
@@ -290,7 +300,9 @@ class DL3Index:
         if not rows:
             raise MissingHDUError(
                 f"no {hdu_type!r} HDU in the hdu-index; it lists {self.hdu_types(obs_id)}",
-                file=_s(self.hdu_file), obs_id=obs_id, field=hdu_type,
+                file=_s(self.hdu_file),
+                obs_id=obs_id,
+                field=hdu_type,
             )
         if len(rows) > 1:
             warnings.warn(
@@ -365,8 +377,10 @@ class DL3Index:
             missing = [o for o in wanted if o not in self._obs_ids]
             if missing:
                 raise SelectionError(
-                    f"observations {missing[:10]} not in the index", file=_s(self.obs_file),
-                    obs_id=missing[0], field="OBS_ID",
+                    f"observations {missing[:10]} not in the index",
+                    file=_s(self.obs_file),
+                    obs_id=missing[0],
+                    field="OBS_ID",
                 )
             mask &= np.isin(ids, wanted)
             order = [self._obs_row_index[o] for o in wanted]
@@ -381,17 +395,23 @@ class DL3Index:
         else:
             rows = np.asarray([i for i in order if mask[i]], dtype=int)
         kept = ids[rows]
-        hdu_rows = np.flatnonzero(np.isin(np.asarray(self.hdu_table["OBS_ID"]).astype(np.int64), kept))
+        hdu_rows = np.flatnonzero(
+            np.isin(np.asarray(self.hdu_table["OBS_ID"]).astype(np.int64), kept)
+        )
         return DL3Index(
-            obs[rows], self.hdu_table[hdu_rows], self.base_dir,
-            hdu_file=self.hdu_file, obs_file=self.obs_file,
+            obs[rows],
+            self.hdu_table[hdu_rows],
+            self.base_dir,
+            hdu_file=self.hdu_file,
+            obs_file=self.obs_file,
         )
 
     def _column(self, name: str, unit: u.UnitBase | None = None) -> np.ndarray:
         if name not in self.obs_table.colnames:
             raise SelectionError(
                 f"column {name!r} not in the obs-index; it has {self.obs_table.colnames}",
-                file=_s(self.obs_file), field=name,
+                file=_s(self.obs_file),
+                field=name,
             )
         col = self.obs_table[name]
         values = np.asarray(col)
@@ -403,7 +423,8 @@ class DL3Index:
             except u.UnitsError as exc:
                 raise SelectionError(
                     f"column {name!r} in {col_unit} cannot be compared with {unit}",
-                    file=_s(self.obs_file), field=name,
+                    file=_s(self.obs_file),
+                    field=name,
                 ) from exc
         return values
 
@@ -414,7 +435,9 @@ class DL3Index:
         elif len(cone) == 3:
             ra, dec, radius = cone
         else:
-            raise SelectionError("cone must be (ra, dec, radius) or (SkyCoord, radius)", field="cone")
+            raise SelectionError(
+                "cone must be (ra, dec, radius) or (SkyCoord, radius)", field="cone"
+            )
         ra, dec, radius = (u.Quantity(v, u.deg).to_value(u.rad) for v in (ra, dec, radius))
         ra_pnt = np.radians(self._column("RA_PNT", u.deg).astype(float))
         dec_pnt = np.radians(self._column("DEC_PNT", u.deg).astype(float))
@@ -502,13 +525,17 @@ def _find(directory: Path, names: Sequence[str], what: str) -> Path:
     for name in names:
         if (directory / name).exists():
             return directory / name
-    raise FileReadError(f"{what} file not found (looked for {list(names)})", file=str(directory / names[0]))
+    raise FileReadError(
+        f"{what} file not found (looked for {list(names)})", file=str(directory / names[0])
+    )
 
 
 _TIME_SCALES = ("tt", "utc", "tai", "tdb", "tcg", "tcb", "ut1")
 
 
-def time_reference_from_header(header: Any, *, file: str | None = None, obs_id: int | None = None) -> Time:
+def time_reference_from_header(
+    header: Any, *, file: str | None = None, obs_id: int | None = None
+) -> Time:
     """MJDREF (MJDREFI + MJDREFF, or MJDREF) of a header or dict as a Time in its TIMESYS scale.
 
     A missing TIMESYS means TT (the GADF default).
@@ -518,9 +545,18 @@ def time_reference_from_header(header: Any, *, file: str | None = None, obs_id: 
         raise FormatError(f"unknown TIMESYS {scale!r}", file=file, obs_id=obs_id, field="TIMESYS")
     try:
         if "MJDREFI" in header:
-            return Time(float(header["MJDREFI"]), float(header.get("MJDREFF", 0.0)), format="mjd", scale=scale)
+            return Time(
+                float(header["MJDREFI"]),
+                float(header.get("MJDREFF", 0.0)),
+                format="mjd",
+                scale=scale,
+            )
         if "MJDREF" in header:
             return Time(float(header["MJDREF"]), format="mjd", scale=scale)
     except (TypeError, ValueError) as exc:
-        raise FormatError(f"invalid MJDREF: {exc}", file=file, obs_id=obs_id, field="MJDREFI") from exc
-    raise FormatError("no MJDREFI/MJDREFF or MJDREF keyword", file=file, obs_id=obs_id, field="MJDREFI")
+        raise FormatError(
+            f"invalid MJDREF: {exc}", file=file, obs_id=obs_id, field="MJDREFI"
+        ) from exc
+    raise FormatError(
+        "no MJDREFI/MJDREFF or MJDREF keyword", file=file, obs_id=obs_id, field="MJDREFI"
+    )

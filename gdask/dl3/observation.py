@@ -26,7 +26,13 @@ from gdask.dl3.gti import GTI
 from gdask.dl3.index import DL3Index, write_index_table
 from gdask.errors import FormatError, GdaskError, MissingHDUError, SelectionError
 
-__all__ = ["Observation", "read_observation", "read_observations", "write_observations", "IRF_TYPES"]
+__all__ = [
+    "Observation",
+    "read_observation",
+    "read_observations",
+    "write_observations",
+    "IRF_TYPES",
+]
 
 IRF_TYPES = ("aeff", "edisp", "psf", "bkg", "rad_max")
 """The IRF HDU types an `Observation` can hold, in the order they are written."""
@@ -78,8 +84,10 @@ class Observation:
         """
         if self.events is not None:
             header = self.events.header
-            if (str(header.get("CREATOR", "")).strip() == "SASH FITS::EventListWriter"
-                    and str(header.get("HDUVERS", "")).strip() == "0.2"):
+            if (
+                str(header.get("CREATOR", "")).strip() == "SASH FITS::EventListWriter"
+                and str(header.get("HDUVERS", "")).strip() == "0.2"
+            ):
                 return "REVERSE_LON_RADEC"
         bkg = self.irfs.get("bkg")
         return None if bkg is None else bkg.ds.attrs.get("fov_alignment")
@@ -131,8 +139,13 @@ def _read_irf(hdu: Any, hdu_class: str, file: str, obs_id: int) -> Any:
     return read_irf(hdu, hdu_class, file=file, obs_id=obs_id)
 
 
-def _read(index: DL3Index, obs_id: int, require: Sequence[str], hdu_types: Sequence[str] | None,
-          files: _Files) -> Observation:
+def _read(
+    index: DL3Index,
+    obs_id: int,
+    require: Sequence[str],
+    hdu_types: Sequence[str] | None,
+    files: _Files,
+) -> Observation:
     obs_id = int(obs_id)
     require = [t.lower() for t in require]
     listed = index.hdu_types(obs_id)
@@ -141,7 +154,9 @@ def _read(index: DL3Index, obs_id: int, require: Sequence[str], hdu_types: Seque
         if t not in listed:
             raise MissingHDUError(
                 f"required HDU type {t!r} not in the hdu-index; it lists {listed}",
-                file=str(index.hdu_file), obs_id=obs_id, field=t,
+                file=str(index.hdu_file),
+                obs_id=obs_id,
+                field=t,
             )
         if t not in wanted:
             wanted.append(t)
@@ -161,8 +176,10 @@ def _read(index: DL3Index, obs_id: int, require: Sequence[str], hdu_types: Seque
             if hdu_type == "events":
                 obs.events = EventList.from_hdu(hdu, file=file, obs_id=obs_id)
                 if obs.events.obs_id is not None and obs.events.obs_id != obs_id:
-                    warnings.warn(f"{file}: EVENTS OBS_ID {obs.events.obs_id} differs from the index's {obs_id}",
-                                  stacklevel=3)
+                    warnings.warn(
+                        f"{file}: EVENTS OBS_ID {obs.events.obs_id} differs from the index's {obs_id}",
+                        stacklevel=3,
+                    )
             elif hdu_type == "gti":
                 obs.gti = GTI.from_hdu(hdu, file=file, obs_id=obs_id)
             else:
@@ -229,8 +246,13 @@ def _default_row(obs: Observation) -> dict[str, Any]:
     row: dict[str, Any] = {"OBS_ID": int(obs.obs_id)}
     if obs.events is not None:
         a = obs.events.ds.attrs
-        for key, name in (("RA_PNT", "ra_pnt"), ("DEC_PNT", "dec_pnt"), ("ONTIME", "ontime"),
-                          ("LIVETIME", "livetime"), ("DEADC", "deadc")):
+        for key, name in (
+            ("RA_PNT", "ra_pnt"),
+            ("DEC_PNT", "dec_pnt"),
+            ("ONTIME", "ontime"),
+            ("LIVETIME", "livetime"),
+            ("DEADC", "deadc"),
+        ):
             if name in a:
                 row[key] = a[name]
         row["EVENT_COUNT"] = obs.events.n_events
@@ -250,12 +272,20 @@ def _rows_to_table(rows: list[dict[str, Any]], units: dict[str, str]) -> Table:
         values = [row.get(name) for row in rows]
         present = [v for v in values if v is not None]
         if present and all(isinstance(v, bool) for v in present):
-            col = MaskedColumn([bool(v) if v is not None else False for v in values], mask=[v is None for v in values])
+            col = MaskedColumn(
+                [bool(v) if v is not None else False for v in values],
+                mask=[v is None for v in values],
+            )
         elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            col = MaskedColumn([v if v is not None else 0 for v in values], dtype=np.int64,
-                               mask=[v is None for v in values])
+            col = MaskedColumn(
+                [v if v is not None else 0 for v in values],
+                dtype=np.int64,
+                mask=[v is None for v in values],
+            )
         elif present and all(isinstance(v, int | float) for v in present):
-            col = MaskedColumn([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            col = MaskedColumn(
+                [np.nan if v is None else float(v) for v in values], dtype=np.float64
+            )
         else:
             col = MaskedColumn(["" if v is None else str(v) for v in values])
         if not np.any(col.mask):
@@ -330,21 +360,54 @@ def write_observations(
     if len(set(obs_ids)) != len(obs_ids):
         dup = [o for o, n in Counter(obs_ids).items() if n > 1]
         raise FormatError(f"observations {dup} given more than once", obs_id=dup[0], field="OBS_ID")
-    hdu_table = Table(rows=hdu_rows, names=["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"],
-                      dtype=[np.int64, str, str, str, str, str]) if hdu_rows else Table(
-        names=["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"],
-        dtype=[np.int64, str, str, str, str, str])
-    pos = {} if index is None else {int(o): i for i, o in enumerate(np.asarray(index.obs_table["OBS_ID"]))}
+    hdu_table = (
+        Table(
+            rows=hdu_rows,
+            names=["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"],
+            dtype=[np.int64, str, str, str, str, str],
+        )
+        if hdu_rows
+        else Table(
+            names=["OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"],
+            dtype=[np.int64, str, str, str, str, str],
+        )
+    )
+    pos = (
+        {}
+        if index is None
+        else {int(o): i for i, o in enumerate(np.asarray(index.obs_table["OBS_ID"]))}
+    )
     if index is not None and all(o in pos for o in obs_ids):
         obs_table = index.obs_table[[pos[o] for o in obs_ids]]
     else:
-        units = {"RA_PNT": "deg", "DEC_PNT": "deg", "TSTART": "s", "TSTOP": "s", "ONTIME": "s", "LIVETIME": "s"}
+        units = {
+            "RA_PNT": "deg",
+            "DEC_PNT": "deg",
+            "TSTART": "s",
+            "TSTOP": "s",
+            "ONTIME": "s",
+            "LIVETIME": "s",
+        }
         units.update(column_units or {})
         obs_table = _rows_to_table(obs_rows, units)
-        meta = dict(index_meta) if index_meta is not None else (
-            index.meta if index is not None else
-            {k: first_header[k] for k in _TIME_KEYS if first_header is not None and k in first_header})
+        meta = (
+            dict(index_meta)
+            if index_meta is not None
+            else (
+                index.meta
+                if index is not None
+                else {
+                    k: first_header[k]
+                    for k in _TIME_KEYS
+                    if first_header is not None and k in first_header
+                }
+            )
+        )
         obs_table.meta.update(meta)
-    write_index_table(obs_table, directory / "obs-index.fits.gz", "OBS_INDEX", "OBS", overwrite=overwrite)
-    write_index_table(hdu_table, directory / "hdu-index.fits.gz", "HDU_INDEX", "HDU", overwrite=overwrite)
+    write_index_table(
+        obs_table, directory / "obs-index.fits.gz", "OBS_INDEX", "OBS", overwrite=overwrite
+    )
+    write_index_table(
+        hdu_table, directory / "hdu-index.fits.gz", "HDU_INDEX", "HDU", overwrite=overwrite
+    )
     return DL3Index.read(directory)

@@ -77,7 +77,8 @@ class Objective:
             return [self.evaluate(x) for x in factors]  # invalid points answer NaN, the rest as one
         uniques = [self.problem.unique_from_factors(x) for x in factors]
         evs = self.coordinator.evaluate_many(
-            np.array([self.problem.full_from_unique(u) for u in uniques]))
+            np.array([self.problem.full_from_unique(u) for u in uniques])
+        )
         out = []
         for x, u, ev in zip(factors, uniques, evs, strict=True):
             stat, grad = self.problem.combine(u, ev.stat, ev.grad)
@@ -131,8 +132,14 @@ class MinimizeOutput:
     optimizer: Any = field(default=None, repr=False)
 
 
-def make_minuit(obj: Objective, strategy: int = 0, tol: float = 0.1, print_level: int = 0,
-                start: np.ndarray | None = None, hessian: str = "gradient") -> Any:
+def make_minuit(
+    obj: Objective,
+    strategy: int = 0,
+    tol: float = 0.1,
+    print_level: int = 0,
+    start: np.ndarray | None = None,
+    hessian: str = "gradient",
+) -> Any:
     """A configured `iminuit.Minuit` (errordef 1 for ``-2 ln L``, analytic gradient).
 
     With ``hessian="gradient"`` Minuit also gets `Objective.hessian` (central
@@ -155,8 +162,10 @@ def make_minuit(obj: Objective, strategy: int = 0, tol: float = 0.1, print_level
     m.tol = tol
     m.print_level = print_level
     m.errors = prob.factor_steps()
-    m.limits = [(-np.inf if lo is None else lo, np.inf if hi is None else hi)
-                for lo, hi in prob.factor_bounds()]
+    m.limits = [
+        (-np.inf if lo is None else lo, np.inf if hi is None else hi)
+        for lo, hi in prob.factor_bounds()
+    ]
     return m
 
 
@@ -173,9 +182,17 @@ def _minuit_message(m: Any) -> str:
     return msg
 
 
-def minimize(obj: Objective, backend: str = "minuit", *, strategy: int = 0, tol: float = 0.1,
-             ncall: int | None = None, hessian: str = "gradient", method: str = "L-BFGS-B",
-             options: dict[str, Any] | None = None) -> MinimizeOutput:
+def minimize(
+    obj: Objective,
+    backend: str = "minuit",
+    *,
+    strategy: int = 0,
+    tol: float = 0.1,
+    ncall: int | None = None,
+    hessian: str = "gradient",
+    method: str = "L-BFGS-B",
+    options: dict[str, Any] | None = None,
+) -> MinimizeOutput:
     """Minimise ``obj`` starting at the problem's values.
 
     Parameters
@@ -192,29 +209,64 @@ def minimize(obj: Objective, backend: str = "minuit", *, strategy: int = 0, tol:
     prob = obj.problem
     if prob.n_free == 0:
         stat = obj.evaluate(np.zeros(0))[0]
-        return MinimizeOutput(np.zeros(0), stat, True, "No free parameters.", backend, "none",
-                              obj.n_fcn, obj.n_grad, obj.n_evaluations)
+        return MinimizeOutput(
+            np.zeros(0),
+            stat,
+            True,
+            "No free parameters.",
+            backend,
+            "none",
+            obj.n_fcn,
+            obj.n_grad,
+            obj.n_evaluations,
+        )
     if backend == "minuit":
         m = make_minuit(obj, strategy=strategy, tol=tol, hessian=hessian)
         m.migrad(ncall=ncall)
         x = np.array(m.values)
-        return MinimizeOutput(x, float(m.fval), bool(m.valid), _minuit_message(m), "minuit",
-                              "migrad", obj.n_fcn, obj.n_grad, obj.n_evaluations, m)
+        return MinimizeOutput(
+            x,
+            float(m.fval),
+            bool(m.valid),
+            _minuit_message(m),
+            "minuit",
+            "migrad",
+            obj.n_fcn,
+            obj.n_grad,
+            obj.n_evaluations,
+            m,
+        )
     if backend == "scipy":
         import scipy.optimize
 
         opts = {"maxiter": 10000}
         opts.update(options or {})
-        res = scipy.optimize.minimize(obj.fun_and_grad, prob.factors0(), jac=True,
-                                      method=method, bounds=prob.factor_bounds(), options=opts)
-        return MinimizeOutput(np.asarray(res.x, dtype=float), float(res.fun), bool(res.success),
-                              str(res.message), "scipy", method, obj.n_fcn, obj.n_grad,
-                              obj.n_evaluations, res)
+        res = scipy.optimize.minimize(
+            obj.fun_and_grad,
+            prob.factors0(),
+            jac=True,
+            method=method,
+            bounds=prob.factor_bounds(),
+            options=opts,
+        )
+        return MinimizeOutput(
+            np.asarray(res.x, dtype=float),
+            float(res.fun),
+            bool(res.success),
+            str(res.message),
+            "scipy",
+            method,
+            obj.n_fcn,
+            obj.n_grad,
+            obj.n_evaluations,
+            res,
+        )
     raise ValueError(f"unknown backend {backend!r}; use 'minuit' or 'scipy'")
 
 
-def hessian_from_gradient(obj: Objective, factors: np.ndarray,
-                          rel_step: float = 1e-6) -> np.ndarray:
+def hessian_from_gradient(
+    obj: Objective, factors: np.ndarray, rel_step: float = 1e-6
+) -> np.ndarray:
     """Hessian of the statistic (factor space) by central differences of the analytic gradient.
 
     All ``2 n`` points are evaluated in **one** coordinator round trip; a

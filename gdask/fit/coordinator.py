@@ -112,8 +112,9 @@ class TermGroup:
         models' ``datasets_names``) did not change; exact, as terms are pure.
     """
 
-    def __init__(self, specs: Sequence[TermSpec], preload: Sequence[str] = (),
-                 cache: bool = True) -> None:
+    def __init__(
+        self, specs: Sequence[TermSpec], preload: Sequence[str] = (), cache: bool = True
+    ) -> None:
         for mod in preload:
             importlib.import_module(mod)
         self.specs = list(specs)
@@ -165,8 +166,10 @@ class TermGroup:
         for k in range(len(self.terms)):
             stats[k], g = self._term(k, values)
             if g.shape != grad.shape:
-                raise ValueError(f"term {self.terms[k].name!r} returned a gradient of shape "
-                                 f"{g.shape}, expected {grad.shape}")
+                raise ValueError(
+                    f"term {self.terms[k].name!r} returned a gradient of shape "
+                    f"{g.shape}, expected {grad.shape}"
+                )
             grad += g
 
     def evaluate_many(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,8 +299,9 @@ class Coordinator:
         kw: dict[str, Any] = {"key": key, "pure": False}
         if worker is not None:
             kw.update(workers=[worker], allow_other_workers=True)
-        return self.client.submit(_build_group, self._group_specs(i), self.preload,
-                                  self.cache, **kw)
+        return self.client.submit(
+            _build_group, self._group_specs(i), self.preload, self.cache, **kw
+        )
 
     def start(self) -> Coordinator:
         """Build the groups (tasks on workers, or here); idempotent."""
@@ -305,12 +309,16 @@ class Coordinator:
             if self._started:
                 return self
             if self.client is None:
-                self._groups = [TermGroup(self._group_specs(i), self.preload, self.cache)
-                                for i in range(self.n_groups)]
+                self._groups = [
+                    TermGroup(self._group_specs(i), self.preload, self.cache)
+                    for i in range(self.n_groups)
+                ]
             else:
                 workers = sorted(self.client.scheduler_info()["workers"])
-                self._groups = [self._submit_build(i, workers[i % len(workers)] if workers
-                                                   else None) for i in range(self.n_groups)]
+                self._groups = [
+                    self._submit_build(i, workers[i % len(workers)] if workers else None)
+                    for i in range(self.n_groups)
+                ]
                 self.client.gather(self._groups)  # surface build errors here
             self._started = True
         return self
@@ -339,8 +347,11 @@ class Coordinator:
             old = self._groups[i]
             self._groups[i] = self._submit_build(i)
             self.n_rebuilds += 1
-            log.warning("rebuilding term group %d (%s) after a worker loss", i,
-                        ", ".join(s.name for s in self._group_specs(i)))
+            log.warning(
+                "rebuilding term group %d (%s) after a worker loss",
+                i,
+                ", ".join(s.name for s in self._group_specs(i)),
+            )
             if old is not None:
                 old.release()
 
@@ -422,8 +433,10 @@ class Coordinator:
         parts = self.map_groups(_eval_group_many, values)
         with self._lock:
             self.n_evaluations += len(values)
-        return [self._assemble([p[0][j] for p in parts], [p[1][j] for p in parts])
-                for j in range(len(values))]
+        return [
+            self._assemble([p[0][j] for p in parts], [p[1][j] for p in parts])
+            for j in range(len(values))
+        ]
 
     def _assemble(self, stats_parts: list[np.ndarray], grad_parts: list[np.ndarray]) -> Evaluation:
         stats = np.empty(len(self.specs))
@@ -456,15 +469,26 @@ class Coordinator:
             return [TermGroup(self.specs, self.preload, self.cache)]
         workers = sorted(self.client.scheduler_info()["workers"])
         n = len(workers) if n is None else n
-        return [self.client.submit(_build_group, self.specs, self.preload, self.cache,
-                                   key=f"gdask-term-replica-{self._token}-{j}-{uuid.uuid4().hex}",
-                                   workers=[workers[j % len(workers)]], allow_other_workers=True,
-                                   pure=False) for j in range(n)]
+        return [
+            self.client.submit(
+                _build_group,
+                self.specs,
+                self.preload,
+                self.cache,
+                key=f"gdask-term-replica-{self._token}-{j}-{uuid.uuid4().hex}",
+                workers=[workers[j % len(workers)]],
+                allow_other_workers=True,
+                pure=False,
+            )
+            for j in range(n)
+        ]
 
     def __repr__(self) -> str:
         mode = "distributed" if self.distributed else "in-process"
-        return (f"Coordinator({len(self.specs)} terms, {self.n_groups} groups, {mode}, "
-                f"{self.n_evaluations} evaluations)")
+        return (
+            f"Coordinator({len(self.specs)} terms, {self.n_groups} groups, {mode}, "
+            f"{self.n_evaluations} evaluations)"
+        )
 
 
 def local_coordinator(group: TermGroup) -> Coordinator:

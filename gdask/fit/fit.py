@@ -50,8 +50,14 @@ def _point_task(group: TermGroup, problem: FitProblem, opts: dict[str, Any]) -> 
     return _point_summary(problem, obj, out, factors, stat, stats)
 
 
-def _point_summary(problem: FitProblem, obj: Objective, out: MinimizeOutput | None,
-                   factors: np.ndarray, stat: float, stats: np.ndarray) -> dict[str, Any]:
+def _point_summary(
+    problem: FitProblem,
+    obj: Objective,
+    out: MinimizeOutput | None,
+    factors: np.ndarray,
+    stat: float,
+    stats: np.ndarray,
+) -> dict[str, Any]:
     return {
         "stat": float(stat),
         "stats": np.asarray(stats),
@@ -89,11 +95,18 @@ class Fit:
         Extra options for `gdask.fit.backends.minimize` (``ncall``, ``method``, ``options``).
     """
 
-    def __init__(self, models: Any, coordinator: Coordinator, *, backend: str = "minuit",
-                 strategy: int = 0, tol: float = 0.1,
-                 penalties: Mapping[str, tuple[float, float]] | None = None,
-                 hessian: str = "gradient",
-                 optimize_opts: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        models: Any,
+        coordinator: Coordinator,
+        *,
+        backend: str = "minuit",
+        strategy: int = 0,
+        tol: float = 0.1,
+        penalties: Mapping[str, tuple[float, float]] | None = None,
+        hessian: str = "gradient",
+        optimize_opts: dict[str, Any] | None = None,
+    ) -> None:
         if backend not in ("minuit", "scipy"):
             raise ValueError(f"unknown backend {backend!r}; use 'minuit' or 'scipy'")
         self.models = models
@@ -143,14 +156,24 @@ class Fit:
         self._objective = obj if out.backend == "minuit" else None
         extra, _ = prob.extra_stat_and_grad(unique)
         return FitResult(
-            names=prob.free_names, units=[prob.units[i] for i in prob.free_slots],
-            values=unique[prob.free], errors=np.full(prob.n_free, np.nan), covariance=None,
-            total_stat=stat, stats=dict(zip(self.coordinator.names, map(float, stats),
-                                            strict=True)),
-            prior_stat=float(extra), success=out.success, message=out.message,
-            backend=out.backend, method=out.method, n_fcn=obj.n_fcn, n_grad=obj.n_grad,
-            n_evaluations=obj.n_evaluations, n_round_trips=self._round_trips() - rt0,
-            models=copy.deepcopy(self.models), optimizer=out.optimizer,
+            names=prob.free_names,
+            units=[prob.units[i] for i in prob.free_slots],
+            values=unique[prob.free],
+            errors=np.full(prob.n_free, np.nan),
+            covariance=None,
+            total_stat=stat,
+            stats=dict(zip(self.coordinator.names, map(float, stats), strict=True)),
+            prior_stat=float(extra),
+            success=out.success,
+            message=out.message,
+            backend=out.backend,
+            method=out.method,
+            n_fcn=obj.n_fcn,
+            n_grad=obj.n_grad,
+            n_evaluations=obj.n_evaluations,
+            n_round_trips=self._round_trips() - rt0,
+            models=copy.deepcopy(self.models),
+            optimizer=out.optimizer,
         )
 
     def covariance(self, result: FitResult) -> FitResult:
@@ -166,14 +189,18 @@ class Fit:
             m, obj = self._minuit, self._objective
             if m is None or obj is None:
                 obj = Objective(prob, self.coordinator)
-                m = make_minuit(obj, strategy=self.strategy, tol=self.tol, start=x,
-                                hessian=self.hessian)
+                m = make_minuit(
+                    obj, strategy=self.strategy, tol=self.tol, start=x, hessian=self.hessian
+                )
                 self._objective = obj
             n0, e0 = m.nfcn, obj.n_evaluations
             m.hesse()
             ok = bool(m.accurate) and m.covariance is not None
-            cov_f = np.array(m.covariance) if m.covariance is not None else \
-                np.full((prob.n_free, prob.n_free), np.nan)
+            cov_f = (
+                np.array(m.covariance)
+                if m.covariance is not None
+                else np.full((prob.n_free, prob.n_free), np.nan)
+            )
             msg = "Hesse terminated successfully." if ok else "Hesse failed"
             result.n_fcn += m.nfcn - n0
             result.n_evaluations += obj.n_evaluations - e0
@@ -218,8 +245,9 @@ class Fit:
         m = self._minuit
         if m is None:
             self._objective = Objective(prob, self.coordinator)
-            m = make_minuit(self._objective, strategy=self.strategy, tol=self.tol, start=x,
-                            hessian=self.hessian)
+            m = make_minuit(
+                self._objective, strategy=self.strategy, tol=self.tol, start=x, hessian=self.hessian
+            )
             m.migrad()
             self._minuit = m
         slot = prob.slot(parameter)
@@ -231,14 +259,22 @@ class Fit:
             m.minos(name, cl=2 * norm.cdf(sigma) - 1)
             me = m.merrors[name]
         except (RuntimeError, ValueError) as exc:
-            return {"success": False, "message": str(exc), "errp": math.nan,
-                    "errn": math.nan, "nfev": m.nfcn - n0}
+            return {
+                "success": False,
+                "message": str(exc),
+                "errp": math.nan,
+                "errn": math.nan,
+                "nfev": m.nfcn - n0,
+            }
         scale = prob.scales[slot]
-        return {"success": bool(me.is_valid),
-                "message": "Minos terminated " + ("successfully." if me.is_valid
-                                                  else ", but result is invalid."),
-                "errp": float(me.upper) * scale, "errn": float(-me.lower) * scale,
-                "nfev": m.nfcn - n0}
+        return {
+            "success": bool(me.is_valid),
+            "message": "Minos terminated "
+            + ("successfully." if me.is_valid else ", but result is invalid."),
+            "errp": float(me.upper) * scale,
+            "errn": float(-me.lower) * scale,
+            "nfev": m.nfcn - n0,
+        }
 
     # ------------------------------------------------------------ profiles
     def _base(self) -> tuple[FitProblem, np.ndarray]:
@@ -256,8 +292,9 @@ class Fit:
             raise ValueError(f"invalid parallel={parallel!r}")
         return parallel
 
-    def _fit_points(self, problems: Sequence[FitProblem], parallel: str | None,
-                    max_threads: int = 16) -> list[dict[str, Any]]:
+    def _fit_points(
+        self, problems: Sequence[FitProblem], parallel: str | None, max_threads: int = 16
+    ) -> list[dict[str, Any]]:
         """Independent minimisations (each problem has its scanned slots fixed)."""
         opts = self._opts()
 
@@ -278,16 +315,25 @@ class Fit:
             return [local(p) for p in problems]
         replicas = self.coordinator.replicate()
         try:
-            futs = [client.submit(_point_task, replicas[k % len(replicas)], p, opts,
-                                  pure=False) for k, p in enumerate(problems)]
+            futs = [
+                client.submit(_point_task, replicas[k % len(replicas)], p, opts, pure=False)
+                for k, p in enumerate(problems)
+            ]
             return client.gather(futs)
         finally:
             for r in replicas:
                 r.release()
 
-    def stat_profile(self, parameter: Any, values: Sequence[float] | None = None, *,
-                     n_values: int = 11, n_sigma: float = 2.0, reoptimize: bool = True,
-                     parallel: str | None | bool = "auto") -> dict[str, Any]:
+    def stat_profile(
+        self,
+        parameter: Any,
+        values: Sequence[float] | None = None,
+        *,
+        n_values: int = 11,
+        n_sigma: float = 2.0,
+        reoptimize: bool = True,
+        parallel: str | None | bool = "auto",
+    ) -> dict[str, Any]:
         """Statistic profile of one parameter (Gammapy's ``stat_profile`` layout).
 
         Parameters
@@ -317,8 +363,7 @@ class Fit:
         if values is None:
             err = self.models.parameters.unique_parameters[slot].error
             step = err if err > 0 and np.isfinite(err) else abs(best[slot])
-            values = np.linspace(best[slot] - n_sigma * step, best[slot] + n_sigma * step,
-                                 n_values)
+            values = np.linspace(best[slot] - n_sigma * step, best[slot] + n_sigma * step, n_values)
         values = np.asarray(values, dtype=float)
         start = base.with_factors(x)
         problems = [start.fixed({slot: v}) for v in values]
@@ -330,16 +375,33 @@ class Fit:
             points = []
             for p, ev in zip(problems, evs, strict=True):
                 stat, _ = p.combine(p.values, ev.stat, ev.grad)
-                points.append({"stat": stat, "stats": ev.stats, "values": p.values.copy(),
-                               "success": True, "message": "", "n_evaluations": 1})
-        return {f"{name}_scan": values,
-                "stat_scan": np.array([p["stat"] for p in points]),
-                "fit_results": points if reoptimize else [],
-                "success": all(p["success"] for p in points)}
+                points.append(
+                    {
+                        "stat": stat,
+                        "stats": ev.stats,
+                        "values": p.values.copy(),
+                        "success": True,
+                        "message": "",
+                        "n_evaluations": 1,
+                    }
+                )
+        return {
+            f"{name}_scan": values,
+            "stat_scan": np.array([p["stat"] for p in points]),
+            "fit_results": points if reoptimize else [],
+            "success": all(p["success"] for p in points),
+        }
 
-    def stat_surface(self, x: Any, y: Any, x_values: Sequence[float], y_values: Sequence[float],
-                     *, reoptimize: bool = True,
-                     parallel: str | None | bool = "auto") -> dict[str, Any]:
+    def stat_surface(
+        self,
+        x: Any,
+        y: Any,
+        x_values: Sequence[float],
+        y_values: Sequence[float],
+        *,
+        reoptimize: bool = True,
+        parallel: str | None | bool = "auto",
+    ) -> dict[str, Any]:
         """Statistic on a grid of two parameters (points independent and parallel).
 
         Returns ``<x>_scan``, ``<y>_scan``, ``stat_scan`` (shape ``(nx, ny)``),
@@ -354,17 +416,29 @@ class Fit:
             points = self._fit_points(problems, self._resolve_parallel(parallel))
         else:
             evs = self.coordinator.evaluate_many(
-                np.array([p.full_from_unique(p.values) for p in problems]))
-            points = [{"stat": p.combine(p.values, ev.stat, ev.grad)[0], "success": True,
-                       "values": p.values.copy(), "stats": ev.stats}
-                      for p, ev in zip(problems, evs, strict=True)]
+                np.array([p.full_from_unique(p.values) for p in problems])
+            )
+            points = [
+                {
+                    "stat": p.combine(p.values, ev.stat, ev.grad)[0],
+                    "success": True,
+                    "values": p.values.copy(),
+                    "stats": ev.stats,
+                }
+                for p, ev in zip(problems, evs, strict=True)
+            ]
         stats = np.array([p["stat"] for p in points]).reshape(len(xv), len(yv))
-        return {f"{base.names[sx]}_scan": xv, f"{base.names[sy]}_scan": yv,
-                "stat_scan": stats, "fit_results": points if reoptimize else [],
-                "success": all(p["success"] for p in points)}
+        return {
+            f"{base.names[sx]}_scan": xv,
+            f"{base.names[sy]}_scan": yv,
+            "stat_scan": stats,
+            "fit_results": points if reoptimize else [],
+            "success": all(p["success"] for p in points),
+        }
 
-    def stat_contour(self, x: Any, y: Any, numpoints: int = 10,
-                     sigma: float = 1.0) -> dict[str, Any]:
+    def stat_contour(
+        self, x: Any, y: Any, numpoints: int = 10, sigma: float = 1.0
+    ) -> dict[str, Any]:
         """Confidence contour of two parameters with iminuit's ``mncontour``.
 
         Each contour point re-optimises the other parameters (MINOS-like, so
@@ -375,8 +449,13 @@ class Fit:
         prob, xf = self._base()
         m = self._minuit
         if m is None or self._problem is None:
-            m = make_minuit(Objective(prob, self.coordinator), strategy=self.strategy,
-                            tol=self.tol, start=xf, hessian=self.hessian)
+            m = make_minuit(
+                Objective(prob, self.coordinator),
+                strategy=self.strategy,
+                tol=self.tol,
+                start=xf,
+                hessian=self.hessian,
+            )
             m.migrad()
             self._minuit = m
         sx, sy = prob.slot(x), prob.slot(y)
@@ -386,5 +465,4 @@ class Fit:
             ok = True
         except RuntimeError:
             pts, ok = np.full((numpoints, 2), np.nan), False
-        return {nx: pts[:, 0] * prob.scales[sx], ny: pts[:, 1] * prob.scales[sy],
-                "success": ok}
+        return {nx: pts[:, 0] * prob.scales[sx], ny: pts[:, 1] * prob.scales[sy], "success": ok}

@@ -70,8 +70,10 @@ class FitProblem:
         self.units: list[str] = [p.unit.to_string() for p in reps]
         # conversion from the representative's unit to each member's unit
         self.conv = np.array(
-            [1.0 if reps[s].unit == p.unit else float(reps[s].unit.to(p.unit))
-             for p, s in zip(pars, lay.index, strict=True)]
+            [
+                1.0 if reps[s].unit == p.unit else float(reps[s].unit.to(p.unit))
+                for p, s in zip(pars, lay.index, strict=True)
+            ]
         )
         self.values = np.array([p.value for p in reps], dtype=float)
         self.free = np.array(lay.free, dtype=bool)
@@ -154,8 +156,9 @@ class FitProblem:
     def factor_bounds(self) -> list[tuple[float | None, float | None]]:
         """Bounds of the free factors (None: unbounded)."""
         out = []
-        for lo, hi, s in zip(self.min[self.free], self.max[self.free], self.free_scales,
-                             strict=True):
+        for lo, hi, s in zip(
+            self.min[self.free], self.max[self.free], self.free_scales, strict=True
+        ):
             out.append((None if np.isnan(lo) else lo / s, None if np.isnan(hi) else hi / s))
         return out
 

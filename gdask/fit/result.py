@@ -94,16 +94,22 @@ class FitResult:
         """Gammapy's ``OptimizeResult`` / ``CovarianceResult`` entries."""
         out: dict[str, Any] = {
             "OptimizeResult": {
-                "backend": self.backend, "method": self.method, "success": bool(self.success),
-                "message": str(self.message), "nfev": int(self.n_fcn),
+                "backend": self.backend,
+                "method": self.method,
+                "success": bool(self.success),
+                "message": str(self.message),
+                "nfev": int(self.n_fcn),
                 "total_stat": float(self.total_stat),
-                "ngrad": int(self.n_grad), "n_evaluations": int(self.n_evaluations),
+                "ngrad": int(self.n_grad),
+                "n_evaluations": int(self.n_evaluations),
             }
         }
         if self.covariance_success is not None:
             out["CovarianceResult"] = {
-                "backend": self.backend, "method": self.covariance_method,
-                "success": bool(self.covariance_success), "message": self.covariance_message,
+                "backend": self.backend,
+                "method": self.covariance_method,
+                "success": bool(self.covariance_success),
+                "message": self.covariance_message,
             }
         return out
 
@@ -139,8 +145,13 @@ class FitResult:
             "prior": [type(p.prior).__name__ if p.prior is not None else "" for p in uniq],
         }
         table = Table(rows)
-        table.meta.update({"total_stat": float(self.total_stat), "backend": self.backend,
-                           "success": bool(self.success)})
+        table.meta.update(
+            {
+                "total_stat": float(self.total_stat),
+                "backend": self.backend,
+                "success": bool(self.success),
+            }
+        )
         return table
 
     def write(self, path: str | Path, overwrite: bool = False, full_output: bool = True) -> None:
@@ -160,16 +171,21 @@ class FitResult:
         data = models.to_dict(full_output)
         data.update(self.info_dict())
         path.write_text(to_yaml(data))
-        self.parameters_table().write(str(path.parent / (path.stem + "_parameters.ecsv")),
-                                      format="ascii.ecsv", overwrite=overwrite)
+        self.parameters_table().write(
+            str(path.parent / (path.stem + "_parameters.ecsv")),
+            format="ascii.ecsv",
+            overwrite=overwrite,
+        )
 
     def __str__(self) -> str:
-        lines = [f"FitResult ({self.backend}/{self.method})",
-                 f"  success      : {self.success}",
-                 f"  message      : {self.message}",
-                 f"  total stat   : {self.total_stat:.4f}",
-                 f"  evaluations  : {self.n_evaluations} (fcn {self.n_fcn}, grad {self.n_grad}, "
-                 f"round trips {self.n_round_trips})"]
+        lines = [
+            f"FitResult ({self.backend}/{self.method})",
+            f"  success      : {self.success}",
+            f"  message      : {self.message}",
+            f"  total stat   : {self.total_stat:.4f}",
+            f"  evaluations  : {self.n_evaluations} (fcn {self.n_fcn}, grad {self.n_grad}, "
+            f"round trips {self.n_round_trips})",
+        ]
         for n, v, e, un in zip(self.names, self.values, self.errors, self.units, strict=True):
             lines.append(f"  {n:40s} {v: .6g} +/- {e:.3g} {un}")
         return "\n".join(lines)

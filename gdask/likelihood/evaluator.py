@@ -176,8 +176,9 @@ class SourceEvaluator:
         if irfs.psf is not None and self.spatial is not None and self.model.apply_irf["psf"]:
             centers = irfs.energy_reco_center if irfs.psf_is_reco else irfs.energy_true_center
             kernel = irfs.psf.kernel(geom, centers, pos[0], pos[1], frame)
-        psf_width = kernel.shape[-1] * float(np.max(geom.pixel_scales)) if kernel is not None \
-            else 0.0
+        psf_width = (
+            kernel.shape[-1] * float(np.max(geom.pixel_scales)) if kernel is not None else 0.0
+        )
         ny, nx = geom.shape
         sl = (slice(0, ny), slice(0, nx))
         if self.local:
@@ -192,13 +193,19 @@ class SourceEvaluator:
         self.slices = sl
         cut_wcs = geom.wcs.slice(sl)
         self.cut_geom = WcsGeom(cut_wcs, (sl[1].stop - sl[1].start, sl[0].stop - sl[0].start))
-        self.exposure = np.ascontiguousarray(irfs.exposure[(slice(None),) + sl]) \
-            if self.model.apply_irf["exposure"] else None
+        self.exposure = (
+            np.ascontiguousarray(irfs.exposure[(slice(None),) + sl])
+            if self.model.apply_irf["exposure"]
+            else None
+        )
         self.convolver = None
         if kernel is not None:
             self.convolver = KernelConvolver(kernel, self.cut_geom.shape)
-        self.integrator = SpatialIntegrator(self.spatial, self.cut_geom, irfs.energy_true_center) \
-            if self.spatial is not None else None
+        self.integrator = (
+            SpatialIntegrator(self.spatial, self.cut_geom, irfs.energy_true_center)
+            if self.spatial is not None
+            else None
+        )
         self._spat_cache = None
 
     def _check_contributes(self, pos, frame, radius, psf_width) -> bool:
@@ -210,8 +217,9 @@ class SourceEvaluator:
         x, y = geom.coord_to_pix(_to_frame(pos[0], pos[1], frame, geom.frame))
         binsz = np.asarray(geom.pixel_scales, float)
         try:
-            sl = cutout_slices(geom.shape, float(x), float(y),
-                               tuple(np.clip(width / binsz[::-1], 1, None)))
+            sl = cutout_slices(
+                geom.shape, float(x), float(y), tuple(np.clip(width / binsz[::-1], 1, None))
+            )
         except (NoOverlapError, ValueError):
             return False
         return bool(np.any(mask[sl]))
@@ -338,7 +346,7 @@ class SourceEvaluator:
         ``_last`` for `backward`; None if the source does not contribute.
         """
         ns, np_ = self.n_spec, self.n_spat
-        th_spec, th_spat, th_temp = theta[:ns], theta[ns:ns + np_], theta[ns + np_:]
+        th_spec, th_spat, th_temp = theta[:ns], theta[ns : ns + np_], theta[ns + np_ :]
         spat_key = tuple(th_spat)
         if self._needs_update(spat_key):
             self.update()
@@ -382,27 +390,32 @@ class SourceEvaluator:
         if self.exposure is not None:
             g = g * self.exposure
         # g = d stat / d (F_t T S_t) per pixel
-        d_ft = np.einsum("tyx,tyx->t", g, conv) if conv.shape[0] == g.shape[0] \
+        d_ft = (
+            np.einsum("tyx,tyx->t", g, conv)
+            if conv.shape[0] == g.shape[0]
             else np.einsum("tyx,yx->t", g, conv[0])
+        )
         out = np.zeros(self.n_spec + self.n_spat + self.n_temp)
-        out[:self.n_spec] = df @ (d_ft * t)
+        out[: self.n_spec] = df @ (d_ft * t)
         if dt is not None:
-            out[self.n_spec + self.n_spat:] = dt * float(d_ft @ f)
+            out[self.n_spec + self.n_spat :] = dt * float(d_ft @ f)
         if self.n_spat and self.integrator is not None:
             a = g * (f * t)[:, None, None]  # d stat / d conv
             if self.convolver is not None and not self.irfs.psf_is_reco:
                 if s.sparse is not None:
                     iy, ix, _, dw = s.sparse
                     ds = self.convolver.adjoint_sparse(a, iy, ix)
-                    out[self.n_spec:self.n_spec + 2] = dw @ ds
+                    out[self.n_spec : self.n_spec + 2] = dw @ ds
                     return out
                 ds = self.convolver.adjoint(a, sum_planes=s.value.ndim == 2)
             else:
                 ds = a.sum(axis=0) if s.value.ndim == 2 else a
             if s.sparse is not None:
                 iy, ix, _, dw = s.sparse
-                out[self.n_spec:self.n_spec + 2] = dw @ ds[iy, ix]
+                out[self.n_spec : self.n_spec + 2] = dw @ ds[iy, ix]
             else:
                 axes = tuple(range(1, s.grad.ndim))
-                out[self.n_spec:self.n_spec + self.n_spat] = np.tensordot(s.grad, ds, axes=(axes, tuple(range(ds.ndim))))
+                out[self.n_spec : self.n_spec + self.n_spat] = np.tensordot(
+                    s.grad, ds, axes=(axes, tuple(range(ds.ndim)))
+                )
         return out

@@ -155,8 +155,9 @@ def _dlnE(model: Any, x: Array, theta: Array) -> Array:
     return (up - dn) / (2.0 * _DLNE)
 
 
-def integration_grid(model: Any, emin: Array, emax: Array,
-                     ndecade: float = DEFAULT_NDECADE) -> Array | None:
+def integration_grid(
+    model: Any, emin: Array, emax: Array, ndecade: float = DEFAULT_NDECADE
+) -> Array | None:
     """Gammapy's quadrature grid for ``model`` over the bins (None for analytic integrals)."""
     if model.analytic_integral:
         return None

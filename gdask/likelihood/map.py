@@ -55,8 +55,14 @@ class MapTerm(LikelihoodTerm):
         ``geom.energy_mask`` as ``mask_fit``).
     """
 
-    def __init__(self, dataset: MapDataset, models: Models, name: str | None = None,
-                 energy_min: float | None = None, energy_max: float | None = None) -> None:
+    def __init__(
+        self,
+        dataset: MapDataset,
+        models: Models,
+        name: str | None = None,
+        energy_min: float | None = None,
+        energy_max: float | None = None,
+    ) -> None:
         self.name = name or dataset.name
         self.models = models
         params = models.parameters
@@ -75,8 +81,7 @@ class MapTerm(LikelihoodTerm):
         if energy_min is not None or energy_max is not None:
             edges = dataset.energy_axis.to_unit("TeV").axis.edges
             mask &= energy_range_mask(edges, energy_min, energy_max)[:, None, None]
-        bkg = np.asarray(ds["background"].values, float) if "background" in ds \
-            else np.zeros(shape)
+        bkg = np.asarray(ds["background"].values, float) if "background" in ds else np.zeros(shape)
         self.shape = shape
         self.counts = counts
         self.mask = mask
@@ -148,10 +153,13 @@ class MapTerm(LikelihoodTerm):
         if self.bkg_model is None:
             return np.ones(len(self.e_reco_center)), None
         sm = self.bkg_model.spectral_model
-        th = theta[self.bkg_slice][:len(sm.parameters)]
+        th = theta[self.bkg_slice][: len(sm.parameters)]
         norm = np.asarray(sm.evaluate_theta(self.e_reco_center, theta=th), float)
-        g = np.asarray(sm.evaluate_grad_theta(self.e_reco_center, theta=th), float) if grad \
+        g = (
+            np.asarray(sm.evaluate_grad_theta(self.e_reco_center, theta=th), float)
+            if grad
             else None
+        )
         return norm, g
 
     # ---------------------------------------------------------------- core
@@ -161,8 +169,9 @@ class MapTerm(LikelihoodTerm):
             ne, ny, nx = self.shape
             iz, iy, ix = np.unravel_index(self.pos_idx, self.shape)
             inside = (iy >= y0) & (iy < y1) & (ix >= x0) & (ix < x1)
-            local = np.ravel_multi_index((iz[inside], iy[inside] - y0, ix[inside] - x0),
-                                         (ne, y1 - y0, x1 - x0))
+            local = np.ravel_multi_index(
+                (iz[inside], iy[inside] - y0, ix[inside] - x0), (ne, y1 - y0, x1 - x0)
+            )
             mask_box = self.mask[:, y0:y1, x0:x1]
             bkg_box_sum = np.where(mask_box, self.background[:, y0:y1, x0:x1], 0).sum(axis=(1, 2))
             self._box_cache = {box: (np.flatnonzero(inside), local, mask_box, bkg_box_sum)}
@@ -178,8 +187,9 @@ class MapTerm(LikelihoodTerm):
                 k = np.eye(len(self.e_reco_center))
             km2 = 2.0 * np.einsum("tr,ryx->tyx", k, self.mask[:, ys, xs].astype(float))
             iz, iy, ix = np.unravel_index(self.pos_idx, self.shape)
-            inside = np.flatnonzero((iy >= ys.start) & (iy < ys.stop)
-                                    & (ix >= xs.start) & (ix < xs.stop))
+            inside = np.flatnonzero(
+                (iy >= ys.start) & (iy < ys.stop) & (ix >= xs.start) & (ix < xs.stop)
+            )
             cy, cx = iy[inside] - ys.start, ix[inside] - xs.start
             q = cy * (xs.stop - xs.start) + cx
             kpos = np.ascontiguousarray(k[:, iz[inside]])
@@ -206,17 +216,20 @@ class MapTerm(LikelihoodTerm):
         ratio = np.where(mu_pos > TRUNCATION_VALUE, self.pos_counts / mu_t, 0.0)
         return stat, ratio
 
-    def _bkg_grad(self, gcan: Array, dnorm: Array, ratio: Array, nbin: int,
-                  low: Array | None = None) -> None:
+    def _bkg_grad(
+        self, gcan: Array, dnorm: Array, ratio: Array, nbin: int, low: Array | None = None
+    ) -> None:
         d_norm = 2.0 * self.bkg_masked_sum - 2.0 * np.bincount(
-            self.pos_energy, weights=ratio * self.pos_bkg, minlength=nbin)
+            self.pos_energy, weights=ratio * self.pos_bkg, minlength=nbin
+        )
         if low is not None:
             d_norm -= low
         start = self.bkg_slice.start
-        gcan[start:start + dnorm.shape[0]] = dnorm @ d_norm
+        gcan[start : start + dnorm.shape[0]] = dnorm @ d_norm
 
-    def _evaluate_sparse(self, norm: Array, dnorm: Array | None, parts: list,
-                         grad: bool) -> tuple[float, Array | None]:
+    def _evaluate_sparse(
+        self, norm: Array, dnorm: Array | None, parts: list, grad: bool
+    ) -> tuple[float, Array | None]:
         """All sources non-negative and folded by dispersion last: never build dense npred."""
         mu_pos = self.pos_bkg * norm[self.pos_energy]
         total = float(self.bkg_masked_sum @ norm)
@@ -242,8 +255,9 @@ class MapTerm(LikelihoodTerm):
             gcan[sl] += ev.backward_true(g)
         return stat, gcan * self.to_canonical
 
-    def _evaluate_dense(self, theta: Array, norm: Array, dnorm: Array | None,
-                        grad: bool) -> tuple[float, Array | None]:
+    def _evaluate_dense(
+        self, theta: Array, norm: Array, dnorm: Array | None, grad: bool
+    ) -> tuple[float, Array | None]:
         """General path: dense npred on the box covering all source cutouts."""
         sig = self._signal
         parts = []
@@ -256,8 +270,11 @@ class MapTerm(LikelihoodTerm):
             sig[:, ys, xs] += out
             parts.append((ev, sl, ys, xs))
             b = (ys.start, ys.stop, xs.start, xs.stop)
-            box = b if box is None else (min(box[0], b[0]), max(box[1], b[1]),
-                                         min(box[2], b[2]), max(box[3], b[3]))
+            box = (
+                b
+                if box is None
+                else (min(box[0], b[0]), max(box[1], b[1]), min(box[2], b[2]), max(box[3], b[3]))
+            )
         mu_pos = self.pos_bkg * norm[self.pos_energy]
         total = float(self.bkg_masked_sum @ norm)
         if box is not None:
@@ -265,8 +282,9 @@ class MapTerm(LikelihoodTerm):
             in_box, local, mask_box, bkg_box_sum = self._box_info(box)
             bkg_box = self.background[:, y0:y1, x0:x1]
             mu_box = bkg_box * norm[:, None, None] + sig[:, y0:y1, x0:x1]
-            total += float(np.sum(np.maximum(mu_box, TRUNCATION_VALUE), where=mask_box)) \
-                - float(bkg_box_sum @ norm)
+            total += float(np.sum(np.maximum(mu_box, TRUNCATION_VALUE), where=mask_box)) - float(
+                bkg_box_sum @ norm
+            )
             mu_pos[in_box] = mu_box.ravel()[local]
             sig[:, y0:y1, x0:x1] = 0.0
         stat, ratio = self._stat_from_pos(total, mu_pos)
@@ -278,14 +296,15 @@ class MapTerm(LikelihoodTerm):
             if box is not None:
                 # fitted bins with truncated npred do not depend on the norm
                 low = 2.0 * np.where(mask_box & (mu_box <= TRUNCATION_VALUE), bkg_box, 0).sum(
-                    axis=(1, 2))
+                    axis=(1, 2)
+                )
             self._bkg_grad(gcan, dnorm, ratio, len(norm), low)
         if parts:
             w_box = np.where(mask_box & (mu_box > TRUNCATION_VALUE), 2.0, 0.0)
             w_flat = w_box.reshape(-1)
             w_flat[local] -= 2.0 * ratio[in_box]
             for ev, sl, ys, xs in parts:
-                w = w_box[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+                w = w_box[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
                 gcan[sl] += ev.backward(np.ascontiguousarray(w))
         return stat, gcan * self.to_canonical
 
@@ -318,9 +337,13 @@ class MapTerm(LikelihoodTerm):
 
     def info(self) -> dict[str, Any]:
         """Name, shape, number of fitted bins and counts in them."""
-        return {"name": self.name, "shape": self.shape, "n_fit_bins": int(self.mask.sum()),
-                "counts": float(self.counts[self.mask].sum()),
-                "energy_reco_center": self.e_reco_center.tolist()}
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "n_fit_bins": int(self.mask.sum()),
+            "counts": float(self.counts[self.mask].sum()),
+            "energy_reco_center": self.e_reco_center.tolist(),
+        }
 
 
 def read_map_dataset(source: str, name: str | None = None) -> MapDataset:
@@ -347,5 +370,10 @@ def build_map_term(spec: TermSpec) -> MapTerm:
         raise ValueError("map terms support the cash statistic only")
     dataset = read_map_dataset(spec.source, name=spec.name)
     models = Models.from_dict(spec.models)
-    return MapTerm(dataset, models, name=spec.name, energy_min=spec.options.get("energy_min"),
-                   energy_max=spec.options.get("energy_max"))
+    return MapTerm(
+        dataset,
+        models,
+        name=spec.name,
+        energy_min=spec.options.get("energy_min"),
+        energy_max=spec.options.get("energy_max"),
+    )

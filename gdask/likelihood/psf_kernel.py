@@ -161,9 +161,15 @@ class PSFKernelMaker:
         j = np.clip(np.searchsorted(nodes, r) - 1, 0, len(nodes) - 2)
         pr = j + (r - nodes[j]) / (nodes[j + 1] - nodes[j])
         x, y = xy
-        cum_at = interp_grid(self.cum, [np.arange(self.cum.shape[0])[:, None, None, None],
-                                        np.arange(self.cum.shape[1])[None, :, None, None],
-                                        np.full((1, 1, 1, 1), y), np.full((1, 1, 1, 1), x)])
+        cum_at = interp_grid(
+            self.cum,
+            [
+                np.arange(self.cum.shape[0])[:, None, None, None],
+                np.arange(self.cum.shape[1])[None, :, None, None],
+                np.full((1, 1, 1, 1), y),
+                np.full((1, 1, 1, 1), x),
+            ],
+        )
         vals = interp_grid(cum_at[:, :, 0, 0], [pe, pr])
         vals = np.clip(vals, 0, np.inf)
         edges = self.energy_axis.axis.edges
@@ -179,8 +185,15 @@ class PSFKernelMaker:
         return self.rad_up[np.argmin(np.abs(c - fraction), axis=1)]
 
     # -------------------------------------------------------------- kernel
-    def kernel(self, geom: WcsGeom, energy_centers: Array, lon: float, lat: float,
-               frame: str, precision_factor: int = 12) -> Array:
+    def kernel(
+        self,
+        geom: WcsGeom,
+        energy_centers: Array,
+        lon: float,
+        lat: float,
+        frame: str,
+        precision_factor: int = 12,
+    ) -> Array:
         """PSF kernel ``(n_energy, N, N)`` at ``(lon, lat)`` for a dataset grid ``geom``.
 
         ``energy_centers`` are the centres of the energy axis the kernel is
@@ -189,22 +202,32 @@ class PSFKernelMaker:
         """
         xy = self._position_pix(lon, lat, frame)
         ne, nr = self.data.shape[:2]
-        at_pos = interp_grid(self.data, [np.arange(ne)[:, None, None, None],
-                                         np.arange(nr)[None, :, None, None],
-                                         np.full((1, 1, 1, 1), xy[1]),
-                                         np.full((1, 1, 1, 1), xy[0])])[:, :, 0, 0]
+        at_pos = interp_grid(
+            self.data,
+            [
+                np.arange(ne)[:, None, None, None],
+                np.arange(nr)[None, :, None, None],
+                np.full((1, 1, 1, 1), xy[1]),
+                np.full((1, 1, 1, 1), xy[0]),
+            ],
+        )[:, :, 0, 0]
         radii = self.containment_radius(PSF_CONTAINMENT, self.energy_axis.center, xy)
         r68 = self.containment_radius(0.68, energy_centers, xy)
         binsz = float(np.max(geom.pixel_scales))
         with np.errstate(divide="ignore"):
             base = 2 * r68 / binsz
-            factors = [int(min(np.ceil(precision_factor / b), PSF_MAX_OVERSAMPLING))
-                       if b > 0 else PSF_MAX_OVERSAMPLING for b in base]
+            factors = [
+                int(min(np.ceil(precision_factor / b), PSF_MAX_OVERSAMPLING))
+                if b > 0
+                else PSF_MAX_OVERSAMPLING
+                for b in base
+            ]
         max_radius = float(np.max(radii))
         n_big = round_up_to_odd(2 * max_radius / binsz)
         center = geom.center_coord
-        kgeom = WcsGeom.create(skydir=center, binsz=binsz, npix=n_big, frame=geom.frame,
-                               proj=geom.projection)
+        kgeom = WcsGeom.create(
+            skydir=center, binsz=binsz, npix=n_big, frame=geom.frame, proj=geom.projection
+        )
         kc = kgeom.pix_to_coord((n_big - 1) / 2.0, (n_big - 1) / 2.0)
         kc = (float(kc[0]), float(kc[1]))
         out = np.zeros((len(energy_centers), n_big, n_big))
@@ -218,17 +241,25 @@ class PSFKernelMaker:
             vals = np.clip(vals, 0, np.inf)
             img = vals.reshape(n_i, f, n_i, f).sum(axis=(1, 3))
             o = (n_big - n_i) // 2
-            out[i, o:o + n_i, o:o + n_i] = img
+            out[i, o : o + n_i, o : o + n_i] = img
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.nan_to_num(out / out.sum(axis=(1, 2), keepdims=True))
         return out.astype(np.float32).astype(np.float64)
 
-    def _separations(self, geom: WcsGeom, center: tuple[float, float], kc: tuple[float, float],
-                     binsz: float, n: int, f: int) -> Array:
+    def _separations(
+        self,
+        geom: WcsGeom,
+        center: tuple[float, float],
+        kc: tuple[float, float],
+        binsz: float,
+        n: int,
+        f: int,
+    ) -> Array:
         key = (n, f, binsz, center, geom.frame, geom.projection)
         if key not in self._sep_cache:
-            sub = WcsGeom.create(skydir=center, binsz=binsz, npix=n, frame=geom.frame,
-                                 proj=geom.projection)
+            sub = WcsGeom.create(
+                skydir=center, binsz=binsz, npix=n, frame=geom.frame, proj=geom.projection
+            )
             if f > 1:
                 sub = sub.upsample(f)
             lon, lat = sub.get_coord()
@@ -267,15 +298,17 @@ class KernelConvolver:
         ny, nx = image_shape
         self.image_shape = (ny, nx)
         self.offset = ((ky - 1) // 2, (kx - 1) // 2)
-        self.fshape = (scipy.fft.next_fast_len(ny + ky - 1, real=True),
-                       scipy.fft.next_fast_len(nx + kx - 1, real=True))
+        self.fshape = (
+            scipy.fft.next_fast_len(ny + ky - 1, real=True),
+            scipy.fft.next_fast_len(nx + kx - 1, real=True),
+        )
         self.kspec = scipy.fft.rfft2(self.kernel, s=self.fshape, axes=(-2, -1))
         self.kspec_conj = np.conj(self.kspec)
 
     def _crop(self, full: Array) -> Array:
         oy, ox = self.offset
         ny, nx = self.image_shape
-        return full[..., oy:oy + ny, ox:ox + nx]
+        return full[..., oy : oy + ny, ox : ox + nx]
 
     def convolve(self, image: Array) -> Array:
         """Convolve a 2-D image with every kernel, or a cube plane by plane: ``(n_energy, ny, nx)``."""
@@ -288,7 +321,7 @@ class KernelConvolver:
         ny, nx = self.image_shape
         oy, ox = self.offset
         pad = np.zeros(cube.shape[:-2] + self.fshape)
-        pad[..., oy:oy + ny, ox:ox + nx] = cube
+        pad[..., oy : oy + ny, ox : ox + nx] = cube
         spec = scipy.fft.rfft2(pad, axes=(-2, -1)) * self.kspec_conj
         if sum_planes:
             spec = spec.sum(axis=0)
@@ -308,8 +341,9 @@ class KernelConvolver:
             x0, x1 = max(0, x - ox), min(nx, x - ox + kx)
             if y0 >= y1 or x0 >= x1:
                 continue
-            out[:, y0:y1, x0:x1] += v * self.kernel[:, y0 - y + oy:y1 - y + oy,
-                                                    x0 - x + ox:x1 - x + ox]
+            out[:, y0:y1, x0:x1] += (
+                v * self.kernel[:, y0 - y + oy : y1 - y + oy, x0 - x + ox : x1 - x + ox]
+            )
         return out
 
     def adjoint_sparse(self, cube: Array, iy: NDArray, ix: NDArray) -> Array:
@@ -323,6 +357,6 @@ class KernelConvolver:
             x0, x1 = max(0, x - ox), min(nx, x - ox + kx)
             if y0 >= y1 or x0 >= x1:
                 continue
-            kern = self.kernel[:, y0 - y + oy:y1 - y + oy, x0 - x + ox:x1 - x + ox]
+            kern = self.kernel[:, y0 - y + oy : y1 - y + oy, x0 - x + ox : x1 - x + ox]
             out[k] = np.einsum("tyx,tyx->", cube[:, y0:y1, x0:x1], kern)
         return out

@@ -35,8 +35,12 @@ MAX_OVERSAMPLING = 200
 _H = 1e-6
 
 
-def cutout_slices(shape: tuple[int, int], x: float, y: float, size: tuple[float, float],
-                  ) -> tuple[slice, slice]:
+def cutout_slices(
+    shape: tuple[int, int],
+    x: float,
+    y: float,
+    size: tuple[float, float],
+) -> tuple[slice, slice]:
     """Slices ``(y, x)`` of a trimmed cutout of ``size`` pixels ``(ny, nx)`` at pixel ``(x, y)``.
 
     Same as `astropy.nddata.Cutout2D` with ``mode="trim"``; raises
@@ -80,8 +84,9 @@ class SpatialIntegrator:
         True-energy bin centres (TeV) for energy-dependent models.
     """
 
-    def __init__(self, model: SpatialModel, geom: WcsGeom,
-                 energy_true: Array | None = None) -> None:
+    def __init__(
+        self, model: SpatialModel, geom: WcsGeom, energy_true: Array | None = None
+    ) -> None:
         self.model = model
         self.geom = geom
         self.wcs = geom.wcs
@@ -103,8 +108,9 @@ class SpatialIntegrator:
         x, y = self.wcs.wcs_world2pix(lon, lat, 0)
         return float(x), float(y)
 
-    def _coords_in_frame(self, key: tuple, sly: slice, slx: slice, factor: int
-                         ) -> tuple[Array, Array]:
+    def _coords_in_frame(
+        self, key: tuple, sly: slice, slx: slice, factor: int
+    ) -> tuple[Array, Array]:
         if key not in self._coords:
             ny, nx = sly.stop - sly.start, slx.stop - slx.start
             # pixel centres of the sub-grid upsampled by ``factor``
@@ -142,8 +148,12 @@ class SpatialIntegrator:
         value[iy[keep], ix[keep]] = w
         dw = None
         if grad:
-            jl = (np.array(self._to_pix(lon0 + _H, lat0)) - self._to_pix(lon0 - _H, lat0)) / (2 * _H)
-            jb = (np.array(self._to_pix(lon0, lat0 + _H)) - self._to_pix(lon0, lat0 - _H)) / (2 * _H)
+            jl = (np.array(self._to_pix(lon0 + _H, lat0)) - self._to_pix(lon0 - _H, lat0)) / (
+                2 * _H
+            )
+            jb = (np.array(self._to_pix(lon0, lat0 + _H)) - self._to_pix(lon0, lat0 - _H)) / (
+                2 * _H
+            )
             dwdx = (np.where(dx < 1, np.sign(ix - x0), 0.0) * wy)[keep]
             dwdy = (wx * np.where(dy < 1, np.sign(iy - y0), 0.0))[keep]
             dw = np.stack([dwdx * jl[0] + dwdy * jl[1], dwdx * jb[0] + dwdy * jb[1]])
@@ -165,8 +175,11 @@ class SpatialIntegrator:
                 bin_min = model.evaluation_bin_size_min
                 if bin_min is not None:
                     res = float(bin_min)
-                    factor = min(int(np.ceil(self.pix_scale / res)), MAX_OVERSAMPLING) \
-                        if res > 0 else MAX_OVERSAMPLING
+                    factor = (
+                        min(int(np.ceil(self.pix_scale / res)), MAX_OVERSAMPLING)
+                        if res > 0
+                        else MAX_OVERSAMPLING
+                    )
             except (NoOverlapError, ValueError):
                 factor = 1
                 sl = (slice(0, ny), slice(0, nx))

@@ -106,8 +106,11 @@ def _param_position(models: Models, name: str) -> int:
     try:
         return models.parameter_index(name)
     except KeyError:
-        raise ConfigError(f"energy_scale parameter {name!r} not found (or ambiguous) in the models; "
-                          "use '<model>.<type>.<name>'", field="energy_scale") from None
+        raise ConfigError(
+            f"energy_scale parameter {name!r} not found (or ambiguous) in the models; "
+            "use '<model>.<type>.<name>'",
+            field="energy_scale",
+        ) from None
 
 
 class SpectrumOnOffTerm(LikelihoodTerm):
@@ -131,9 +134,18 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         Points per decade of numerical spectral integrals (Gammapy: 100).
     """
 
-    def __init__(self, dataset: SpectrumDatasetOnOff, models: Models, *, name: str | None = None,
-                 stat: str | None = None, energy_min: Any = None, energy_max: Any = None,
-                 energy_scale: str | None = None, ndecade: float = DEFAULT_NDECADE) -> None:
+    def __init__(
+        self,
+        dataset: SpectrumDatasetOnOff,
+        models: Models,
+        *,
+        name: str | None = None,
+        stat: str | None = None,
+        energy_min: Any = None,
+        energy_max: Any = None,
+        energy_scale: str | None = None,
+        ndecade: float = DEFAULT_NDECADE,
+    ) -> None:
         self.name = str(name if name is not None else dataset.name)
         self._ndecade = float(ndecade)
         self.models = models
@@ -157,7 +169,9 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self.counts = np.asarray(ds["counts"].values, dtype=float)
         self.counts_off = np.asarray(ds["counts_off"].values, float) if has_off else None
         self.alpha = np.asarray(dataset.alpha.values, float) if has_off else None
-        mask = np.asarray(ds["mask_safe"].values, bool) if "mask_safe" in ds else np.ones(n_reco, bool)
+        mask = (
+            np.asarray(ds["mask_safe"].values, bool) if "mask_safe" in ds else np.ones(n_reco, bool)
+        )
         if "mask_fit" in ds:
             mask = mask & np.asarray(ds["mask_fit"].values, bool)
         self.energy_min, self.energy_max = _tev(energy_min), _tev(energy_max)
@@ -180,10 +194,16 @@ class SpectrumOnOffTerm(LikelihoodTerm):
 
         # -- IRFs -------------------------------------------------------------------
         exposure = dataset.exposure
-        self.exposure = (np.zeros(self.edges_true.size - 1) if exposure is None
-                         else np.asarray(exposure.values, float))
-        self.edisp = (np.asarray(ds["edisp"].transpose("energy_true", "energy").values, float)
-                      if "edisp" in ds else diagonal_response(self.edges_true, self.edges))
+        self.exposure = (
+            np.zeros(self.edges_true.size - 1)
+            if exposure is None
+            else np.asarray(exposure.values, float)
+        )
+        self.edisp = (
+            np.asarray(ds["edisp"].transpose("energy_true", "energy").values, float)
+            if "edisp" in ds
+            else diagonal_response(self.edges_true, self.edges)
+        )
         self._groups: list[_Group] = []
         self._group_keys: dict[tuple[bool, bool], int] = {}
 
@@ -195,8 +215,11 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             n = len(m.parameters)
             applies = m.datasets_names is None or self.name in m.datasets_names
             if isinstance(m, FoVBackgroundModel) and applies:
-                raise ConfigError(f"FoVBackgroundModel {m.name!r} is not supported on spectrum "
-                                  f"dataset {self.name!r}", field="models")
+                raise ConfigError(
+                    f"FoVBackgroundModel {m.name!r} is not supported on spectrum "
+                    f"dataset {self.name!r}",
+                    field="models",
+                )
             if isinstance(m, SkyModel) and applies and m.spectral_model is not None:
                 self._sources.append(self._make_source(m, offset, gti))
             offset += n
@@ -228,8 +251,10 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         t_min = t_max = None
         if temporal is not None:
             if gti is None or len(gti) == 0:
-                raise ConfigError(f"model {m.name!r} has a temporal model but dataset "
-                                  f"{self.name!r} has no GTI", field="temporal")
+                raise ConfigError(
+                    f"model {m.name!r} has a temporal model but dataset {self.name!r} has no GTI",
+                    field="temporal",
+                )
             ref = gti.time_reference
             t_min = getattr(ref + gti.start * u.s, temporal.scale).mjd
             t_max = getattr(ref + gti.stop * u.s, temporal.scale).mjd
@@ -237,10 +262,15 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         g = self._groups[gi]
         grid = None
         if g.rows.size:
-            grid = integration_grid(m.spectral_model, self.edges_true[:-1][g.rows],
-                                    self.edges_true[1:][g.rows], g.ndecade)
-        return _Source(m.name, m.spectral_model, spec_pos, temporal, temp_pos,
-                       t_min, t_max, gi, grid)
+            grid = integration_grid(
+                m.spectral_model,
+                self.edges_true[:-1][g.rows],
+                self.edges_true[1:][g.rows],
+                g.ndecade,
+            )
+        return _Source(
+            m.name, m.spectral_model, spec_pos, temporal, temp_pos, t_min, t_max, gi, grid
+        )
 
     # ------------------------------------------------------------------ evaluation
     def _scale(self, values: Array) -> float:
@@ -258,14 +288,29 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         g = self._groups[src.group]
         if g.rows.size == 0:  # nothing fitted: no contribution
             z = np.zeros(0)
-            src.cache = {"key": key, "grad": grad, "flux": z, "tnorm": 1.0, "dtnorm": None,
-                         "dflux": np.zeros((src.spec_pos.size, 0)), "dscale": z}
+            src.cache = {
+                "key": key,
+                "grad": grad,
+                "flux": z,
+                "tnorm": 1.0,
+                "dtnorm": None,
+                "dflux": np.zeros((src.spec_pos.size, 0)),
+                "dscale": z,
+            }
             return src.cache
         lo, hi = self.edges_true[:-1][g.rows], self.edges_true[1:][g.rows]
         theta = values[src.spec_pos] * self._to_canonical[src.spec_pos]
         flux, dflux, dscale = scaled_integral_and_grads(
-            src.spectral, lo, hi, theta, scale, g.ndecade, grad=grad,
-            grad_scale=grad and self._escale_pos is not None, grid=src.grid)
+            src.spectral,
+            lo,
+            hi,
+            theta,
+            scale,
+            g.ndecade,
+            grad=grad,
+            grad_scale=grad and self._escale_pos is not None,
+            grid=src.grid,
+        )
         tnorm, dtnorm = 1.0, None
         if src.temporal is not None:
             tt = values[src.temp_pos] * self._to_canonical[src.temp_pos]
@@ -274,8 +319,15 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             if grad:
                 d = src.temporal.evaluate_integral_grad(src.t_min, src.t_max, **tpars)
                 dtnorm = np.array([np.sum(d[n]) for n in src.temporal.parameters.names])
-        src.cache = {"key": key, "grad": grad, "flux": flux, "dflux": dflux, "dscale": dscale,
-                     "tnorm": tnorm, "dtnorm": dtnorm}
+        src.cache = {
+            "key": key,
+            "grad": grad,
+            "flux": flux,
+            "dflux": dflux,
+            "dscale": dscale,
+            "tnorm": tnorm,
+            "dtnorm": dtnorm,
+        }
         return src.cache
 
     def _mu_sig(self, values: Array, grad: bool) -> tuple[Array, list, float]:
@@ -295,8 +347,10 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         if self.stat_type == "wstat":
             with np.errstate(invalid="ignore", divide="ignore"):
                 mu_bkg = wstat_mu_bkg(self._n_on, self._n_off, self._alpha, mu)
-                st = wstat(self._n_on, self._n_off, self._alpha, mu, mu_bkg,
-                           extra_terms=False) + self._gof
+                st = (
+                    wstat(self._n_on, self._n_off, self._alpha, mu, mu_bkg, extra_terms=False)
+                    + self._gof
+                )
             bad = ~np.isfinite(st)
             value = float(np.sum(np.nan_to_num(st)))
             if not grad:
@@ -347,13 +401,15 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         out = np.zeros(self.edges.size - 1)
         for src in self._sources:
             theta = values[src.spec_pos] * self._to_canonical[src.spec_pos]
-            flux, _, _ = scaled_integral_and_grads(src.spectral, lo, hi, theta, scale,
-                                                   self._ndecade, grad=False)
+            flux, _, _ = scaled_integral_and_grads(
+                src.spectral, lo, hi, theta, scale, self._ndecade, grad=False
+            )
             if src.temporal is not None:
                 tt = values[src.temp_pos] * self._to_canonical[src.temp_pos]
                 pars = src.temporal._pars_from_theta(tt)
-                flux = flux * float(np.sum(src.temporal.evaluate_integral(src.t_min, src.t_max,
-                                                                         **pars)))
+                flux = flux * float(
+                    np.sum(src.temporal.evaluate_integral(src.t_min, src.t_max, **pars))
+                )
             out += flux @ self._groups[src.group].full
         return out
 
@@ -388,8 +444,10 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         }
 
     def __repr__(self) -> str:
-        return (f"SpectrumOnOffTerm(name={self.name!r}, stat={self.stat_type!r}, "
-                f"n_fit_bins={self._cols.size}, sources={[s.name for s in self._sources]})")
+        return (
+            f"SpectrumOnOffTerm(name={self.name!r}, stat={self.stat_type!r}, "
+            f"n_fit_bins={self._cols.size}, sources={[s.name for s in self._sources]})"
+        )
 
 
 def _load_dataset(source: str, name: str) -> SpectrumDatasetOnOff:
@@ -414,8 +472,9 @@ def build_spectrum_term(spec: TermSpec) -> SpectrumOnOffTerm:
     """
     unknown = set(spec.options) - set(_OPTIONS)
     if unknown:
-        raise ConfigError(f"unknown spectrum options {sorted(unknown)}; known: {list(_OPTIONS)}",
-                          field="options")
+        raise ConfigError(
+            f"unknown spectrum options {sorted(unknown)}; known: {list(_OPTIONS)}", field="options"
+        )
     dataset = _load_dataset(spec.source, spec.name)
     models = Models.from_dict(spec.models)
     opts = dict(spec.options)

@@ -91,8 +91,10 @@ def model_from_dict(data: Mapping[str, Any], model_type: str | None = None) -> M
     """
     if model_type is None:
         if len(data) != 1:
-            raise ValueError("model dictionary needs a single key (spectral, spatial...) "
-                             "or an explicit model_type")
+            raise ValueError(
+                "model dictionary needs a single key (spectral, spatial...) "
+                "or an explicit model_type"
+            )
         model_type, data = next(iter(data.items()))
     cls = get_model_class(model_type, data["type"])
     return cls.from_dict(data)
@@ -183,8 +185,12 @@ class ModelBase:
 
     def __setattr__(self, name: str, value: Any) -> None:
         pars = self.__dict__.get("_parameters")
-        if pars is not None and not name.startswith("_") and name in pars.names \
-                and name not in type(self).__dict__:
+        if (
+            pars is not None
+            and not name.startswith("_")
+            and name in pars.names
+            and name not in type(self).__dict__
+        ):
             idx = pars.index(name)
             if isinstance(value, Parameter):
                 spec = {s.name: s for s in self._defaults}.get(name)
@@ -280,8 +286,12 @@ class ModelBase:
                 init = spec.create().to_dict()
                 for key in _DEFAULT_ONLY_KEYS:
                     a, b = d[key], init[key]
-                    if a == b or (isinstance(a, float) and isinstance(b, float)
-                                  and np.isnan(a) and np.isnan(b)):
+                    if a == b or (
+                        isinstance(a, float)
+                        and isinstance(b, float)
+                        and np.isnan(a)
+                        and np.isnan(b)
+                    ):
                         del d[key]
                 if d["frozen"] == init["frozen"]:
                     del d["frozen"]
@@ -314,8 +324,12 @@ class ModelBase:
             if spec.name in by_name:
                 par.update_from_dict(by_name[spec.name])
             else:
-                log.warning("parameter %r not in model dictionary, using default %s %s",
-                            spec.name, spec.value, spec.unit)
+                log.warning(
+                    "parameter %r not in model dictionary, using default %s %s",
+                    spec.name,
+                    spec.value,
+                    spec.unit,
+                )
             out[spec.name] = par
         return out
 
@@ -327,16 +341,21 @@ class ModelBase:
         return cls(**pars, **kwargs)
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{p.name}={p.value:.4g}" + (f" {p.unit}" if p.unit.to_string() else "")
-                         for p in self.parameters)
+        body = ", ".join(
+            f"{p.name}={p.value:.4g}" + (f" {p.unit}" if p.unit.to_string() else "")
+            for p in self.parameters
+        )
         return f"{type(self).__name__}({body})"
 
 
 def _stack_grads(grads: Sequence[Any], x: Sequence[Any]) -> np.ndarray:
     """Stack gradients broadcast to a common shape (that of the inputs and grads)."""
     arrays = [np.asarray(g, dtype=float) for g in grads]
-    shape = np.broadcast_shapes(*(np.shape(xi) for xi in x), *(a.shape for a in arrays)) \
-        if arrays or x else ()
+    shape = (
+        np.broadcast_shapes(*(np.shape(xi) for xi in x), *(a.shape for a in arrays))
+        if arrays or x
+        else ()
+    )
     if not arrays:
         return np.zeros((0,) + shape)
     return np.stack([np.broadcast_to(a, shape) for a in arrays])

@@ -144,5 +144,6 @@ def model_to_dict(model: ModelBase, full_output: bool = False) -> dict[str, Any]
 
 def nan_equal(a: float, b: float) -> bool:
     """Equality treating two NaNs as equal."""
-    return a == b or (isinstance(a, float) and isinstance(b, float)
-                      and math.isnan(a) and math.isnan(b))
+    return a == b or (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    )

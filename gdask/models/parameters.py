@@ -363,8 +363,17 @@ class Parameter:
             self.unit = data["unit"] or ""
         if "value" in data:
             self.value = data["value"]
-        for key in ("min", "max", "error", "frozen", "interp", "scale_method",
-                    "scale_transform", "link", "prior"):
+        for key in (
+            "min",
+            "max",
+            "error",
+            "frozen",
+            "interp",
+            "scale_method",
+            "scale_transform",
+            "link",
+            "prior",
+        ):
             if key in data:
                 setattr(self, key, data[key])
 
@@ -616,9 +625,12 @@ class Parameters(collections.abc.Sequence):
         return [p.to_dict() for p in self._parameters]
 
     def __repr__(self) -> str:
-        lines = [f"{p.name:>16s} = {p.value:.6g} {p.unit.to_string()}"
-                 + (" (frozen)" if p.frozen else "")
-                 + (f" [link {p.link}]" if p.link else "") for p in self._parameters]
+        lines = [
+            f"{p.name:>16s} = {p.value:.6g} {p.unit.to_string()}"
+            + (" (frozen)" if p.frozen else "")
+            + (f" [link {p.link}]" if p.link else "")
+            for p in self._parameters
+        ]
         return "Parameters(\n" + "\n".join(lines) + "\n)"
 
 

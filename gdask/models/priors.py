@@ -57,8 +57,9 @@ class Prior(ModelBase):
 
     def stat_grad(self, value: Any) -> Any:
         """Derivative of :meth:`stat` with respect to ``value``."""
-        return self.weight * self.evaluate_value_grad(np.asarray(value, dtype=float),
-                                                      **self._pars())
+        return self.weight * self.evaluate_value_grad(
+            np.asarray(value, dtype=float), **self._pars()
+        )
 
     def __call__(self, value: Any) -> Any:  # type: ignore[override]
         """Same as :meth:`stat` (accepts a `Parameter`, as Gammapy's priors do)."""
@@ -75,8 +76,14 @@ class Prior(ModelBase):
         """Gammapy layout ``{prior: {type, parameters, weight}}``."""
         params = []
         for p in self.parameters:
-            d = {"name": p.name, "value": p.value, "unit": p.unit.to_string("fits"),
-                 "error": p.error, "min": p.min, "max": p.max}
+            d = {
+                "name": p.name,
+                "value": p.value,
+                "unit": p.unit.to_string("fits"),
+                "error": p.error,
+                "min": p.min,
+                "max": p.max,
+            }
             if not full_output:
                 for key in ("min", "max"):
                     if np.isnan(d[key]):

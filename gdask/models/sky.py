@@ -50,8 +50,11 @@ class _Component:
 
     @property
     def _components(self) -> list[ModelBase]:
-        return [m for m in (self.spectral_model, self.spatial_model, self.temporal_model)
-                if m is not None]
+        return [
+            m
+            for m in (self.spectral_model, self.spatial_model, self.temporal_model)
+            if m is not None
+        ]
 
     @property
     def parameters(self) -> Parameters:
@@ -96,10 +99,15 @@ class SkyModel(_Component):
 
     tag = ("SkyModel", "sky-model")
 
-    def __init__(self, spectral_model: SpectralModel, spatial_model: ModelBase | None = None,
-                 temporal_model: ModelBase | None = None, name: str | None = None,
-                 apply_irf: dict[str, bool] | None = None,
-                 datasets_names: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        spectral_model: SpectralModel,
+        spatial_model: ModelBase | None = None,
+        temporal_model: ModelBase | None = None,
+        name: str | None = None,
+        apply_irf: dict[str, bool] | None = None,
+        datasets_names: list[str] | None = None,
+    ) -> None:
         self.spectral_model = spectral_model
         self.spatial_model = spatial_model
         self.temporal_model = temporal_model
@@ -121,15 +129,24 @@ class SkyModel(_Component):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkyModel:
-        parts = {k: model_from_dict(data[k], k) if data.get(k) is not None else None
-                 for k in ("spectral", "spatial", "temporal")}
-        return cls(spectral_model=parts["spectral"], spatial_model=parts["spatial"],
-                   temporal_model=parts["temporal"], name=data.get("name"),
-                   apply_irf=data.get("apply_irf"), datasets_names=data.get("datasets_names"))
+        parts = {
+            k: model_from_dict(data[k], k) if data.get(k) is not None else None
+            for k in ("spectral", "spatial", "temporal")
+        }
+        return cls(
+            spectral_model=parts["spectral"],
+            spatial_model=parts["spatial"],
+            temporal_model=parts["temporal"],
+            name=data.get("name"),
+            apply_irf=data.get("apply_irf"),
+            datasets_names=data.get("datasets_names"),
+        )
 
     def __repr__(self) -> str:
-        return (f"SkyModel(name={self.name!r}, spectral={self.spectral_model!r}, "
-                f"spatial={self.spatial_model!r}, temporal={self.temporal_model!r})")
+        return (
+            f"SkyModel(name={self.name!r}, spectral={self.spectral_model!r}, "
+            f"spatial={self.spatial_model!r}, temporal={self.temporal_model!r})"
+        )
 
 
 @register_component
@@ -149,8 +166,13 @@ class FoVBackgroundModel(_Component):
 
     tag = ("FoVBackgroundModel", "fov-bkg")
 
-    def __init__(self, dataset_name: str, spectral_model: SpectralModel | None = None,
-                 spatial_model: ModelBase | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        dataset_name: str,
+        spectral_model: SpectralModel | None = None,
+        spatial_model: ModelBase | None = None,
+        name: str | None = None,
+    ) -> None:
         if spectral_model is None:
             spectral_model = PowerLawNormSpectralModel()
         if not spectral_model.is_norm_spectral_model:
@@ -173,8 +195,7 @@ class FoVBackgroundModel(_Component):
             raise ValueError("a FoVBackgroundModel must name exactly one dataset")
         spectral = model_from_dict(data["spectral"], "spectral") if "spectral" in data else None
         spatial = model_from_dict(data["spatial"], "spatial") if "spatial" in data else None
-        return cls(names[0], spectral_model=spectral, spatial_model=spatial,
-                   name=data.get("name"))
+        return cls(names[0], spectral_model=spectral, spatial_model=spatial, name=data.get("name"))
 
     def __repr__(self) -> str:
         return f"FoVBackgroundModel(dataset={self.datasets_names[0]!r}, {self.spectral_model!r})"
@@ -268,8 +289,9 @@ class Models(collections.abc.Sequence):
         for comp in data.get("components", []):
             ctype = comp.get("type")
             if ctype not in COMPONENT_REGISTRY:
-                raise KeyError(f"unknown component type {ctype!r}; known: "
-                               f"{sorted(COMPONENT_REGISTRY)}")
+                raise KeyError(
+                    f"unknown component type {ctype!r}; known: {sorted(COMPONENT_REGISTRY)}"
+                )
             models.append(COMPONENT_REGISTRY[ctype].from_dict(comp))
         out = cls(models)
         out.sync_links()
@@ -295,8 +317,13 @@ class Models(collections.abc.Sequence):
         filename = Path(filename)
         return cls.from_yaml(filename.read_text(), path=filename.parent)
 
-    def write(self, filename: str | Path, overwrite: bool = False, full_output: bool = False,
-              write_covariance: bool = True) -> None:
+    def write(
+        self,
+        filename: str | Path,
+        overwrite: bool = False,
+        full_output: bool = False,
+        write_covariance: bool = True,
+    ) -> None:
         """Write YAML (and ``<stem>_covariance.dat`` when a covariance is set)."""
         filename = Path(filename)
         if filename.exists() and not overwrite:
@@ -318,8 +345,7 @@ class Models(collections.abc.Sequence):
         table["Parameters"] = names
         for i in range(len(names)):
             table[str(i)] = cov[i]
-        table.write(str(filename), format="ascii.fixed_width", delimiter="|",
-                    overwrite=overwrite)
+        table.write(str(filename), format="ascii.fixed_width", delimiter="|", overwrite=overwrite)
 
     def read_covariance(self, filename: str | Path) -> None:
         """Read a covariance table written by Gammapy or gdask; sets parameter errors."""

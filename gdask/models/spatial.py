@@ -118,7 +118,9 @@ def _ellipse_factor(e: float, phi: float, pa: np.ndarray) -> tuple[np.ndarray, .
 
 
 def _position_grads(
-    geo: Mapping[str, np.ndarray], d_cos: np.ndarray | float, d_sep: np.ndarray | float,
+    geo: Mapping[str, np.ndarray],
+    d_cos: np.ndarray | float,
+    d_sep: np.ndarray | float,
     d_pa: np.ndarray | float,
 ) -> dict[str, np.ndarray]:
     """Chain rule to ``lon_0``/``lat_0`` (per degree) from partials on cos(sep), sep, pa."""
@@ -335,14 +337,15 @@ class SpatialModel(ModelBase):
     def __init__(self, frame: str = "icrs", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if frame not in _FRAMES:
-            raise ValueError(f"{type(self).__name__}: frame must be one of {_FRAMES}, got {frame!r}")
+            raise ValueError(
+                f"{type(self).__name__}: frame must be one of {_FRAMES}, got {frame!r}"
+            )
         self.frame = frame
 
     @property
     def position(self) -> tuple[float, float]:
         """Centre ``(lon_0, lat_0)`` in deg, in :attr:`frame`."""
-        return (self.parameters["lon_0"].canonical_value,
-                self.parameters["lat_0"].canonical_value)
+        return (self.parameters["lon_0"].canonical_value, self.parameters["lat_0"].canonical_value)
 
     def position_skycoord(self):
         """Centre as an `astropy.coordinates.SkyCoord`."""
@@ -374,8 +377,9 @@ class SpatialModel(ModelBase):
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:
         """Gammapy layout: ``{spatial: {type, frame, parameters}}``."""
         data = super().to_dict(full_output)["spatial"]
-        return {"spatial": {"type": data["type"], "frame": self.frame,
-                            "parameters": data["parameters"]}}
+        return {
+            "spatial": {"type": data["type"], "frame": self.frame, "parameters": data["parameters"]}
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> SpatialModel:
@@ -459,8 +463,14 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
     """Generalised Gaussian ``exp(-(d/r_0)^(1/eta))`` (disk-like to Laplace), elongated."""
 
     tag = ("GeneralizedGaussianSpatialModel", "gauss-general")
-    _defaults = (_LON, _LAT, ParameterSpec("r_0", 1.0, "deg"),
-                 ParameterSpec("eta", 0.5, "", min=0.01, max=1.0), _E, _PHI)
+    _defaults = (
+        _LON,
+        _LAT,
+        ParameterSpec("r_0", 1.0, "deg"),
+        ParameterSpec("eta", 0.5, "", min=0.01, max=1.0),
+        _E,
+        _PHI,
+    )
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, r_0, eta, e, phi):
@@ -488,8 +498,14 @@ class DiskSpatialModel(SpatialModel):
     """Uniform (elliptical) disk with a smooth edge of relative width ``edge_width``."""
 
     tag = ("DiskSpatialModel", "disk")
-    _defaults = (_LON, _LAT, ParameterSpec("r_0", 1.0, "deg", min=0.0), _E, _PHI,
-                 ParameterSpec("edge_width", 0.01, "", min=0.0, max=1.0, frozen=True))
+    _defaults = (
+        _LON,
+        _LAT,
+        ParameterSpec("r_0", 1.0, "deg", min=0.0),
+        _E,
+        _PHI,
+        ParameterSpec("edge_width", 0.01, "", min=0.0, max=1.0, frozen=True),
+    )
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, r_0, e, phi, edge_width):
@@ -518,8 +534,12 @@ class ShellSpatialModel(SpatialModel):
     """Projected homogeneous shell: inner radius ``radius``, width ``width``."""
 
     tag = ("ShellSpatialModel", "shell")
-    _defaults = (_LON, _LAT, ParameterSpec("radius", 1.0, "deg"),
-                 ParameterSpec("width", 0.2, "deg"))
+    _defaults = (
+        _LON,
+        _LAT,
+        ParameterSpec("radius", 1.0, "deg"),
+        ParameterSpec("width", 0.2, "deg"),
+    )
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, radius, width):
@@ -547,8 +567,12 @@ class Shell2SpatialModel(SpatialModel):
     """Projected homogeneous shell: outer radius ``r_0``, width ``eta * r_0``."""
 
     tag = ("Shell2SpatialModel", "shell2")
-    _defaults = (_LON, _LAT, ParameterSpec("r_0", 1.0, "deg"),
-                 ParameterSpec("eta", 0.2, "", min=0.02, max=1.0))
+    _defaults = (
+        _LON,
+        _LAT,
+        ParameterSpec("r_0", 1.0, "deg"),
+        ParameterSpec("eta", 0.2, "", min=0.02, max=1.0),
+    )
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, r_0, eta):
@@ -607,6 +631,9 @@ class ConstantSpatialModel(SpatialModel):
     def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> ConstantSpatialModel:
         """Build from a dictionary (an empty parameter list gives the defaults)."""
         inner = cls._unwrap(data)
-        pars = cls._parameters_from_dict(inner.get("parameters") or [], cls._defaults) \
-            if inner.get("parameters") else {}
+        pars = (
+            cls._parameters_from_dict(inner.get("parameters") or [], cls._defaults)
+            if inner.get("parameters")
+            else {}
+        )
         return cls(frame=inner.get("frame", "icrs"), **pars, **kwargs)

@@ -36,8 +36,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_ENERGY_COLUMNS = (("ENERGY_TRUE_MIN", "ENERGY_TRUE_MAX"), ("E_MIN", "E_MAX"),
-                   ("ENERGY_MIN", "ENERGY_MAX"))
+_ENERGY_COLUMNS = (
+    ("ENERGY_TRUE_MIN", "ENERGY_TRUE_MAX"),
+    ("E_MIN", "E_MAX"),
+    ("ENERGY_MIN", "ENERGY_MAX"),
+)
 
 
 def _celestial_wcs(header: str) -> WCS:
@@ -87,8 +90,11 @@ def read_wcs_map(filename: str | Path, hdu: str | int | None = None) -> dict[str
                     out["energy_pix_offset"] = -0.5
                     break
             else:
-                col = bands.columns[0] if "ENERGY" not in names else \
-                    bands.columns[names.index("ENERGY")]
+                col = (
+                    bands.columns[0]
+                    if "ENERGY" not in names
+                    else bands.columns[names.index("ENERGY")]
+                )
                 unit = u.Unit(col.unit or "MeV")
                 out["energy_nodes"] = (np.asarray(bands[col.name], float) * unit).to_value("TeV")
                 out["energy_pix_offset"] = 0.0
@@ -176,8 +182,9 @@ def interp_log_multilinear(
     return value, grads
 
 
-def point_pixel_weights(wcs_header: str, shape: tuple[int, int], lon_0: float, lat_0: float,
-                        grad: bool = False):
+def point_pixel_weights(
+    wcs_header: str, shape: tuple[int, int], lon_0: float, lat_0: float, grad: bool = False
+):
     """Bilinear 4-pixel weights of a point source on a WCS image (centroid preserved).
 
     This is how a point source is integrated on pixels when no PSF is applied
@@ -207,8 +214,11 @@ def point_pixel_weights(wcs_header: str, shape: tuple[int, int], lon_0: float, l
     dwx_dx0 = np.where(dx < 1, np.sign(x - x0), 0.0)
     dwy_dy0 = np.where(dy < 1, np.sign(y - y0), 0.0)
     dw_dx0, dw_dy0 = dwx_dx0 * wy, wx * dwy_dy0
-    return (weights, dw_dx0 * jac_lon[0] + dw_dy0 * jac_lon[1],
-            dw_dx0 * jac_lat[0] + dw_dy0 * jac_lat[1])
+    return (
+        weights,
+        dw_dx0 * jac_lon[0] + dw_dy0 * jac_lon[1],
+        dw_dx0 * jac_lat[0] + dw_dy0 * jac_lat[1],
+    )
 
 
 def _axis_pix(x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -246,12 +256,22 @@ class TemplateSpatialModel(SpatialModel):
     """
 
     tag = ("TemplateSpatialModel", "template")
-    _defaults = (ParameterSpec("lon_0", np.nan, "deg", frozen=True),
-                 ParameterSpec("lat_0", np.nan, "deg", min=-90.0, max=90.0, frozen=True))
+    _defaults = (
+        ParameterSpec("lon_0", np.nan, "deg", frozen=True),
+        ParameterSpec("lat_0", np.nan, "deg", min=-90.0, max=90.0, frozen=True),
+    )
 
-    def __init__(self, data: np.ndarray, wcs_header: str, unit: str = "",
-                 energy_nodes: np.ndarray | None = None, energy_pix_offset: float = -0.5,
-                 normalize: bool = True, filename: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data: np.ndarray,
+        wcs_header: str,
+        unit: str = "",
+        energy_nodes: np.ndarray | None = None,
+        energy_pix_offset: float = -0.5,
+        normalize: bool = True,
+        filename: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         data = np.asarray(data)
         self.wcs_header = wcs_header
         self.filename = None if filename is None else str(filename)
@@ -268,8 +288,7 @@ class TemplateSpatialModel(SpatialModel):
         if normalize:
             data = data.astype(float)
             spatial_sum = data.sum(axis=(-2, -1), keepdims=True)
-            data = np.divide(data, spatial_sum, out=np.zeros(data.shape),
-                             where=spatial_sum != 0)
+            data = np.divide(data, spatial_sum, out=np.zeros(data.shape), where=spatial_sum != 0)
             data /= wcs_pixel_solid_angle(wcs_header, data.shape[-2:])
             unit = "sr-1"
         if u.Unit(unit).is_equivalent(""):
@@ -279,8 +298,11 @@ class TemplateSpatialModel(SpatialModel):
         self.output_unit = self.unit
         self.input_units = ("deg", "deg", "TeV") if self.is_energy_dependent else ("deg", "deg")
         clean = np.where(np.isfinite(data), data, 0)
-        tiny = np.finfo(data.dtype).tiny if np.issubdtype(data.dtype, np.floating) \
+        tiny = (
+            np.finfo(data.dtype).tiny
+            if np.issubdtype(data.dtype, np.floating)
             else np.finfo(np.float32).tiny
+        )
         # log in the stored precision, as Gammapy does
         self._log_data = np.log(np.clip(clean, tiny, np.inf))
         ny, nx = data.shape[-2:]
@@ -292,13 +314,21 @@ class TemplateSpatialModel(SpatialModel):
                 self.parameters[name].quantity = centre * u.deg
 
     @classmethod
-    def read(cls, filename: str | Path, normalize: bool = True, **kwargs: Any
-             ) -> TemplateSpatialModel:
+    def read(
+        cls, filename: str | Path, normalize: bool = True, **kwargs: Any
+    ) -> TemplateSpatialModel:
         """Read a template from a FITS map (Gammapy's WCS image/cube layout)."""
         m = read_wcs_map(filename)
-        return cls(m["data"], m["header"], unit=m["unit"], energy_nodes=m["energy_nodes"],
-                   energy_pix_offset=m["energy_pix_offset"] or -0.5, normalize=normalize,
-                   filename=str(filename), **kwargs)
+        return cls(
+            m["data"],
+            m["header"],
+            unit=m["unit"],
+            energy_nodes=m["energy_nodes"],
+            energy_pix_offset=m["energy_pix_offset"] or -0.5,
+            normalize=normalize,
+            filename=str(filename),
+            **kwargs,
+        )
 
     @property
     def is_energy_dependent(self) -> bool:
@@ -338,8 +368,9 @@ class TemplateSpatialModel(SpatialModel):
         """Interpolated value (in :attr:`unit`) at ``lon, lat`` (deg) and ``energy`` (TeV)."""
         return self._evaluate(lon, lat, energy, lon_0, lat_0, grad=False)[0]
 
-    def evaluate_grad(self, lon, lat, energy=None, *, lon_0: float, lat_0: float
-                      ) -> dict[str, np.ndarray]:
+    def evaluate_grad(
+        self, lon, lat, energy=None, *, lon_0: float, lat_0: float
+    ) -> dict[str, np.ndarray]:
         """Derivatives with respect to ``lon_0``/``lat_0`` (per deg).
 
         Exact derivative of the interpolant inside a cell; the WCS Jacobian
@@ -357,10 +388,22 @@ class TemplateSpatialModel(SpatialModel):
         if not grad:
             return value, None
         h = 1e-6
-        d_lon = [(a - b) / (2 * h) for a, b in zip(
-            self._wcs.wcs_world2pix(lon_s + h, lat_s, 0), self._wcs.wcs_world2pix(lon_s - h, lat_s, 0), strict=True)]
-        d_lat = [(a - b) / (2 * h) for a, b in zip(
-            self._wcs.wcs_world2pix(lon_s, lat_s + h, 0), self._wcs.wcs_world2pix(lon_s, lat_s - h, 0), strict=True)]
+        d_lon = [
+            (a - b) / (2 * h)
+            for a, b in zip(
+                self._wcs.wcs_world2pix(lon_s + h, lat_s, 0),
+                self._wcs.wcs_world2pix(lon_s - h, lat_s, 0),
+                strict=True,
+            )
+        ]
+        d_lat = [
+            (a - b) / (2 * h)
+            for a, b in zip(
+                self._wcs.wcs_world2pix(lon_s, lat_s + h, 0),
+                self._wcs.wcs_world2pix(lon_s, lat_s - h, 0),
+                strict=True,
+            )
+        ]
         k = 1 if self.is_energy_dependent else 0
         dl_dpx, dl_dpy = dlog[k + 1], dlog[k]
         # shifting the centre by +d moves every sampled coordinate by -d
@@ -371,16 +414,16 @@ class TemplateSpatialModel(SpatialModel):
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:
         """Gammapy layout: type, frame, parameters, filename, normalize, unit."""
         data = super().to_dict(full_output)
-        data["spatial"].update(filename=self.filename, normalize=self.normalize,
-                               unit=self.unit)
+        data["spatial"].update(filename=self.filename, normalize=self.normalize, unit=self.unit)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> TemplateSpatialModel:
         """Read the template file named in the dictionary."""
         inner = cls._unwrap(data)
-        pars = cls._parameters_from_dict(inner.get("parameters") or [], cls._defaults) \
-            if inner.get("parameters") else {}
-        return cls.read(inner["filename"], normalize=inner.get("normalize", True),
-                        **pars, **kwargs)
-
+        pars = (
+            cls._parameters_from_dict(inner.get("parameters") or [], cls._defaults)
+            if inner.get("parameters")
+            else {}
+        )
+        return cls.read(inner["filename"], normalize=inner.get("normalize", True), **pars, **kwargs)

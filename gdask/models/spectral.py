@@ -79,34 +79,44 @@ class PowerLawSpectralModel(SpectralModel):
         return amplitude * np.power(energy / reference, -index)
 
     @staticmethod
-    def evaluate_grad(energy: Any, index: float, amplitude: float,
-                      reference: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any, index: float, amplitude: float, reference: float
+    ) -> dict[str, Any]:
         x = energy / reference
         pw = np.power(x, -index)
         f = amplitude * pw
         return {"index": -f * np.log(x), "amplitude": pw, "reference": f * index / reference}
 
     @staticmethod
-    def evaluate_integral(emin: Any, emax: Any, index: float, amplitude: float,
-                          reference: float) -> np.ndarray:
-        f, _ = powerlaw_integral_factor(np.log(emin / reference), np.log(emax / reference),
-                                        1.0 - index)
+    def evaluate_integral(
+        emin: Any, emax: Any, index: float, amplitude: float, reference: float
+    ) -> np.ndarray:
+        f, _ = powerlaw_integral_factor(
+            np.log(emin / reference), np.log(emax / reference), 1.0 - index
+        )
         return amplitude * reference * f
 
     @staticmethod
-    def evaluate_integral_grad(emin: Any, emax: Any, index: float, amplitude: float,
-                               reference: float) -> dict[str, Any]:
-        f, df = powerlaw_integral_factor(np.log(emin / reference), np.log(emax / reference),
-                                         1.0 - index)
+    def evaluate_integral_grad(
+        emin: Any, emax: Any, index: float, amplitude: float, reference: float
+    ) -> dict[str, Any]:
+        f, df = powerlaw_integral_factor(
+            np.log(emin / reference), np.log(emax / reference), 1.0 - index
+        )
         integral = amplitude * reference * f
-        return {"index": -amplitude * reference * df, "amplitude": reference * f,
-                "reference": integral * index / reference}
+        return {
+            "index": -amplitude * reference * df,
+            "amplitude": reference * f,
+            "reference": integral * index / reference,
+        }
 
     @staticmethod
-    def evaluate_energy_flux(emin: Any, emax: Any, index: float, amplitude: float,
-                             reference: float) -> np.ndarray:
-        f, _ = powerlaw_integral_factor(np.log(emin / reference), np.log(emax / reference),
-                                        2.0 - index)
+    def evaluate_energy_flux(
+        emin: Any, emax: Any, index: float, amplitude: float, reference: float
+    ) -> np.ndarray:
+        f, _ = powerlaw_integral_factor(
+            np.log(emin / reference), np.log(emax / reference), 2.0 - index
+        )
         return amplitude * reference**2 * f
 
 
@@ -129,14 +139,16 @@ class PowerLaw2SpectralModel(SpectralModel):
         return emax * f, f, df
 
     @classmethod
-    def evaluate(cls, energy: Any, amplitude: float, index: float, emin: float,
-                 emax: float) -> np.ndarray:
+    def evaluate(
+        cls, energy: Any, amplitude: float, index: float, emin: float, emax: float
+    ) -> np.ndarray:
         k, _, _ = cls._norm(index, emin, emax)
         return amplitude * np.power(energy / emax, -index) / k
 
     @classmethod
-    def evaluate_grad(cls, energy: Any, amplitude: float, index: float, emin: float,
-                      emax: float) -> dict[str, Any]:
+    def evaluate_grad(
+        cls, energy: Any, amplitude: float, index: float, emin: float, emax: float
+    ) -> dict[str, Any]:
         k, f, df = cls._norm(index, emin, emax)
         shape = np.power(energy / emax, -index) / k
         val = amplitude * shape
@@ -149,18 +161,19 @@ class PowerLaw2SpectralModel(SpectralModel):
         }
 
     @classmethod
-    def evaluate_integral(cls, emin_: Any, emax_: Any, amplitude: float, index: float,
-                          emin: float, emax: float) -> np.ndarray:
+    def evaluate_integral(
+        cls, emin_: Any, emax_: Any, amplitude: float, index: float, emin: float, emax: float
+    ) -> np.ndarray:
         k, _, _ = cls._norm(index, emin, emax)
         fi, _ = powerlaw_integral_factor(np.log(emin_ / emax), np.log(emax_ / emax), 1.0 - index)
         return amplitude * emax * fi / k
 
     @classmethod
-    def evaluate_integral_grad(cls, emin_: Any, emax_: Any, amplitude: float, index: float,
-                               emin: float, emax: float) -> dict[str, Any]:
+    def evaluate_integral_grad(
+        cls, emin_: Any, emax_: Any, amplitude: float, index: float, emin: float, emax: float
+    ) -> dict[str, Any]:
         k, f, df = cls._norm(index, emin, emax)
-        fi, dfi = powerlaw_integral_factor(np.log(emin_ / emax), np.log(emax_ / emax),
-                                           1.0 - index)
+        fi, dfi = powerlaw_integral_factor(np.log(emin_ / emax), np.log(emax_ / emax), 1.0 - index)
         shape = emax * fi / k
         val = amplitude * shape
         r = np.power(emin / emax, -index)
@@ -180,8 +193,7 @@ class PowerLaw2SpectralModel(SpectralModel):
         g = self.evaluate_integral_grad(emin, emax, a, i, e1, e2)
         from .core import _stack_grads
 
-        return _stack_grads([g[n] for n in ("amplitude", "index", "emin", "emax")],
-                            (emin, emax))
+        return _stack_grads([g[n] for n in ("amplitude", "index", "emin", "emax")], (emin, emax))
 
 
 class ExpCutoffPowerLawSpectralModel(SpectralModel):
@@ -189,20 +201,24 @@ class ExpCutoffPowerLawSpectralModel(SpectralModel):
 
     tag = ("ExpCutoffPowerLawSpectralModel", "ecpl")
     _defaults = (
-        P("index", 1.5), _AMPL, _REF1,
+        P("index", 1.5),
+        _AMPL,
+        _REF1,
         P("lambda_", 0.1, "TeV-1"),
         P("alpha", 1.0, frozen=True),
     )
 
     @staticmethod
-    def evaluate(energy: Any, index: float, amplitude: float, reference: float,
-                 lambda_: float, alpha: float) -> np.ndarray:
+    def evaluate(
+        energy: Any, index: float, amplitude: float, reference: float, lambda_: float, alpha: float
+    ) -> np.ndarray:
         pwl = amplitude * np.power(energy / reference, -index)
         return pwl * np.exp(-np.power(energy * lambda_, alpha))
 
     @staticmethod
-    def evaluate_grad(energy: Any, index: float, amplitude: float, reference: float,
-                      lambda_: float, alpha: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any, index: float, amplitude: float, reference: float, lambda_: float, alpha: float
+    ) -> dict[str, Any]:
         x = energy / reference
         le = energy * lambda_
         lea = np.power(le, alpha)
@@ -211,8 +227,13 @@ class ExpCutoffPowerLawSpectralModel(SpectralModel):
         with np.errstate(divide="ignore", invalid="ignore"):
             dlam = -f * alpha * np.power(le, alpha - 1.0) * energy
             dalpha = np.where(le > 0, -f * lea * np.log(np.where(le > 0, le, 1.0)), 0.0)
-        return {"index": -f * np.log(x), "amplitude": shape, "reference": f * index / reference,
-                "lambda_": dlam, "alpha": dalpha}
+        return {
+            "index": -f * np.log(x),
+            "amplitude": shape,
+            "reference": f * index / reference,
+            "lambda_": dlam,
+            "alpha": dalpha,
+        }
 
 
 class ExpCutoffPowerLaw3FGLSpectralModel(SpectralModel):
@@ -222,38 +243,44 @@ class ExpCutoffPowerLaw3FGLSpectralModel(SpectralModel):
     _defaults = (P("index", 1.5), _AMPL, _REF1, P("ecut", 10.0, ENERGY_UNIT))
 
     @staticmethod
-    def evaluate(energy: Any, index: float, amplitude: float, reference: float,
-                 ecut: float) -> np.ndarray:
+    def evaluate(
+        energy: Any, index: float, amplitude: float, reference: float, ecut: float
+    ) -> np.ndarray:
         pwl = amplitude * np.power(energy / reference, -index)
         return pwl * np.exp((reference - energy) / ecut)
 
     @staticmethod
-    def evaluate_grad(energy: Any, index: float, amplitude: float, reference: float,
-                      ecut: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any, index: float, amplitude: float, reference: float, ecut: float
+    ) -> dict[str, Any]:
         x = energy / reference
         shape = np.power(x, -index) * np.exp((reference - energy) / ecut)
         f = amplitude * shape
-        return {"index": -f * np.log(x), "amplitude": shape,
-                "reference": f * (index / reference + 1.0 / ecut),
-                "ecut": f * (energy - reference) / ecut**2}
+        return {
+            "index": -f * np.log(x),
+            "amplitude": shape,
+            "reference": f * (index / reference + 1.0 / ecut),
+            "ecut": f * (energy - reference) / ecut**2,
+        }
 
 
 class SuperExpCutoffPowerLaw3FGLSpectralModel(SpectralModel):
     r""":math:`\phi_0 (E/E_0)^{-\Gamma_1} \exp((E_0/E_c)^{\Gamma_2} - (E/E_c)^{\Gamma_2})`."""
 
     tag = ("SuperExpCutoffPowerLaw3FGLSpectralModel", "secpl-3fgl")
-    _defaults = (_AMPL, _REF1, P("ecut", 10.0, ENERGY_UNIT), P("index_1", 1.5),
-                 P("index_2", 2.0))
+    _defaults = (_AMPL, _REF1, P("ecut", 10.0, ENERGY_UNIT), P("index_1", 1.5), P("index_2", 2.0))
 
     @staticmethod
-    def evaluate(energy: Any, amplitude: float, reference: float, ecut: float,
-                 index_1: float, index_2: float) -> np.ndarray:
+    def evaluate(
+        energy: Any, amplitude: float, reference: float, ecut: float, index_1: float, index_2: float
+    ) -> np.ndarray:
         pwl = amplitude * np.power(energy / reference, -index_1)
         return pwl * np.exp((reference / ecut) ** index_2 - np.power(energy / ecut, index_2))
 
     @staticmethod
-    def evaluate_grad(energy: Any, amplitude: float, reference: float, ecut: float,
-                      index_1: float, index_2: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any, amplitude: float, reference: float, ecut: float, index_1: float, index_2: float
+    ) -> dict[str, Any]:
         x = energy / reference
         r0, re = reference / ecut, energy / ecut
         p0, pe = r0**index_2, np.power(re, index_2)
@@ -279,15 +306,29 @@ class SuperExpCutoffPowerLaw4FGLSpectralModel(SpectralModel):
     _MEV = 1e6  # TeV -> MeV
 
     @classmethod
-    def evaluate(cls, energy: Any, amplitude: float, reference: float, expfactor: float,
-                 index_1: float, index_2: float) -> np.ndarray:
+    def evaluate(
+        cls,
+        energy: Any,
+        amplitude: float,
+        reference: float,
+        expfactor: float,
+        index_1: float,
+        index_2: float,
+    ) -> np.ndarray:
         pwl = amplitude * np.power(energy / reference, -index_1)
         e0, e = reference * cls._MEV, energy * cls._MEV
         return pwl * np.exp(expfactor * (e0**index_2 - np.power(e, index_2)))
 
     @classmethod
-    def evaluate_grad(cls, energy: Any, amplitude: float, reference: float, expfactor: float,
-                      index_1: float, index_2: float) -> dict[str, Any]:
+    def evaluate_grad(
+        cls,
+        energy: Any,
+        amplitude: float,
+        reference: float,
+        expfactor: float,
+        index_1: float,
+        index_2: float,
+    ) -> dict[str, Any]:
         x = energy / reference
         e0, e = reference * cls._MEV, energy * cls._MEV
         p0, pe = e0**index_2, np.power(e, index_2)
@@ -309,8 +350,10 @@ def _h_dr3(z: Any) -> tuple[Any, Any]:
     em1 = np.expm1(zs)
     h_big = (em1 - zs) / zs**2
     dh_big = (em1 * zs - 2.0 * (em1 - zs)) / zs**3
-    return (np.where(small, 0.5 + z / 6.0 + z**2 / 24.0, h_big),
-            np.where(small, 1.0 / 6.0 + z / 12.0, dh_big))
+    return (
+        np.where(small, 0.5 + z / 6.0 + z**2 / 24.0, h_big),
+        np.where(small, 1.0 / 6.0 + z / 12.0, dh_big),
+    )
 
 
 class SuperExpCutoffPowerLaw4FGLDR3SpectralModel(SpectralModel):
@@ -324,15 +367,27 @@ class SuperExpCutoffPowerLaw4FGLDR3SpectralModel(SpectralModel):
     _defaults = (_AMPL, _REF1, P("expfactor", 1e-2), P("index_1", 1.5), P("index_2", 2.0))
 
     @staticmethod
-    def evaluate(energy: Any, amplitude: float, reference: float, expfactor: float,
-                 index_1: float, index_2: float) -> np.ndarray:
+    def evaluate(
+        energy: Any,
+        amplitude: float,
+        reference: float,
+        expfactor: float,
+        index_1: float,
+        index_2: float,
+    ) -> np.ndarray:
         ln_ = np.log(energy / reference)
         h, _ = _h_dr3(index_2 * ln_)
         return amplitude * np.exp(-index_1 * ln_ - expfactor * ln_**2 * h)
 
     @staticmethod
-    def evaluate_grad(energy: Any, amplitude: float, reference: float, expfactor: float,
-                      index_1: float, index_2: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any,
+        amplitude: float,
+        reference: float,
+        expfactor: float,
+        index_1: float,
+        index_2: float,
+    ) -> dict[str, Any]:
         ln_ = np.log(energy / reference)
         h, dh = _h_dr3(index_2 * ln_)
         shape = np.exp(-index_1 * ln_ - expfactor * ln_**2 * h)
@@ -351,8 +406,12 @@ class LogParabolaSpectralModel(SpectralModel):
     r"""Log parabola, natural log: :math:`\phi_0 x^{-\alpha - \beta \ln x}`, ``x = E/E_0``."""
 
     tag = ("LogParabolaSpectralModel", "lp")
-    _defaults = (_AMPL, P("reference", 10.0, ENERGY_UNIT, frozen=True), P("alpha", 2.0),
-                 P("beta", 1.0))
+    _defaults = (
+        _AMPL,
+        P("reference", 10.0, ENERGY_UNIT, frozen=True),
+        P("alpha", 2.0),
+        P("beta", 1.0),
+    )
     _beta_factor: ClassVar[float] = 1.0  # ln x = _beta_factor * (log used by beta)
 
     @classmethod
@@ -361,20 +420,26 @@ class LogParabolaSpectralModel(SpectralModel):
         return cls(amplitude=amplitude, reference=reference, alpha=alpha, beta=beta / _LN10)
 
     @classmethod
-    def evaluate(cls, energy: Any, amplitude: float, reference: float, alpha: float,
-                 beta: float) -> np.ndarray:
+    def evaluate(
+        cls, energy: Any, amplitude: float, reference: float, alpha: float, beta: float
+    ) -> np.ndarray:
         ln_ = np.log(energy / reference)
         return amplitude * np.exp(-ln_ * (alpha + beta * ln_ / cls._beta_factor))
 
     @classmethod
-    def evaluate_grad(cls, energy: Any, amplitude: float, reference: float, alpha: float,
-                      beta: float) -> dict[str, Any]:
+    def evaluate_grad(
+        cls, energy: Any, amplitude: float, reference: float, alpha: float, beta: float
+    ) -> dict[str, Any]:
         ln_ = np.log(energy / reference)
         c = 1.0 / cls._beta_factor
         shape = np.exp(-ln_ * (alpha + beta * ln_ * c))
         f = amplitude * shape
-        return {"amplitude": shape, "reference": f * (alpha + 2.0 * beta * c * ln_) / reference,
-                "alpha": -f * ln_, "beta": -f * ln_**2 * c}
+        return {
+            "amplitude": shape,
+            "reference": f * (alpha + 2.0 * beta * c * ln_) / reference,
+            "alpha": -f * ln_,
+            "beta": -f * ln_**2 * c,
+        }
 
 
 class LogParabola10SpectralModel(LogParabolaSpectralModel):
@@ -389,9 +454,12 @@ class LogParabola10SpectralModel(LogParabolaSpectralModel):
 
     def to_natural(self) -> LogParabolaSpectralModel:
         """Equivalent natural-log `LogParabolaSpectralModel`."""
-        return LogParabolaSpectralModel(amplitude=self.amplitude.quantity,
-                                        reference=self.reference.quantity,
-                                        alpha=self.alpha.value, beta=self.beta.value / _LN10)
+        return LogParabolaSpectralModel(
+            amplitude=self.amplitude.quantity,
+            reference=self.reference.quantity,
+            alpha=self.alpha.value,
+            beta=self.beta.value / _LN10,
+        )
 
 
 class BrokenPowerLawSpectralModel(SpectralModel):
@@ -404,22 +472,28 @@ class BrokenPowerLawSpectralModel(SpectralModel):
     _defaults = (P("index1", 2.0), P("index2", 2.0), _AMPL, P("ebreak", 1.0, ENERGY_UNIT))
 
     @staticmethod
-    def evaluate(energy: Any, index1: float, index2: float, amplitude: float,
-                 ebreak: float) -> np.ndarray:
+    def evaluate(
+        energy: Any, index1: float, index2: float, amplitude: float, ebreak: float
+    ) -> np.ndarray:
         x = energy / ebreak
         return amplitude * np.power(x, -np.where(energy < ebreak, index1, index2))
 
     @staticmethod
-    def evaluate_grad(energy: Any, index1: float, index2: float, amplitude: float,
-                      ebreak: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any, index1: float, index2: float, amplitude: float, ebreak: float
+    ) -> dict[str, Any]:
         x = energy / ebreak
         below = energy < ebreak
         idx = np.where(below, index1, index2)
         shape = np.power(x, -idx)
         f = amplitude * shape
         dlog = -f * np.log(x)
-        return {"index1": np.where(below, dlog, 0.0), "index2": np.where(below, 0.0, dlog),
-                "amplitude": shape, "ebreak": f * idx / ebreak}
+        return {
+            "index1": np.where(below, dlog, 0.0),
+            "index2": np.where(below, 0.0, dlog),
+            "amplitude": shape,
+            "ebreak": f * idx / ebreak,
+        }
 
 
 class SmoothBrokenPowerLawSpectralModel(SpectralModel):
@@ -430,12 +504,19 @@ class SmoothBrokenPowerLawSpectralModel(SpectralModel):
     """
 
     tag = ("SmoothBrokenPowerLawSpectralModel", "sbpl")
-    _defaults = (P("index1", 2.0), P("index2", 2.0), _AMPL, P("ebreak", 1.0, ENERGY_UNIT),
-                 _REF1, P("beta", 1.0, frozen=True))
+    _defaults = (
+        P("index1", 2.0),
+        P("index2", 2.0),
+        _AMPL,
+        P("ebreak", 1.0, ENERGY_UNIT),
+        _REF1,
+        P("beta", 1.0, frozen=True),
+    )
 
     @staticmethod
-    def _parts(energy: Any, index1: float, index2: float, ebreak: float,
-               beta: float) -> tuple[Any, ...]:
+    def _parts(
+        energy: Any, index1: float, index2: float, ebreak: float, beta: float
+    ) -> tuple[Any, ...]:
         s = 1.0 if index2 >= index1 else -1.0
         b = beta * s
         p = (index2 - index1) / b
@@ -444,14 +525,30 @@ class SmoothBrokenPowerLawSpectralModel(SpectralModel):
         return s, b, p, lb, np.logaddexp(0.0, q), expit(q)
 
     @classmethod
-    def evaluate(cls, energy: Any, index1: float, index2: float, amplitude: float,
-                 ebreak: float, reference: float, beta: float) -> np.ndarray:
+    def evaluate(
+        cls,
+        energy: Any,
+        index1: float,
+        index2: float,
+        amplitude: float,
+        ebreak: float,
+        reference: float,
+        beta: float,
+    ) -> np.ndarray:
         _, b, _, _, log1py, _ = cls._parts(energy, index1, index2, ebreak, beta)
         return amplitude * np.exp(-index1 * np.log(energy / reference) - b * log1py)
 
     @classmethod
-    def evaluate_grad(cls, energy: Any, index1: float, index2: float, amplitude: float,
-                      ebreak: float, reference: float, beta: float) -> dict[str, Any]:
+    def evaluate_grad(
+        cls,
+        energy: Any,
+        index1: float,
+        index2: float,
+        amplitude: float,
+        ebreak: float,
+        reference: float,
+        beta: float,
+    ) -> dict[str, Any]:
         s, b, p, lb, log1py, yfrac = cls._parts(energy, index1, index2, ebreak, beta)
         l0 = np.log(energy / reference)
         shape = np.exp(-index1 * l0 - b * log1py)
@@ -471,54 +568,71 @@ class GaussianSpectralModel(SpectralModel):
     r"""Gaussian line :math:`N_0/(\sigma\sqrt{2\pi}) \exp(-(E-\bar E)^2/2\sigma^2)` (analytic)."""
 
     tag = ("GaussianSpectralModel", "gauss")
-    _defaults = (P("amplitude", 1e-12, "cm-2 s-1", interp="log"),
-                 P("mean", 1.0, ENERGY_UNIT), P("sigma", 2.0, ENERGY_UNIT))
+    _defaults = (
+        P("amplitude", 1e-12, "cm-2 s-1", interp="log"),
+        P("mean", 1.0, ENERGY_UNIT),
+        P("sigma", 2.0, ENERGY_UNIT),
+    )
     analytic_integral = True
 
     @staticmethod
     def evaluate(energy: Any, amplitude: float, mean: float, sigma: float) -> np.ndarray:
-        return amplitude / (sigma * math.sqrt(2 * math.pi)) * np.exp(
-            -((energy - mean) ** 2) / (2 * sigma**2))
+        return (
+            amplitude
+            / (sigma * math.sqrt(2 * math.pi))
+            * np.exp(-((energy - mean) ** 2) / (2 * sigma**2))
+        )
 
     @staticmethod
     def evaluate_grad(energy: Any, amplitude: float, mean: float, sigma: float) -> dict[str, Any]:
         dx = energy - mean
         shape = np.exp(-(dx**2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))
         f = amplitude * shape
-        return {"amplitude": shape, "mean": f * dx / sigma**2,
-                "sigma": f * (dx**2 / sigma**3 - 1.0 / sigma)}
+        return {
+            "amplitude": shape,
+            "mean": f * dx / sigma**2,
+            "sigma": f * (dx**2 / sigma**3 - 1.0 / sigma),
+        }
 
     @staticmethod
     def _erf_diff(u1: Any, u2: Any) -> Any:
         """``erf(u2) - erf(u1)`` without cancellation in the tails."""
         pos, neg = u1 >= 0, u2 <= 0
-        return np.where(pos, erfc(u1) - erfc(u2),
-                        np.where(neg, erfc(-u2) - erfc(-u1), erf(u2) - erf(u1)))
+        return np.where(
+            pos, erfc(u1) - erfc(u2), np.where(neg, erfc(-u2) - erfc(-u1), erf(u2) - erf(u1))
+        )
 
     @classmethod
-    def evaluate_integral(cls, emin: Any, emax: Any, amplitude: float, mean: float,
-                          sigma: float) -> np.ndarray:
+    def evaluate_integral(
+        cls, emin: Any, emax: Any, amplitude: float, mean: float, sigma: float
+    ) -> np.ndarray:
         c = math.sqrt(2) * sigma
         return amplitude / 2 * cls._erf_diff((emin - mean) / c, (emax - mean) / c)
 
     @classmethod
-    def evaluate_integral_grad(cls, emin: Any, emax: Any, amplitude: float, mean: float,
-                               sigma: float) -> dict[str, Any]:
+    def evaluate_integral_grad(
+        cls, emin: Any, emax: Any, amplitude: float, mean: float, sigma: float
+    ) -> dict[str, Any]:
         c = math.sqrt(2) * sigma
         u1, u2 = (emin - mean) / c, (emax - mean) / c
-        g1, g2 = np.exp(-u1**2), np.exp(-u2**2)
+        g1, g2 = np.exp(-(u1**2)), np.exp(-(u2**2))
         k = amplitude / math.sqrt(math.pi)  # d/du (N/2 erf u) = N/sqrt(pi) e^-u^2
-        return {"amplitude": cls._erf_diff(u1, u2) / 2,
-                "mean": -k * (g2 - g1) / c,
-                "sigma": -k * (g2 * u2 - g1 * u1) / sigma}
+        return {
+            "amplitude": cls._erf_diff(u1, u2) / 2,
+            "mean": -k * (g2 - g1) / c,
+            "sigma": -k * (g2 * u2 - g1 * u1) / sigma,
+        }
 
     @staticmethod
-    def evaluate_energy_flux(emin: Any, emax: Any, amplitude: float, mean: float,
-                             sigma: float) -> np.ndarray:
+    def evaluate_energy_flux(
+        emin: Any, emax: Any, amplitude: float, mean: float, sigma: float
+    ) -> np.ndarray:
         c = math.sqrt(2) * sigma
         u1, u2 = (emin - mean) / c, (emax - mean) / c
         a = amplitude * sigma / math.sqrt(2 * math.pi)
-        return a * (np.exp(-u1**2) - np.exp(-u2**2)) + amplitude * mean / 2 * (erf(u2) - erf(u1))
+        return a * (np.exp(-(u1**2)) - np.exp(-(u2**2))) + amplitude * mean / 2 * (
+            erf(u2) - erf(u1)
+        )
 
 
 from .spectral_template import TemplateSpectralModel, _scale_fwd, _scale_inv  # noqa: E402,F401

@@ -60,17 +60,20 @@ class SpectralModel(ModelBase):
         return "Norm" in type(self).__name__ or self.output_unit == ""
 
     # ---------------------------------------------------------- integrals
-    def _integral_analytic(self, emin: np.ndarray, emax: np.ndarray,
-                           theta: Sequence[float]) -> np.ndarray:
+    def _integral_analytic(
+        self, emin: np.ndarray, emax: np.ndarray, theta: Sequence[float]
+    ) -> np.ndarray:
         return self.evaluate_integral(emin, emax, **self._pars_from_theta(theta))
 
-    def _integral_grad_analytic(self, emin: np.ndarray, emax: np.ndarray,
-                                theta: Sequence[float]) -> np.ndarray:
+    def _integral_grad_analytic(
+        self, emin: np.ndarray, emax: np.ndarray, theta: Sequence[float]
+    ) -> np.ndarray:
         g = self.evaluate_integral_grad(emin, emax, **self._pars_from_theta(theta))
         return _stack_grads([g[n] for n in self.parameters.names], (emin, emax))
 
-    def integral_theta(self, emin: Any, emax: Any, theta: Sequence[float],
-                       ndecade: float = DEFAULT_NDECADE) -> np.ndarray:
+    def integral_theta(
+        self, emin: Any, emax: Any, theta: Sequence[float], ndecade: float = DEFAULT_NDECADE
+    ) -> np.ndarray:
         """Integral of the model over ``[emin, emax]`` (TeV), parameters positional/canonical."""
         emin, emax = _energy(emin), _energy(emax)
         if self.analytic_integral:
@@ -78,8 +81,9 @@ class SpectralModel(ModelBase):
         x = log_grid(emin, emax, ndecade)
         return trapz_loglog(self.evaluate_theta(x, theta=theta), x)
 
-    def integral_grad_theta(self, emin: Any, emax: Any, theta: Sequence[float],
-                            ndecade: float = DEFAULT_NDECADE) -> np.ndarray:
+    def integral_grad_theta(
+        self, emin: Any, emax: Any, theta: Sequence[float], ndecade: float = DEFAULT_NDECADE
+    ) -> np.ndarray:
         """Gradient of `integral_theta`, shape ``(n_parameters,) + emin.shape``."""
         return self.integral_and_grad_theta(emin, emax, theta, ndecade)[1]
 
@@ -89,8 +93,10 @@ class SpectralModel(ModelBase):
         """Integral and its gradient in one pass (the likelihood's hot path)."""
         emin, emax = _energy(emin), _energy(emax)
         if self.analytic_integral:
-            return (self._integral_analytic(emin, emax, theta),
-                    self._integral_grad_analytic(emin, emax, theta))
+            return (
+                self._integral_analytic(emin, emax, theta),
+                self._integral_grad_analytic(emin, emax, theta),
+            )
         x = log_grid(emin, emax, ndecade)
         y = self.evaluate_theta(x, theta=theta)
         value, w = trapz_loglog_weights(y, x)
@@ -104,16 +110,18 @@ class SpectralModel(ModelBase):
             theta[names.index(k)] = v
         return theta
 
-    def integral(self, emin: Any, emax: Any, ndecade: float = DEFAULT_NDECADE,
-                 **pars: float) -> np.ndarray:
+    def integral(
+        self, emin: Any, emax: Any, ndecade: float = DEFAULT_NDECADE, **pars: float
+    ) -> np.ndarray:
         """Integral flux over ``[emin, emax]`` (Quantity or TeV floats).
 
         ``pars`` (canonical floats) override the current parameter values.
         """
         return self.integral_theta(emin, emax, self._theta(pars), ndecade)
 
-    def integral_grad(self, emin: Any, emax: Any, ndecade: float = DEFAULT_NDECADE,
-                      **pars: float) -> dict[str, np.ndarray]:
+    def integral_grad(
+        self, emin: Any, emax: Any, ndecade: float = DEFAULT_NDECADE, **pars: float
+    ) -> dict[str, np.ndarray]:
         """Gradient of `integral` with respect to each canonical parameter, by name."""
         g = self.integral_grad_theta(emin, emax, self._theta(pars), ndecade)
         return dict(zip(self.parameters.names, g, strict=False))
@@ -174,8 +182,12 @@ class CompoundSpectralModel(SpectralModel):
 
     tag = ("CompoundSpectralModel", "compound")
 
-    def __init__(self, model1: SpectralModel, model2: SpectralModel,
-                 operator: str | Callable[[Any, Any], Any]) -> None:
+    def __init__(
+        self,
+        model1: SpectralModel,
+        model2: SpectralModel,
+        operator: str | Callable[[Any, Any], Any],
+    ) -> None:
         if callable(operator):
             operator = operator.__name__
         if operator not in OPERATORS:
@@ -213,8 +225,9 @@ class CompoundSpectralModel(SpectralModel):
 
     def evaluate_theta(self, *x: Any, theta: Sequence[float]) -> np.ndarray:
         t1, t2 = self._split(theta)
-        return OPERATORS[self.operator](self.model1.evaluate_theta(*x, theta=t1),
-                                        self.model2.evaluate_theta(*x, theta=t2))
+        return OPERATORS[self.operator](
+            self.model1.evaluate_theta(*x, theta=t1), self.model2.evaluate_theta(*x, theta=t2)
+        )
 
     def evaluate_grad_theta(self, *x: Any, theta: Sequence[float]) -> np.ndarray:
         t1, t2 = self._split(theta)
@@ -242,12 +255,14 @@ class CompoundSpectralModel(SpectralModel):
 
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:
         """Gammapy layout: ``{spectral: {type, model1, model2, operator}}``."""
-        return {"spectral": {
-            "type": self.tag[0],
-            "model1": self.model1.to_dict(full_output)["spectral"],
-            "model2": self.model2.to_dict(full_output)["spectral"],
-            "operator": self.operator,
-        }}
+        return {
+            "spectral": {
+                "type": self.tag[0],
+                "model1": self.model1.to_dict(full_output)["spectral"],
+                "model2": self.model2.to_dict(full_output)["spectral"],
+                "operator": self.operator,
+            }
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> CompoundSpectralModel:

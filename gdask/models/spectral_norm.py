@@ -54,15 +54,18 @@ class PowerLawNormSpectralModel(SpectralModel):
         return _from_power_law(PowerLawSpectralModel.evaluate_grad(energy, tilt, norm, reference))
 
     @staticmethod
-    def evaluate_integral(emin: Any, emax: Any, tilt: float, norm: float,
-                          reference: float) -> np.ndarray:
+    def evaluate_integral(
+        emin: Any, emax: Any, tilt: float, norm: float, reference: float
+    ) -> np.ndarray:
         return PowerLawSpectralModel.evaluate_integral(emin, emax, tilt, norm, reference)
 
     @staticmethod
-    def evaluate_integral_grad(emin: Any, emax: Any, tilt: float, norm: float,
-                               reference: float) -> dict[str, Any]:
+    def evaluate_integral_grad(
+        emin: Any, emax: Any, tilt: float, norm: float, reference: float
+    ) -> dict[str, Any]:
         return _from_power_law(
-            PowerLawSpectralModel.evaluate_integral_grad(emin, emax, tilt, norm, reference))
+            PowerLawSpectralModel.evaluate_integral_grad(emin, emax, tilt, norm, reference)
+        )
 
 
 def _from_power_law(grads: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +77,12 @@ class LogParabolaNormSpectralModel(SpectralModel):
     r""":math:`n x^{-\alpha - \beta \ln x}`, ``x = E/E_0`` (defaults: E0 = 10 TeV, alpha = beta = 0)."""
 
     tag = ("LogParabolaNormSpectralModel", "lp-norm")
-    _defaults = (_NORM, P("reference", 10.0, ENERGY_UNIT, frozen=True), P("alpha", 0.0),
-                 P("beta", 0.0))
+    _defaults = (
+        _NORM,
+        P("reference", 10.0, ENERGY_UNIT, frozen=True),
+        P("alpha", 0.0),
+        P("beta", 0.0),
+    )
     output_unit = ""
 
     @classmethod
@@ -84,13 +91,15 @@ class LogParabolaNormSpectralModel(SpectralModel):
         return cls(norm=norm, reference=reference, alpha=alpha, beta=beta / np.log(10))
 
     @staticmethod
-    def evaluate(energy: Any, norm: float, reference: float, alpha: float,
-                 beta: float) -> np.ndarray:
+    def evaluate(
+        energy: Any, norm: float, reference: float, alpha: float, beta: float
+    ) -> np.ndarray:
         return LogParabolaSpectralModel.evaluate(energy, norm, reference, alpha, beta)
 
     @staticmethod
-    def evaluate_grad(energy: Any, norm: float, reference: float, alpha: float,
-                      beta: float) -> dict[str, Any]:
+    def evaluate_grad(
+        energy: Any, norm: float, reference: float, alpha: float, beta: float
+    ) -> dict[str, Any]:
         g = LogParabolaSpectralModel.evaluate_grad(energy, norm, reference, alpha, beta)
         g["norm"] = g.pop("amplitude")
         return g
@@ -100,21 +109,30 @@ class ExpCutoffPowerLawNormSpectralModel(SpectralModel):
     r""":math:`n (E/E_0)^{-\Gamma} \exp(-(\lambda E)^{\alpha})` (index default 0)."""
 
     tag = ("ExpCutoffPowerLawNormSpectralModel", "ecpl-norm")
-    _defaults = (P("index", 0.0), _NORM, P("reference", 1.0, ENERGY_UNIT, frozen=True),
-                 P("lambda_", 0.1, "TeV-1"), P("alpha", 1.0, frozen=True))
+    _defaults = (
+        P("index", 0.0),
+        _NORM,
+        P("reference", 1.0, ENERGY_UNIT, frozen=True),
+        P("lambda_", 0.1, "TeV-1"),
+        P("alpha", 1.0, frozen=True),
+    )
     output_unit = ""
 
     @staticmethod
-    def evaluate(energy: Any, index: float, norm: float, reference: float, lambda_: float,
-                 alpha: float) -> np.ndarray:
-        return ExpCutoffPowerLawSpectralModel.evaluate(energy, index, norm, reference,
-                                                       lambda_, alpha)
+    def evaluate(
+        energy: Any, index: float, norm: float, reference: float, lambda_: float, alpha: float
+    ) -> np.ndarray:
+        return ExpCutoffPowerLawSpectralModel.evaluate(
+            energy, index, norm, reference, lambda_, alpha
+        )
 
     @staticmethod
-    def evaluate_grad(energy: Any, index: float, norm: float, reference: float,
-                      lambda_: float, alpha: float) -> dict[str, Any]:
-        g = ExpCutoffPowerLawSpectralModel.evaluate_grad(energy, index, norm, reference,
-                                                         lambda_, alpha)
+    def evaluate_grad(
+        energy: Any, index: float, norm: float, reference: float, lambda_: float, alpha: float
+    ) -> dict[str, Any]:
+        g = ExpCutoffPowerLawSpectralModel.evaluate_grad(
+            energy, index, norm, reference, lambda_, alpha
+        )
         g["norm"] = g.pop("amplitude")
         return g
 
@@ -204,9 +222,12 @@ class PiecewiseNormSpectralModel(SpectralModel):
         return grads
 
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:
-        data = {"type": self.tag[0], "parameters": self.parameters.to_dict(),
-                "energy": {"data": self._energy.value.tolist(), "unit": str(self._energy.unit)},
-                "interp": self._interp}
+        data = {
+            "type": self.tag[0],
+            "parameters": self.parameters.to_dict(),
+            "energy": {"data": self._energy.value.tolist(), "unit": str(self._energy.unit)},
+            "interp": self._interp,
+        }
         return {"spectral": data}
 
     @classmethod

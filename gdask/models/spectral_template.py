@@ -57,8 +57,9 @@ class TemplateSpectralModel(SpectralModel):
     tag = ("TemplateSpectralModel", "template")
     _defaults = ()
 
-    def __init__(self, energy: Any, values: Any, interp_kwargs: dict | None = None,
-                 meta: dict | None = None) -> None:
+    def __init__(
+        self, energy: Any, values: Any, interp_kwargs: dict | None = None, meta: dict | None = None
+    ) -> None:
         super().__init__()
         e = u.Quantity(energy, ENERGY_UNIT) if not isinstance(energy, u.Quantity) else energy
         v = u.Quantity(values)
@@ -92,10 +93,14 @@ class TemplateSpectralModel(SpectralModel):
 
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:
         data = super().to_dict(full_output)
-        data["spectral"]["energy"] = {"data": self.energy.value.tolist(),
-                                      "unit": str(self.energy.unit)}
-        data["spectral"]["values"] = {"data": self.values.value.tolist(),
-                                      "unit": str(self.values.unit)}
+        data["spectral"]["energy"] = {
+            "data": self.energy.value.tolist(),
+            "unit": str(self.energy.unit),
+        }
+        data["spectral"]["values"] = {
+            "data": self.values.value.tolist(),
+            "unit": str(self.values.unit),
+        }
         return data
 
     @classmethod

@@ -166,9 +166,11 @@ class LinearTemporalModel(TemporalModel):
     def evaluate_integral_grad(t_min, t_max, alpha, beta, t_ref):
         """Derivatives of the normalised integral."""
         a, b, total = _intervals(t_min, t_max)
-        return {"alpha": (b - a) / total,
-                "beta": 0.5 * ((b - t_ref) ** 2 - (a - t_ref) ** 2) / total,
-                "t_ref": -beta * (b - a) / total}
+        return {
+            "alpha": (b - a) / total,
+            "beta": 0.5 * ((b - t_ref) ** 2 - (a - t_ref) ** 2) / total,
+            "t_ref": -beta * (b - a) / total,
+        }
 
 
 class ExpDecayTemporalModel(TemporalModel):
@@ -247,8 +249,11 @@ class PowerLawTemporalModel(TemporalModel):
     """``f(t) = ((t - t_ref) / t0)^alpha`` (defined for ``t > t_ref``)."""
 
     tag = ("PowerLawTemporalModel", "powerlaw")
-    _defaults = (ParameterSpec("alpha", 1.0), _t_ref(True),
-                 ParameterSpec("t0", 1.0, "d", frozen=True))
+    _defaults = (
+        ParameterSpec("alpha", 1.0),
+        _t_ref(True),
+        ParameterSpec("t0", 1.0, "d", frozen=True),
+    )
 
     @staticmethod
     def evaluate(time, alpha, t_ref, t0=1.0):
@@ -284,9 +289,11 @@ class PowerLawTemporalModel(TemporalModel):
         k = alpha + 1.0
         value = t0 * (lb * _phi1(k * lb) - la * _phi1(k * la)) / total
         d_alpha = t0 * (lb**2 * _phi1_prime(k * lb) - la**2 * _phi1_prime(k * la)) / total
-        return {"alpha": d_alpha,
-                "t_ref": -(xb**alpha - xa**alpha) / total,
-                "t0": -alpha / t0 * value}
+        return {
+            "alpha": d_alpha,
+            "t_ref": -(xb**alpha - xa**alpha) / total,
+            "t0": -alpha / t0 * value,
+        }
 
 
 def _phi1(z: np.ndarray) -> np.ndarray:
@@ -315,8 +322,7 @@ class SineTemporalModel(TemporalModel):
     """
 
     tag = ("SineTemporalModel", "sinus")
-    _defaults = (ParameterSpec("amp", 1.0), ParameterSpec("omega", 1.0, "rad / d"),
-                 _t_ref(False))
+    _defaults = (ParameterSpec("amp", 1.0), ParameterSpec("omega", 1.0, "rad / d"), _t_ref(False))
 
     @staticmethod
     def evaluate(time, amp, omega, t_ref):
@@ -345,13 +351,17 @@ class SineTemporalModel(TemporalModel):
         cb, ca = np.cos(omega * db), np.cos(omega * da)
         sb, sa = np.sin(omega * db), np.sin(omega * da)
         d_omega = amp / omega**2 * (cb - ca) + amp / omega * (sb * db - sa * da)
-        return {"amp": -(cb - ca) / omega / total, "omega": d_omega / total,
-                "t_ref": -amp * (sb - sa) / total}
+        return {
+            "amp": -(cb - ca) / omega / total,
+            "omega": d_omega / total,
+            "t_ref": -amp * (sb - sa) / total,
+        }
 
 
 # ---------------------------------------------------------- light-curve template
-def _lc_interp(x: np.ndarray, nodes: np.ndarray, norms: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _lc_interp(
+    x: np.ndarray, nodes: np.ndarray, norms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation through nodes, extrapolated from the end segments.
 
     Returns the value (not clipped) and its slope.
@@ -384,8 +394,7 @@ class LightCurveTemplateTemporalModel(TemporalModel):
     tag = ("LightCurveTemplateTemporalModel", "template")
     _defaults = (_t_ref(True),)
 
-    def __init__(self, nodes: Any, norms: Any, filename: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, nodes: Any, norms: Any, filename: str | None = None, **kwargs: Any) -> None:
         self.nodes = np.asarray(nodes, dtype=float)
         self.norms = np.asarray(norms, dtype=float)
         if self.nodes.shape != self.norms.shape or self.nodes.ndim != 1:
@@ -434,8 +443,12 @@ class LightCurveTemplateTemporalModel(TemporalModel):
         if oversampling_factor is not None:
             t, step = np.linspace(a, b, oversampling_factor, retstep=True, axis=-1)
             return np.sum(self.evaluate(t, t_ref), axis=-1) * step / total
-        out = np.array([self._antiderivative_between(x0 - t_ref, x1 - t_ref)
-                        for x0, x1 in zip(np.ravel(a), np.ravel(b), strict=True)])
+        out = np.array(
+            [
+                self._antiderivative_between(x0 - t_ref, x1 - t_ref)
+                for x0, x1 in zip(np.ravel(a), np.ravel(b), strict=True)
+            ]
+        )
         return out.reshape(np.shape(a)) / total
 
     def evaluate_integral_grad(self, t_min, t_max, t_ref):
@@ -455,14 +468,26 @@ class LightCurveTemplateTemporalModel(TemporalModel):
             raise ValueError(f"{filename}: light-curve table needs TIME and NORM columns")
         meta = table.meta
         col = table[names["TIME"]]
-        unit = col.unit if col.unit is not None and u.Unit(col.unit).is_equivalent("d") \
+        unit = (
+            col.unit
+            if col.unit is not None and u.Unit(col.unit).is_equivalent("d")
             else u.Unit(meta.get("TIMEUNIT", "s"))
+        )
         nodes = (np.asarray(col, float) * u.Unit(unit)).to_value("d")
-        ref = Time(float(meta["MJDREFI"]), float(meta["MJDREFF"]), format="mjd",
-                   scale=str(meta.get("TIMESYS", scale)).lower())
+        ref = Time(
+            float(meta["MJDREFI"]),
+            float(meta["MJDREFF"]),
+            format="mjd",
+            scale=str(meta.get("TIMESYS", scale)).lower(),
+        )
         t_ref = getattr(ref, scale).mjd
-        return cls(nodes, np.asarray(table[names["NORM"]], float), filename=str(filename),
-                   t_ref=t_ref, scale=scale)
+        return cls(
+            nodes,
+            np.asarray(table[names["NORM"]], float),
+            filename=str(filename),
+            t_ref=t_ref,
+            scale=scale,
+        )
 
     def write(self, filename: str | Path | None = None, overwrite: bool = False) -> None:
         """Write Gammapy's table format (TIME in days from MJDREFI+MJDREFF, TIMESYS)."""
@@ -474,8 +499,10 @@ class LightCurveTemplateTemporalModel(TemporalModel):
             raise OSError("no filename for the light-curve template")
         mjd = self.parameters["t_ref"].canonical_value
         mjdi = int(np.floor(mjd))
-        table = Table({"TIME": self.nodes * u.d, "NORM": self.norms},
-                      meta={"MJDREFI": mjdi, "MJDREFF": mjd - mjdi, "TIMESYS": self.scale})
+        table = Table(
+            {"TIME": self.nodes * u.d, "NORM": self.norms},
+            meta={"MJDREFI": mjdi, "MJDREFF": mjd - mjdi, "TIMESYS": self.scale},
+        )
         table.write(self.filename, overwrite=overwrite)
 
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:

@@ -21,8 +21,15 @@ from numpy.typing import NDArray
 from gdask.errors import FormatError
 from gdask.geometry import WcsGeom
 
-__all__ = ["ObservationInfo", "as_radec", "icrs_coords", "offsets", "fov_radec",
-           "rotation_times", "fov_altaz"]
+__all__ = [
+    "ObservationInfo",
+    "as_radec",
+    "icrs_coords",
+    "offsets",
+    "fov_radec",
+    "rotation_times",
+    "fov_altaz",
+]
 
 _REFLECT_LON = np.diag([1.0, -1.0, 1.0])
 #: Earth rotation rate used for the FoV-rotation time steps (deg per day, as Gammapy)
@@ -96,7 +103,9 @@ class ObservationInfo:
         header = events.header
         mode = str(header.get("OBS_MODE", "POINTING")).strip().upper()
         if mode == "DRIFT":
-            raise NotImplementedError(f"observation {obs.obs_id}: drift-mode pointing is not supported")
+            raise NotImplementedError(
+                f"observation {obs.obs_id}: drift-mode pointing is not supported"
+            )
         ra, dec = events.pointing
         start, stop = gti.start, gti.stop
         ontime = float(np.sum(stop - start))
@@ -121,8 +130,11 @@ def _location(header: Any) -> EarthLocation | None:
     height = header.get("GEOALT", header.get("ALTITUDE"))
     if height is None:
         return None
-    return EarthLocation(lon=float(header["GEOLON"]) * u.deg, lat=float(header["GEOLAT"]) * u.deg,
-                         height=float(height) * u.m)
+    return EarthLocation(
+        lon=float(header["GEOLON"]) * u.deg,
+        lat=float(header["GEOLAT"]) * u.deg,
+        height=float(height) * u.m,
+    )
 
 
 def _aeff_thresholds(aeff: Any) -> tuple[float | None, float | None]:
@@ -175,18 +187,29 @@ def _unit_vectors(lon_deg: NDArray, lat_deg: NDArray) -> NDArray:
 
 def _fov_matrix(lon0_deg: float, lat0_deg: float) -> NDArray:
     """Rotation taking (lon0, lat0) to the FoV origin, longitudes reversed (Gammapy's FoV frames)."""
-    return _REFLECT_LON @ rotation_matrix(-lat0_deg * u.deg, "y") @ rotation_matrix(lon0_deg * u.deg, "z")
+    return (
+        _REFLECT_LON
+        @ rotation_matrix(-lat0_deg * u.deg, "y")
+        @ rotation_matrix(lon0_deg * u.deg, "z")
+    )
 
 
-def fov_radec(geom: WcsGeom, pointing: tuple[float, float], reverse_lon: bool = False) -> tuple[NDArray, NDArray]:
+def fov_radec(
+    geom: WcsGeom, pointing: tuple[float, float], reverse_lon: bool = False
+) -> tuple[NDArray, NDArray]:
     """FoV coordinates (deg) of the pixel centres in the RADEC-aligned frame of ``pointing``."""
     ra, dec = icrs_coords(geom)
     lon, lat = _to_fov(_unit_vectors(ra, dec), _fov_matrix(*pointing))
     return (-lon if reverse_lon else lon), lat
 
 
-def rotation_times(pointing: tuple[float, float], time_start: Time, duration: float,
-                   location: EarthLocation, rotation_step: float = 1.0) -> Time:
+def rotation_times(
+    pointing: tuple[float, float],
+    time_start: Time,
+    duration: float,
+    location: EarthLocation,
+    rotation_step: float = 1.0,
+) -> Time:
     """Times from ``time_start`` to ``time_start + duration`` (s) between which the FoV
     rotates by about ``rotation_step`` deg in the horizontal frame (Gammapy's scheme:
     step = rotation cos(alt) / (omega cos(lat_obs) |cos(az)|), at least 1 s)."""
@@ -206,8 +229,13 @@ def rotation_times(pointing: tuple[float, float], time_start: Time, duration: fl
     return Time(times)
 
 
-def fov_altaz(geom: WcsGeom, pointing: tuple[float, float], times: Time,
-              location: EarthLocation, time_resolution: float = 1000.0) -> tuple[NDArray, NDArray]:
+def fov_altaz(
+    geom: WcsGeom,
+    pointing: tuple[float, float],
+    times: Time,
+    location: EarthLocation,
+    time_resolution: float = 1000.0,
+) -> tuple[NDArray, NDArray]:
     """FoV coordinates (deg) of the pixel centres in the ALTAZ-aligned frame at each time.
 
     Returns arrays of shape ``(n_times, ny, nx)``. The pixels are transformed to
@@ -221,5 +249,7 @@ def fov_altaz(geom: WcsGeom, pointing: tuple[float, float], times: Time,
     with erfa_astrom.set(ErfaAstromInterpolator(time_resolution * u.s)):
         altaz = pix.transform_to(AltAz(location=location, obstime=times))
     xyz = _unit_vectors(np.moveaxis(altaz.az.deg, -1, 0), np.moveaxis(altaz.alt.deg, -1, 0))
-    matrices = np.stack([_fov_matrix(az, alt) for az, alt in zip(origin.az.deg, origin.alt.deg, strict=True)])
+    matrices = np.stack(
+        [_fov_matrix(az, alt) for az, alt in zip(origin.az.deg, origin.alt.deg, strict=True)]
+    )
     return _to_fov(xyz, matrices)

@@ -37,8 +37,13 @@ def _along_last(table: np.ndarray, nodes: np.ndarray, x: np.ndarray) -> np.ndarr
     return table[..., i] * (1.0 - t) + table[..., i + 1] * t
 
 
-def _separable(nodes: Sequence[np.ndarray], values_scaled: np.ndarray, fixed: Sequence[np.ndarray],
-               scales: Sequence[str], offset: np.ndarray) -> np.ndarray:
+def _separable(
+    nodes: Sequence[np.ndarray],
+    values_scaled: np.ndarray,
+    fixed: Sequence[np.ndarray],
+    scales: Sequence[str],
+    offset: np.ndarray,
+) -> np.ndarray:
     """Scaled interpolation of a table whose *last* axis is the offset.
 
     ``fixed`` are the coordinates of the other axes, broadcast together to a
@@ -61,17 +66,27 @@ def eval_aeff(aeff: EffectiveArea2D, energy_true: np.ndarray, offset: np.ndarray
     """Effective area (m2), shape ``(n_energy,) + offset.shape``."""
     it = aeff.interpolator  # the class's table (nodes, scaled values, edges)
     raw = _separable(it.nodes, it.values_scaled, [energy_true], it.scales, offset.ravel())
-    fe, fo = (outside_edges([e], [x])[0] for e, x in zip(it.edges, (energy_true, offset.ravel()), strict=True))
+    fe, fo = (
+        outside_edges([e], [x])[0]
+        for e, x in zip(it.edges, (energy_true, offset.ravel()), strict=True)
+    )
     fill = fe[:, None] | fo[None, :]
     return _finish(raw, fill).reshape((len(energy_true),) + offset.shape)
 
 
-def eval_psf(psf: PSFTable, energy_true: np.ndarray, rad: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def eval_psf(
+    psf: PSFTable, energy_true: np.ndarray, rad: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
     """Table PSF density (sr^-1), shape ``(n_energy, n_rad) + offset.shape``."""
     nodes, edges, values = psf.grid
     order = (0, 2, 1)  # offset last
-    raw = _separable([nodes[i] for i in order], np.transpose(values, order),
-                     [energy_true[:, None], rad[None, :]], ["log", "lin", "lin"], offset.ravel())
+    raw = _separable(
+        [nodes[i] for i in order],
+        np.transpose(values, order),
+        [energy_true[:, None], rad[None, :]],
+        ["log", "lin", "lin"],
+        offset.ravel(),
+    )
     fe = outside_edges([edges[0]], [energy_true])[0]
     fr = outside_edges([edges[2]], [rad])[0]
     fo = outside_edges([edges[1]], [offset.ravel()])[0]
@@ -79,11 +94,19 @@ def eval_psf(psf: PSFTable, energy_true: np.ndarray, rad: np.ndarray, offset: np
     return _finish(raw, fill).reshape((len(energy_true), len(rad)) + offset.shape)
 
 
-def eval_edisp_pdf(edisp: EnergyDispersion2D, energy_true: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def eval_edisp_pdf(
+    edisp: EnergyDispersion2D, energy_true: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
     """Migration pdf on the IRF's migration nodes, shape ``(n_energy, n_migra) + offset.shape``."""
     it = edisp.interpolator
     migra = it.nodes[1]
-    raw = _separable(it.nodes, it.values_scaled, [energy_true[:, None], migra[None, :]], it.scales, offset.ravel())
+    raw = _separable(
+        it.nodes,
+        it.values_scaled,
+        [energy_true[:, None], migra[None, :]],
+        it.scales,
+        offset.ravel(),
+    )
     fe = outside_edges([it.edges[0]], [energy_true])[0]
     fm = outside_edges([it.edges[1]], [migra])[0]
     fo = outside_edges([it.edges[2]], [offset.ravel()])[0]
@@ -91,7 +114,9 @@ def eval_edisp_pdf(edisp: EnergyDispersion2D, energy_true: np.ndarray, offset: n
     return _finish(raw, fill).reshape((len(energy_true), len(migra)) + offset.shape)
 
 
-def bilinear_background_evaluator(bkg) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+def bilinear_background_evaluator(
+    bkg,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """An ``evaluate(energy, fov_lon, fov_lat)`` for a Background3D, equal to ``bkg.evaluate``,
     for energies of shape ``(n, 1, ...)`` and FoV coordinates of shape ``(1,) + S``: the table is
     first interpolated at the energies on its spatial nodes, then bilinearly per pixel."""
@@ -104,13 +129,21 @@ def bilinear_background_evaluator(bkg) -> Callable[[np.ndarray, np.ndarray, np.n
         lat = np.asarray(lat, dtype=float)[0]
         if lon_n.size < 2 or lat_n.size < 2:
             return bkg.evaluate(energy, lon[None], lat[None])
-        table = interpolate_grid(it.nodes, it.values_scaled, [e[:, None, None], lon_n[None, :, None],
-                                                              lat_n[None, None, :]], scales=it.scales)
+        table = interpolate_grid(
+            it.nodes,
+            it.values_scaled,
+            [e[:, None, None], lon_n[None, :, None], lat_n[None, None, :]],
+            scales=it.scales,
+        )
         x, y = lon.ravel(), lat.ravel()
         i, t = _locate(np.asarray(scale_forward(lon_n, it.scales[1]), float), x)
         j, s = _locate(np.asarray(scale_forward(lat_n, it.scales[2]), float), y)
-        raw = (table[:, i, j] * ((1 - t) * (1 - s)) + table[:, i + 1, j] * (t * (1 - s))
-               + table[:, i, j + 1] * ((1 - t) * s) + table[:, i + 1, j + 1] * (t * s))
+        raw = (
+            table[:, i, j] * ((1 - t) * (1 - s))
+            + table[:, i + 1, j] * (t * (1 - s))
+            + table[:, i, j + 1] * ((1 - t) * s)
+            + table[:, i + 1, j + 1] * (t * s)
+        )
         f = outside_edges(it.edges, [e[:, None], x[None], y[None]])
         fill = f[0] | f[1] | f[2]
         return _finish(raw, fill, it.values_scale).reshape((e.size,) + lon.shape)

@@ -30,17 +30,41 @@ from gdask.dl3.gti import GTI
 from gdask.geometry.axes import Axis, EnergyAxis
 from gdask.geometry.wcs import WCS_ATTR, WcsGeom
 
-__all__ = ["M2_TO_CM2", "to_map_dataset", "to_spectrum_dataset", "MAP_META_KEYS", "SPECTRUM_META_KEYS"]
+__all__ = [
+    "M2_TO_CM2",
+    "to_map_dataset",
+    "to_spectrum_dataset",
+    "MAP_META_KEYS",
+    "SPECTRUM_META_KEYS",
+]
 
 #: m2 -> cm2
 M2_TO_CM2 = 1e4
 
 #: attrs of ``make_map_dataset``'s output copied into ``MapDataset.meta``
-MAP_META_KEYS = ("obs_id", "ra_pnt", "dec_pnt", "livetime", "ontime", "tstart", "mjdref",
-                 "bkg_norm", "bkg_norm_error")
+MAP_META_KEYS = (
+    "obs_id",
+    "ra_pnt",
+    "dec_pnt",
+    "livetime",
+    "ontime",
+    "tstart",
+    "mjdref",
+    "bkg_norm",
+    "bkg_norm_error",
+)
 #: attrs of ``make_spectrum_onoff``'s output copied into ``SpectrumDatasetOnOff.meta``
-SPECTRUM_META_KEYS = ("obs_id", "offset", "ra_pnt", "dec_pnt", "n_off_regions", "on_region",
-                      "off_regions", "is_pointlike", "containment_correction")
+SPECTRUM_META_KEYS = (
+    "obs_id",
+    "offset",
+    "ra_pnt",
+    "dec_pnt",
+    "n_off_regions",
+    "on_region",
+    "off_regions",
+    "is_pointlike",
+    "containment_correction",
+)
 
 
 def _values(ds: xr.Dataset, name: str, dims: tuple[str, ...]) -> np.ndarray:
@@ -84,11 +108,21 @@ def _psf_map(ds: xr.Dataset, e_true: BandAxis | None) -> PSFMap:
     if e_true is not None and axis.equal(e_true):
         axis = e_true
     rb = np.asarray(ds["rad_bounds"].transpose("rad", "bound").values, dtype=float)
-    rad = BandAxis(Axis(np.append(rb[:, 0], rb[-1, 1]), name="rad", interp="lin",
-                        unit=ds["rad_bounds"].attrs.get("units") or "deg"))
+    rad = BandAxis(
+        Axis(
+            np.append(rb[:, 0], rb[-1, 1]),
+            name="rad",
+            interp="lin",
+            unit=ds["rad_bounds"].attrs.get("units") or "deg",
+        )
+    )
     sky = ("psf_lat", "psf_lon")
-    exposure = _to_cm2(ds["psf_exposure"], (e_dim,) + sky, EXPOSURE_UNIT) if "psf_exposure" in ds else None
-    return PSFMap(_values(ds, "psf", (e_dim, "rad") + sky), axis, rad, _irf_geom(ds, "psf"), exposure)
+    exposure = (
+        _to_cm2(ds["psf_exposure"], (e_dim,) + sky, EXPOSURE_UNIT) if "psf_exposure" in ds else None
+    )
+    return PSFMap(
+        _values(ds, "psf", (e_dim, "rad") + sky), axis, rad, _irf_geom(ds, "psf"), exposure
+    )
 
 
 def _edisp_map(ds: xr.Dataset, e_true: BandAxis | None, e_reco: BandAxis) -> EDispKernelMap:
@@ -98,8 +132,11 @@ def _edisp_map(ds: xr.Dataset, e_true: BandAxis | None, e_reco: BandAxis) -> EDi
     et = e_true if e_true is not None and et.equal(e_true) else et
     er = e_reco if er.equal(e_reco) else er
     sky = ("edisp_lat", "edisp_lon")
-    exposure = (_to_cm2(ds["edisp_exposure"], ("edisp_energy_true",) + sky, EXPOSURE_UNIT)
-                if "edisp_exposure" in ds else None)
+    exposure = (
+        _to_cm2(ds["edisp_exposure"], ("edisp_energy_true",) + sky, EXPOSURE_UNIT)
+        if "edisp_exposure" in ds
+        else None
+    )
     data = _values(ds, "edisp", ("edisp_energy_true", "edisp_energy") + sky)
     return EDispKernelMap(data, et, er, _irf_geom(ds, "edisp"), exposure)
 
@@ -118,14 +155,18 @@ def _meta(attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def _meta_table(attrs: dict[str, Any]) -> Table | None:
     if "obs_id" not in attrs:
         return None
-    return Table({
-        "OBS_ID": np.array([int(attrs["obs_id"])], dtype=np.int64),
-        "RA_PNT": np.array([float(attrs.get("ra_pnt", np.nan))]),
-        "DEC_PNT": np.array([float(attrs.get("dec_pnt", np.nan))]),
-    })
+    return Table(
+        {
+            "OBS_ID": np.array([int(attrs["obs_id"])], dtype=np.int64),
+            "RA_PNT": np.array([float(attrs.get("ra_pnt", np.nan))]),
+            "DEC_PNT": np.array([float(attrs.get("dec_pnt", np.nan))]),
+        }
+    )
 
 
-def to_map_dataset(ds: xr.Dataset, *, gti: GTI | None = None, name: str | None = None) -> MapDataset:
+def to_map_dataset(
+    ds: xr.Dataset, *, gti: GTI | None = None, name: str | None = None
+) -> MapDataset:
     """A `MapDataset` from the output of `gdask.reduce.maps.make_map_dataset`.
 
     Parameters
@@ -161,13 +202,22 @@ def to_map_dataset(ds: xr.Dataset, *, gti: GTI | None = None, name: str | None =
     if name is None:
         name = str(ds.attrs.get("name", ds.attrs.get("obs_id", "")))
     return MapDataset(
-        geom, e_reco, e_true, psf=psf, edisp=edisp, gti=gti, name=name,
-        meta=_meta(ds.attrs, MAP_META_KEYS), meta_table=_meta_table(ds.attrs), **kwargs,
+        geom,
+        e_reco,
+        e_true,
+        psf=psf,
+        edisp=edisp,
+        gti=gti,
+        name=name,
+        meta=_meta(ds.attrs, MAP_META_KEYS),
+        meta_table=_meta_table(ds.attrs),
+        **kwargs,
     )
 
 
-def to_spectrum_dataset(ds: xr.Dataset, *, gti: GTI | None = None,
-                        name: str | None = None) -> SpectrumDatasetOnOff:
+def to_spectrum_dataset(
+    ds: xr.Dataset, *, gti: GTI | None = None, name: str | None = None
+) -> SpectrumDatasetOnOff:
     """A `SpectrumDatasetOnOff` from the output of `gdask.reduce.spectrum.make_spectrum_onoff`.
 
     Parameters
@@ -195,7 +245,8 @@ def to_spectrum_dataset(ds: xr.Dataset, *, gti: GTI | None = None,
     if name is None:
         name = str(ds.attrs.get("name", ds.attrs.get("obs_id", "")))
     out = SpectrumDatasetOnOff(
-        e_reco, e_true,
+        e_reco,
+        e_true,
         counts=np.asarray(ds["counts"].values),
         counts_off=np.asarray(ds["counts_off"].values),
         acceptance=np.asarray(ds["acceptance"].values),
@@ -204,9 +255,15 @@ def to_spectrum_dataset(ds: xr.Dataset, *, gti: GTI | None = None,
         effective_area=None if livetime > 0 else np.zeros_like(exposure),
         edisp=_values(ds, "edisp", ("energy_true", "energy")),
         mask_safe=np.asarray(ds["mask_safe"].values, dtype=bool),
-        livetime=livetime, name=name, gti=gti, meta=_meta(ds.attrs, SPECTRUM_META_KEYS),
+        livetime=livetime,
+        name=name,
+        gti=gti,
+        meta=_meta(ds.attrs, SPECTRUM_META_KEYS),
     )
     if "edisp_exposure" in ds:
-        out.ds["edisp_exposure"] = (("energy_true",), _to_cm2(ds["edisp_exposure"], ("energy_true",)),
-                                    {"units": EXPOSURE_UNIT})
+        out.ds["edisp_exposure"] = (
+            ("energy_true",),
+            _to_cm2(ds["edisp_exposure"], ("energy_true",)),
+            {"units": EXPOSURE_UNIT},
+        )
     return out

@@ -108,8 +108,14 @@ def apply_fov_background(
     background = dataset["background"].transpose("energy", "lat", "lon").values
     safe = dataset["mask_safe"].transpose("energy", "lat", "lon").values.astype(bool)
     mask = safe & _image(exclusion_mask, counts.shape)
-    norm, error, ok = fov_background_norm(counts, background, mask, method, min_counts=min_counts,
-                                          min_npred_background=min_npred_background)
+    norm, error, ok = fov_background_norm(
+        counts,
+        background,
+        mask,
+        method,
+        min_counts=min_counts,
+        min_npred_background=min_npred_background,
+    )
     out = dataset.copy()
     if ok:
         out.attrs.update({"bkg_norm": norm, "bkg_norm_error": error})

@@ -26,8 +26,17 @@ import numpy as np
 from gdask.config import AnalysisConfig, ExclusionConfig
 from gdask.errors import ConfigError, GdaskError, SelectionError
 
-__all__ = ["ReductionSpec", "RunReport", "ReduceSummary", "select_obs_ids", "plan_reduction",
-           "reduce_run", "reduce", "write_dataset", "STACKED_NAME"]
+__all__ = [
+    "ReductionSpec",
+    "RunReport",
+    "ReduceSummary",
+    "select_obs_ids",
+    "plan_reduction",
+    "reduce_run",
+    "reduce",
+    "write_dataset",
+    "STACKED_NAME",
+]
 
 STACKED_NAME = "stacked"
 _EVENT_COLUMNS = ("TIME", "RA", "DEC", "ENERGY")
@@ -86,9 +95,11 @@ class ReduceSummary:
         """A human summary with one line per failed or skipped run."""
         done = self.count("done")
         rate = done / self.seconds if self.seconds > 0 else 0.0
-        lines = [f"reduce into {self.store}: {done} runs reduced, {self.count('skipped')} skipped, "
-                 f"{len(self.failed)} failed in {self.seconds:.2f} s ({rate:.1f} runs/s)"
-                 + (f"; stacked dataset {self.stacked!r}" if self.stacked else "")]
+        lines = [
+            f"reduce into {self.store}: {done} runs reduced, {self.count('skipped')} skipped, "
+            f"{len(self.failed)} failed in {self.seconds:.2f} s ({rate:.1f} runs/s)"
+            + (f"; stacked dataset {self.stacked!r}" if self.stacked else "")
+        ]
         for r in self.reports:
             if r.status in ("failed", "skipped"):
                 where = f" [field {r.field}]" if r.field else ""
@@ -110,7 +121,11 @@ def _index_times(index, prefix: str):
 def _as_time(value: str | float):
     from astropy.time import Time
 
-    return Time(value, format="mjd", scale="utc") if isinstance(value, float) else Time(value, scale="utc")
+    return (
+        Time(value, format="mjd", scale="utc")
+        if isinstance(value, float)
+        else Time(value, scale="utc")
+    )
 
 
 def select_obs_ids(config: AnalysisConfig, store) -> list[int]:
@@ -130,31 +145,43 @@ def select_obs_ids(config: AnalysisConfig, store) -> list[int]:
     if sel.obs_ids is not None:
         missing = sorted(set(sel.obs_ids) - set(ids.tolist()))
         if missing:
-            raise SelectionError(f"OBS_IDs not in the archive store: {missing}", file=str(store.path),
-                                 field="observations.obs_ids")
+            raise SelectionError(
+                f"OBS_IDs not in the archive store: {missing}",
+                file=str(store.path),
+                field="observations.obs_ids",
+            )
         keep &= np.isin(ids, sel.obs_ids)
     if sel.cone is not None:
         c = sel.cone
         for col in ("RA_PNT", "DEC_PNT"):
             if col not in index:
-                raise SelectionError(f"the index has no {col} column", file=str(store.path),
-                                     field="observations.cone")
+                raise SelectionError(
+                    f"the index has no {col} column",
+                    file=str(store.path),
+                    field="observations.cone",
+                )
         pnt = SkyCoord(index["RA_PNT"].values, index["DEC_PNT"].values, unit="deg", frame="icrs")
         center = SkyCoord(c.lon, c.lat, unit="deg", frame=c.frame)
         keep &= pnt.separation(center).deg < c.radius
     if sel.time is not None:
         for col in ("DATE-OBS", "TIME-OBS", "DATE-END", "TIME-END"):
             if col not in index:
-                raise SelectionError(f"the index has no {col} column", file=str(store.path),
-                                     field="observations.time")
+                raise SelectionError(
+                    f"the index has no {col} column",
+                    file=str(store.path),
+                    field="observations.time",
+                )
         if sel.time.start is not None:
             keep &= np.asarray(_index_times(index, "OBS") >= _as_time(sel.time.start))
         if sel.time.stop is not None:
             keep &= np.asarray(_index_times(index, "END") <= _as_time(sel.time.stop))
     for name, rule in sel.columns:
         if name not in index:
-            raise SelectionError(f"the index has no column {name!r}; it has {sorted(index.data_vars)}",
-                                 file=str(store.path), field=f"observations.columns.{name}")
+            raise SelectionError(
+                f"the index has no column {name!r}; it has {sorted(index.data_vars)}",
+                file=str(store.path),
+                field=f"observations.columns.{name}",
+            )
         values = index[name].values
         if rule[0] == "in":
             keep &= np.isin(values.astype(str), rule[1])
@@ -162,14 +189,19 @@ def select_obs_ids(config: AnalysisConfig, store) -> list[int]:
             try:
                 v = values.astype(float)
             except (TypeError, ValueError) as exc:
-                raise SelectionError(f"column {name!r} is not numeric", field=f"observations.columns.{name}") from exc
+                raise SelectionError(
+                    f"column {name!r} is not numeric", field=f"observations.columns.{name}"
+                ) from exc
             if rule[1] is not None:
                 keep &= v >= rule[1]
             if rule[2] is not None:
                 keep &= v <= rule[2]
     if not keep.any():
-        raise SelectionError(f"the selection matches none of the {ids.size} observations in the store",
-                             file=str(store.path), field="observations")
+        raise SelectionError(
+            f"the selection matches none of the {ids.size} observations in the store",
+            file=str(store.path),
+            field="observations",
+        )
     return sorted(int(i) for i in ids[keep])
 
 
@@ -235,7 +267,9 @@ def _exclusion_image(geom, excl: ExclusionConfig | None) -> np.ndarray | None:
     return image
 
 
-def plan_reduction(config: AnalysisConfig, *, keep: bool = False) -> tuple[ReductionSpec, list[int], list[RunReport]]:
+def plan_reduction(
+    config: AnalysisConfig, *, keep: bool = False
+) -> tuple[ReductionSpec, list[int], list[RunReport]]:
     """Select and check the runs; return the spec, the OBS_IDs to reduce and skipped-run reports.
 
     Raises
@@ -259,7 +293,8 @@ def plan_reduction(config: AnalysisConfig, *, keep: bool = False) -> tuple[Reduc
                 f"observation has no {', '.join(missing)} IRF, needed for "
                 f"{'the 1d spectrum' if config.datasets.type == '1d' else 'makers.selection'} "
                 f"(it has: {', '.join(sorted(have)) or 'none'})",
-                obs_id=obs_id, field="makers.selection" if config.datasets.type == "3d" else "irfs",
+                obs_id=obs_id,
+                field="makers.selection" if config.datasets.type == "3d" else "irfs",
             )
     index = store.index().sel(obs=obs_ids)
     ra, dec = index["RA_PNT"].values.astype(float), index["DEC_PNT"].values.astype(float)
@@ -273,16 +308,28 @@ def plan_reduction(config: AnalysisConfig, *, keep: bool = False) -> tuple[Reduc
             reach = m.offset_max
             if d.geom.cutout_width is not None:
                 reach = min(reach, 0.5 * d.geom.cutout_width)
-            dist = {i: _distance_to_geom(geom, r, de) for i, r, de in zip(obs_ids, ra, dec, strict=True)}
+            dist = {
+                i: _distance_to_geom(geom, r, de) for i, r, de in zip(obs_ids, ra, dec, strict=True)
+            }
             todo = [i for i in obs_ids if dist[i] < reach]
             if not todo:
                 nearest = min(dist.values())
                 raise SelectionError(
                     f"the geometry does not overlap any of the {len(obs_ids)} selected observations "
                     f"(nearest pointing {nearest:.2f} deg from the grid, field of view {reach} deg)",
-                    field="datasets.geom.wcs")
-            skipped = [RunReport(i, "skipped", str(i), error=f"no overlap with the geometry "
-                                 f"(pointing {dist[i]:.2f} deg from the grid)") for i in obs_ids if i not in todo]
+                    field="datasets.geom.wcs",
+                )
+            skipped = [
+                RunReport(
+                    i,
+                    "skipped",
+                    str(i),
+                    error=f"no overlap with the geometry "
+                    f"(pointing {dist[i]:.2f} deg from the grid)",
+                )
+                for i in obs_ids
+                if i not in todo
+            ]
             exclusion = _exclusion_image(geom, m.background.exclusion)
     else:
         from astropy.coordinates import SkyCoord
@@ -295,13 +342,18 @@ def plan_reduction(config: AnalysisConfig, *, keep: bool = False) -> tuple[Reduc
             raise SelectionError(
                 f"the ON region is not within makers.offset_max = {m.offset_max} deg of any of the "
                 f"{len(obs_ids)} selected pointings (nearest {float(sep.min()):.2f} deg)",
-                field="datasets.on_region")
-        skipped = [RunReport(i, "skipped", str(i), error=f"ON region {s:.2f} deg from the pointing")
-                   for i, s in zip(obs_ids, sep, strict=True) if i not in todo]
+                field="datasets.on_region",
+            )
+        skipped = [
+            RunReport(i, "skipped", str(i), error=f"ON region {s:.2f} deg from the pointing")
+            for i, s in zip(obs_ids, sep, strict=True)
+            if i not in todo
+        ]
         exclusion = _exclusion_1d(config)
     per_run = config.output.per_run if config.output.per_run is not None else not d.stack
-    spec = ReductionSpec(d.type, str(store.path.resolve()), config, need, geom, exclusion,
-                         write=per_run, keep=keep)
+    spec = ReductionSpec(
+        d.type, str(store.path.resolve()), config, need, geom, exclusion, write=per_run, keep=keep
+    )
     return spec, todo, skipped
 
 
@@ -351,11 +403,21 @@ def _make_3d(spec: ReductionSpec, obs):
         kwargs["fixed_offset"] = safe.fixed_offset
     fov = m.background.fov_method if m.background.method == "fov" else None
     ds = make_map_dataset(
-        obs, geom, g.energy.to_axis("energy"), g.energy_true.to_axis("energy_true"), g.wcs.binsz_irf,
-        selection=m.selection, cutout_width=g.cutout_width, cutout_mode=g.cutout_mode,
-        safe_mask=safe.methods or None, offset_max=m.offset_max, safe_mask_kwargs=kwargs,
-        fov_background=fov, exclusion_mask=exclusion if fov else None,
-        background_oversampling=m.background_oversampling, fov_rotation_step=m.fov_rotation_step,
+        obs,
+        geom,
+        g.energy.to_axis("energy"),
+        g.energy_true.to_axis("energy_true"),
+        g.wcs.binsz_irf,
+        selection=m.selection,
+        cutout_width=g.cutout_width,
+        cutout_mode=g.cutout_mode,
+        safe_mask=safe.methods or None,
+        offset_max=m.offset_max,
+        safe_mask_kwargs=kwargs,
+        fov_background=fov,
+        exclusion_mask=exclusion if fov else None,
+        background_oversampling=m.background_oversampling,
+        fov_rotation_step=m.fov_rotation_step,
         name=str(obs.obs_id),
     )
     dataset = to_map_dataset(ds, gti=obs.gti)
@@ -389,10 +451,15 @@ def _make_1d(spec: ReductionSpec, obs):
 
         finder = WobbleRegionsFinder(m.background.n_off_regions or 3)
     ds = make_spectrum_onoff(
-        obs, cfg.datasets.on_region.to_region(), g.energy.to_axis("energy"),
-        g.energy_true.to_axis("energy_true"), exclusion_mask=spec.exclusion,
-        containment_correction=cfg.datasets.containment_correction, region_finder=finder,
-        safe_mask_methods=m.safe_mask.methods, aeff_percent=m.safe_mask.aeff_percent,
+        obs,
+        cfg.datasets.on_region.to_region(),
+        g.energy.to_axis("energy"),
+        g.energy_true.to_axis("energy_true"),
+        exclusion_mask=spec.exclusion,
+        containment_correction=cfg.datasets.containment_correction,
+        region_finder=finder,
+        safe_mask_methods=m.safe_mask.methods,
+        aeff_percent=m.safe_mask.aeff_percent,
         offset_max=m.offset_max,
     )
     return to_spectrum_dataset(ds, gti=obs.gti, name=str(obs.obs_id))
@@ -430,14 +497,27 @@ def reduce_run(spec: ReductionSpec, obs_id: int) -> tuple[RunReport, Any]:
             write_dataset(out.store, dataset)
             if out.fits is not None:
                 _export_fits(dataset, out.fits, overwrite=True)
-        n = float(np.asarray(dataset.counts.values)[np.asarray(dataset.mask_safe.values, bool)].sum())
+        n = float(
+            np.asarray(dataset.counts.values)[np.asarray(dataset.mask_safe.values, bool)].sum()
+        )
     except GdaskError as exc:
         exc = exc.with_context(obs_id=obs_id)
-        return RunReport(obs_id, "failed", str(obs_id), time.perf_counter() - t0, error=exc.message,
-                         field=exc.field), None
+        return RunReport(
+            obs_id,
+            "failed",
+            str(obs_id),
+            time.perf_counter() - t0,
+            error=exc.message,
+            field=exc.field,
+        ), None
     except Exception as exc:  # a bug or bad data must not lose the other runs
-        return RunReport(obs_id, "failed", str(obs_id), time.perf_counter() - t0,
-                         error=f"{type(exc).__name__}: {exc}"), None
+        return RunReport(
+            obs_id,
+            "failed",
+            str(obs_id),
+            time.perf_counter() - t0,
+            error=f"{type(exc).__name__}: {exc}",
+        ), None
     report = RunReport(obs_id, "done", dataset.name, time.perf_counter() - t0, n_counts=n)
     keep = spec.keep or spec.config.datasets.stack
     return report, (dataset if keep else None)
@@ -452,8 +532,13 @@ def _empty_parent(spec: ReductionSpec):
     from gdask.reduce.stack import empty_like
 
     g = spec.config.datasets.geom
-    full = MapDataset.create(spec.geom, g.energy.to_axis("energy"), g.energy_true.to_axis("energy_true"),
-                             binsz_irf=g.wcs.binsz_irf, name=STACKED_NAME)
+    full = MapDataset.create(
+        spec.geom,
+        g.energy.to_axis("energy"),
+        g.energy_true.to_axis("energy_true"),
+        binsz_irf=g.wcs.binsz_irf,
+        name=STACKED_NAME,
+    )
     return empty_like(full, name=STACKED_NAME)
 
 
@@ -496,7 +581,10 @@ def _tree(client, leaves: Sequence, fn, tag: str):
     level = list(leaves)
     depth = 0
     while len(level) > 1:
-        nxt = [client.submit(fn, level[i], level[i + 1], key=f"stack-{depth}-{i // 2}-{tag}") for i in range(0, len(level) - 1, 2)]
+        nxt = [
+            client.submit(fn, level[i], level[i + 1], key=f"stack-{depth}-{i // 2}-{tag}")
+            for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
@@ -506,9 +594,17 @@ def _tree(client, leaves: Sequence, fn, tag: str):
 # ----------------------------------------------------------------------------- driver
 
 
-def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | None = None,
-           progress: bool = True, *, n_workers: int | None = None, processes: bool = True,
-           keep: bool = False, security=None) -> ReduceSummary:
+def reduce(
+    config: AnalysisConfig | str | Path,
+    client=None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    *,
+    n_workers: int | None = None,
+    processes: bool = True,
+    keep: bool = False,
+    security=None,
+) -> ReduceSummary:
     """Run the reduction of ``config`` on Dask; return a summary.
 
     ``security`` (a `distributed.Security`) is used when a client is made here
@@ -539,9 +635,17 @@ def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | No
         # an explicit OBS_ID list is ingested alone; other selections need the index of all runs
         # (ingest is incremental, so only the first run of a config pays for that)
         ids = config.observations.obs_ids
-        summary = ingest(config.observations.dl3, config.observations.store, client=client,
-                         scheduler=scheduler, progress=progress, n_workers=n_workers, processes=processes,
-                         obs_ids=None if ids is None else list(ids), security=security)
+        summary = ingest(
+            config.observations.dl3,
+            config.observations.store,
+            client=client,
+            scheduler=scheduler,
+            progress=progress,
+            n_workers=n_workers,
+            processes=processes,
+            obs_ids=None if ids is None else list(ids),
+            security=security,
+        )
         if not summary.ok:
             raise SelectionError("ingest failed:\n" + summary.format(), field="observations.dl3")
     spec, todo, skipped = plan_reduction(config, keep=keep)
@@ -553,8 +657,12 @@ def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | No
         names |= {STACKED_NAME} if config.datasets.stack else set()
         clash = sorted(existing & names)
         if clash:
-            raise ConfigError(f"the dataset store already holds {clash[:5]}{'...' if len(clash) > 5 else ''}; "
-                              "set output.overwrite: true", field="output.overwrite", file=str(config.output.store))
+            raise ConfigError(
+                f"the dataset store already holds {clash[:5]}{'...' if len(clash) > 5 else ''}; "
+                "set output.overwrite: true",
+                field="output.overwrite",
+                file=str(config.output.store),
+            )
     if client is not None:
         reports, stacked, datasets = _run(client, spec, todo, progress)
     else:
@@ -564,7 +672,9 @@ def reduce(config: AnalysisConfig | str | Path, client=None, scheduler: str | No
         with get_client(scheduler, n_workers=n, processes=processes, security=security) as c:
             reports, stacked, datasets = _run(c, spec, todo, progress)
     reports = sorted(reports + skipped, key=lambda r: r.obs_id)
-    return ReduceSummary(reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets)
+    return ReduceSummary(
+        reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets
+    )
 
 
 def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
@@ -575,17 +685,25 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
 
     DatasetStore(spec.config.output.store).cleanup()
     tag = uuid.uuid4().hex[:12]
-    runs = {client.submit(reduce_run, spec, obs_id, key=f"reduce-{obs_id}-{tag}"): obs_id for obs_id in todo}
+    runs = {
+        client.submit(reduce_run, spec, obs_id, key=f"reduce-{obs_id}-{tag}"): obs_id
+        for obs_id in todo
+    }
     # the client waits on reports only: datasets to be stacked stay on the workers
-    watch = runs if spec.keep else {client.submit(_report_only, f, key=f"report-{i}-{tag}"): i
-                                    for f, i in runs.items()}
+    watch = (
+        runs
+        if spec.keep
+        else {client.submit(_report_only, f, key=f"report-{i}-{tag}"): i for f, i in runs.items()}
+    )
     stacked_fut = None
     if spec.config.datasets.stack:
         parent = None
         if spec.kind == "3d" and spec.config.datasets.geom.cutout_width is not None:
             parent = client.submit(_empty_parent, spec, pure=False)
         leaves = [client.submit(_leaf, f, parent, pure=False) for f in runs]
-        stacked_fut = client.submit(_finish_stacked, spec, _tree(client, leaves, _stack2, tag), pure=False)
+        stacked_fut = client.submit(
+            _finish_stacked, spec, _tree(client, leaves, _stack2, tag), pure=False
+        )
     if not spec.keep:
         runs = {}  # drop our references: each run's dataset is freed once its leaf has used it
     reports: list[RunReport] = []
@@ -597,8 +715,15 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
             try:
                 report, dataset = fut.result()
             except Exception as exc:  # the worker died or the task raised outside its guard
-                report, dataset = RunReport(obs_id, "failed", str(obs_id),
-                                            error=f"task failed: {type(exc).__name__}: {exc}"), None
+                report, dataset = (
+                    RunReport(
+                        obs_id,
+                        "failed",
+                        str(obs_id),
+                        error=f"task failed: {type(exc).__name__}: {exc}",
+                    ),
+                    None,
+                )
             reports.append(report)
             if dataset is not None and spec.keep:
                 datasets[dataset.name] = dataset

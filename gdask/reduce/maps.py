@@ -82,8 +82,13 @@ def irf_geom(geom: WcsGeom, binsz_irf: float = BINSZ_IRF_DEFAULT) -> WcsGeom:
 def _cube(data: np.ndarray, geom: WcsGeom, axis: Axis, name: str, units: str) -> xr.DataArray:
     coords: dict[str, Any] = {axis.name: (axis.name, axis.center, {"units": axis.unit})}
     coords.update(geom.to_coords())
-    return xr.DataArray(data, dims=(axis.name, "lat", "lon"), coords=coords, name=name,
-                        attrs={"units": units, **geom.to_attrs()})
+    return xr.DataArray(
+        data,
+        dims=(axis.name, "lat", "lon"),
+        coords=coords,
+        name=name,
+        attrs={"units": units, **geom.to_attrs()},
+    )
 
 
 # ----------------------------------------------------------------------------- counts
@@ -117,7 +122,9 @@ def make_counts(events: Any, geom: WcsGeom, energy_axis: EnergyAxis) -> xr.DataA
 # ----------------------------------------------------------------------------- exposure
 
 
-def _exposure_values(aeff: Any, offset: np.ndarray, energy_true: np.ndarray, livetime: float) -> np.ndarray:
+def _exposure_values(
+    aeff: Any, offset: np.ndarray, energy_true: np.ndarray, livetime: float
+) -> np.ndarray:
     """Effective area (m2) at (energy_true, offset) times livetime, shape (n_e,) + offset.shape."""
     if isinstance(aeff, EffectiveArea2D):
         return eval_aeff(aeff, energy_true, offset) * livetime
@@ -125,8 +132,9 @@ def _exposure_values(aeff: Any, offset: np.ndarray, energy_true: np.ndarray, liv
     return aeff.evaluate(e, offset[np.newaxis]) * livetime
 
 
-def make_exposure(aeff: Any, pointing: Any, livetime: float, geom: WcsGeom,
-                  energy_axis_true: EnergyAxis) -> xr.DataArray:
+def make_exposure(
+    aeff: Any, pointing: Any, livetime: float, geom: WcsGeom, energy_axis_true: EnergyAxis
+) -> xr.DataArray:
     """Exposure cube ``(energy_true, lat, lon)`` in m2 s.
 
     The effective area is evaluated at the true-energy bin centres and at each
@@ -155,7 +163,9 @@ def _fill_missing_energy(bkg: Any) -> Any:
     n = work.shape[0]
     idx = np.arange(n).reshape((-1,) + (1,) * (work.ndim - 1))
     prev = np.maximum.accumulate(np.where(~missing, idx, -1), axis=0)
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(~missing, idx, n), axis=0), axis=0), axis=0)
+    nxt = np.flip(
+        np.minimum.accumulate(np.flip(np.where(~missing, idx, n), axis=0), axis=0), axis=0
+    )
     fill = missing & (prev >= 0) & (nxt < n)
     if not fill.any():
         return bkg
@@ -253,7 +263,9 @@ def make_background(
             rate = np.trapezoid(per_time, dt, axis=1) / (dt[-1] - dt[0])
         else:
             lon, lat = fov_radec(geom, radec, reverse_lon=align == "REVERSE_LON_RADEC")
-            rate = integrate_bins(bilinear_background_evaluator(bkg), edges, (lon, lat), oversampling)
+            rate = integrate_bins(
+                bilinear_background_evaluator(bkg), edges, (lon, lat), oversampling
+            )
     data = rate * geom.solid_angle() * float(ontime)
     return _cube(data, geom, energy_axis, "background", "")
 
@@ -331,11 +343,16 @@ def make_edisp_kernel_map(
     e_true = energy_axis_true.to_unit("TeV").center
     e_reco = energy_axis.to_unit("TeV").edges
     if isinstance(edisp, EnergyDispersion2D):
-        pdf = np.moveaxis(eval_edisp_pdf(edisp, e_true, off), 1, -1)  # (energy_true, lat, lon, migra)
-        probs = reco_bin_probabilities(pdf, edisp.edges("migra"), e_true[:, None, None], e_reco,
-                                       threshold=threshold)
+        pdf = np.moveaxis(
+            eval_edisp_pdf(edisp, e_true, off), 1, -1
+        )  # (energy_true, lat, lon, migra)
+        probs = reco_bin_probabilities(
+            pdf, edisp.edges("migra"), e_true[:, None, None], e_reco, threshold=threshold
+        )
     else:
-        probs = edisp.reco_probabilities(e_true[:, None, None], off[None], e_reco, threshold=threshold)
+        probs = edisp.reco_probabilities(
+            e_true[:, None, None], off[None], e_reco, threshold=threshold
+        )
     data = np.moveaxis(probs, -1, 1)
     ex = _exposure_cm2(exposure)
     m = EDispKernelMap(data, BandAxis(energy_axis_true), BandAxis(energy_axis), geom_irf, ex)
@@ -412,7 +429,9 @@ def make_map_dataset(
     if unknown:
         raise ValueError(f"unknown selection {sorted(unknown)}; choose from {SELECTION_ALL}")
     info = ObservationInfo.from_observation(observation)
-    energy_axis_true = energy_axis_true or EnergyAxis(energy_axis.edges, name="energy_true", unit=energy_axis.unit)
+    energy_axis_true = energy_axis_true or EnergyAxis(
+        energy_axis.edges, name="energy_true", unit=energy_axis.unit
+    )
     geom_irf = irf_geom(geom, binsz_irf)
     if cutout_width is not None:
         parent = geom
@@ -428,37 +447,68 @@ def make_map_dataset(
     if "counts" in selection:
         data_vars["counts"] = make_counts(observation.events, geom, energy_axis)
     else:
-        data_vars["counts"] = _cube(np.zeros((energy_axis.nbin,) + geom.shape), geom, energy_axis, "counts", "")
+        data_vars["counts"] = _cube(
+            np.zeros((energy_axis.nbin,) + geom.shape), geom, energy_axis, "counts", ""
+        )
     if "exposure" in selection:
-        data_vars["exposure"] = make_exposure(irfs["aeff"], pnt, info.livetime, geom, energy_axis_true)
+        data_vars["exposure"] = make_exposure(
+            irfs["aeff"], pnt, info.livetime, geom, energy_axis_true
+        )
     if "background" in selection:
         data_vars["background"] = make_background(
-            irfs["bkg"], pnt, info.ontime, geom, energy_axis,
-            fov_alignment="REVERSE_LON_RADEC" if info.bkg_reverse_lon else None, time_start=info.time_start,
-            location=info.location, fov_rotation_step=fov_rotation_step, oversampling=background_oversampling)
+            irfs["bkg"],
+            pnt,
+            info.ontime,
+            geom,
+            energy_axis,
+            fov_alignment="REVERSE_LON_RADEC" if info.bkg_reverse_lon else None,
+            time_start=info.time_start,
+            location=info.location,
+            fov_rotation_step=fov_rotation_step,
+            oversampling=background_oversampling,
+        )
     exposure_irf = None
     if "psf" in selection or "edisp" in selection:
-        exposure_irf = _exposure_values(irfs["aeff"], offsets(geom_irf, pnt),
-                                        energy_axis_true.to_unit("TeV").center, info.livetime)
+        exposure_irf = _exposure_values(
+            irfs["aeff"],
+            offsets(geom_irf, pnt),
+            energy_axis_true.to_unit("TeV").center,
+            info.livetime,
+        )
     if "psf" in selection:
-        parts.append(make_psf_map(irfs["psf"], pnt, geom_irf, energy_axis_true, rad_axis, exposure_irf))
+        parts.append(
+            make_psf_map(irfs["psf"], pnt, geom_irf, energy_axis_true, rad_axis, exposure_irf)
+        )
     if "edisp" in selection:
-        parts.append(make_edisp_kernel_map(irfs["edisp"], pnt, geom_irf, energy_axis_true, energy_axis,
-                                           exposure_irf))
+        parts.append(
+            make_edisp_kernel_map(
+                irfs["edisp"], pnt, geom_irf, energy_axis_true, energy_axis, exposure_irf
+            )
+        )
     ds = xr.Dataset({k: v.copy(data=v.values) for k, v in data_vars.items()})
     for k, v in data_vars.items():
         ds[k].attrs = {"units": v.attrs.get("units", "")}
     for ax in (energy_axis, energy_axis_true):
         ds = ds.assign_coords(ax.to_coords()) if ax.name in ds.dims else ds
-    ds["mask_safe"] = (("energy", "lat", "lon"), np.ones((energy_axis.nbin,) + geom.shape, dtype=bool))
+    ds["mask_safe"] = (
+        ("energy", "lat", "lon"),
+        np.ones((energy_axis.nbin,) + geom.shape, dtype=bool),
+    )
     for part in parts:
         ds = _merge(ds, part)
     ds.attrs.update(geom.to_attrs())
-    ds.attrs.update({
-        "name": str(name if name is not None else info.obs_id), "obs_id": info.obs_id,
-        "ra_pnt": info.ra_pnt, "dec_pnt": info.dec_pnt, "livetime": info.livetime,
-        "ontime": info.ontime, "tstart": info.tstart, "mjdref": float(info.time_ref.mjd),
-    })
+    ds.attrs.update(
+        {
+            "name": str(name if name is not None else info.obs_id),
+            "obs_id": info.obs_id,
+            "ra_pnt": info.ra_pnt,
+            "dec_pnt": info.dec_pnt,
+            "livetime": info.livetime,
+            "ontime": info.ontime,
+            "tstart": info.tstart,
+            "mjdref": float(info.time_ref.mjd),
+        }
+    )
     if safe_mask is not None:
         from gdask.reduce.safe_mask import make_safe_mask
 

@@ -62,6 +62,7 @@ FULL_CIRCLE = 2 * np.pi
 
 # -- exclusion masks ---------------------------------------------------------------
 
+
 def make_exclusion_mask(geom: WcsGeom, regions: Any) -> xr.DataArray:
     """Exclusion mask on ``geom``: False in pixels whose centre is inside any region.
 
@@ -94,8 +95,12 @@ def read_exclusion_mask(path: str | Path, hdu: int | str = 0) -> xr.DataArray:
         data = data.reshape((-1,) + data.shape[-2:]).sum(axis=0)
     geom = WcsGeom.from_header(header)
     if geom.shape != data.shape:
-        raise FormatError(f"image shape {data.shape} does not match the WCS {geom.shape}", file=str(path))
-    return xr.DataArray(data.astype(bool), dims=SKY_DIMS, attrs=geom.to_attrs(), name="exclusion_mask")
+        raise FormatError(
+            f"image shape {data.shape} does not match the WCS {geom.shape}", file=str(path)
+        )
+    return xr.DataArray(
+        data.astype(bool), dims=SKY_DIMS, attrs=geom.to_attrs(), name="exclusion_mask"
+    )
 
 
 def exclusion_mask_geom(mask: xr.DataArray) -> WcsGeom:
@@ -130,6 +135,7 @@ def _excluded_pixels(ref: WcsGeom, exclusion_mask: xr.DataArray | None) -> PixCo
 
 
 # -- finders --------------------------------------------------------------------------
+
 
 def _angle(value: Any) -> float:
     """An angle in rad from a float (rad), a string or a Quantity."""
@@ -194,7 +200,9 @@ class ReflectedRegionsFinder:
             The reference projection; OFF-region containment is decided in it.
         """
         if isinstance(region, PointSkyRegion):
-            raise TypeError("ReflectedRegionsFinder needs a region with an area; use WobbleRegionsFinder")
+            raise TypeError(
+                "ReflectedRegionsFinder needs a region with an area; use WobbleRegionsFinder"
+            )
         ref = reference_geom(region, center, self.binsz)
         center_pix = PixCoord.from_sky(center, ref.wcs)
         region_pix = region.to_pixel(ref.wcs)
@@ -306,7 +314,9 @@ def off_region_centers(regions: list[SkyRegion]) -> SkyCoord:
 
 def regions_radii(regions: list[SkyRegion]) -> NDArray[np.float64]:
     """Radii (deg) of circle regions (NaN for other shapes)."""
-    return np.array([r.radius.to_value(u.deg) if isinstance(r, CircleSkyRegion) else np.nan for r in regions])
+    return np.array(
+        [r.radius.to_value(u.deg) if isinstance(r, CircleSkyRegion) else np.nan for r in regions]
+    )
 
 
 def as_exclusion_mask(mask: Any) -> xr.DataArray | None:
@@ -315,5 +325,6 @@ def as_exclusion_mask(mask: Any) -> xr.DataArray | None:
         return mask
     if isinstance(mask, str | Path):
         return read_exclusion_mask(mask)
-    raise TypeError(f"exclusion mask must be an xarray.DataArray or a path, got {type(mask).__name__}")
-
+    raise TypeError(
+        f"exclusion mask must be an xarray.DataArray or a path, got {type(mask).__name__}"
+    )

@@ -48,8 +48,9 @@ def mask_offset_max(geom: WcsGeom, pointing: Any, offset_max: float) -> np.ndarr
     return offsets(geom, as_radec(pointing)) < float(offset_max)
 
 
-def energy_range_mask(edges: np.ndarray, energy_min: float | None = None,
-                      energy_max: float | None = None) -> np.ndarray:
+def energy_range_mask(
+    edges: np.ndarray, energy_min: float | None = None, energy_max: float | None = None
+) -> np.ndarray:
     """Bins fully inside ``[energy_min, energy_max]`` (None: no limit)."""
     edges = np.asarray(edges, dtype=float)
     lo = edges[0] if energy_min is None else energy_min
@@ -67,9 +68,12 @@ def _loglog(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return np.where(np.abs(out) - np.finfo(float).tiny <= np.finfo(float).tiny, 0.0, out)
 
 
-def _first_root(energy: np.ndarray, values: np.ndarray, target: float, emin: float, emax: float) -> float:
+def _first_root(
+    energy: np.ndarray, values: np.ndarray, target: float, emin: float, emax: float
+) -> float:
     """First root of template(E) = target on [emin, emax] (Gammapy's ``inverse``: 100 log steps,
     then Brent's method); NaN if there is none."""
+
     def f(x: float) -> float:
         return 1e12 * (float(_loglog(np.array([x]), energy, values)[0]) - target)
 
@@ -85,7 +89,9 @@ def _first_root(energy: np.ndarray, values: np.ndarray, target: float, emin: flo
         return float("nan")
 
 
-def threshold_aeff_max(aeff: np.ndarray, energy_true: np.ndarray, percent: float = 10.0) -> float | None:
+def threshold_aeff_max(
+    aeff: np.ndarray, energy_true: np.ndarray, percent: float = 10.0
+) -> float | None:
     """Lower energy threshold (TeV) where ``aeff`` (at the true-energy centres) reaches
     ``percent`` % of its maximum; None if the effective area is zero everywhere."""
     aeff = np.asarray(aeff, dtype=float)
@@ -96,8 +102,12 @@ def threshold_aeff_max(aeff: np.ndarray, energy_true: np.ndarray, percent: float
     return float(emin) if np.isnan(root) else root
 
 
-def threshold_edisp_bias(kernel: np.ndarray, energy_true: np.ndarray, energy_reco_centre: np.ndarray,
-                         percent: float = 10.0) -> float:
+def threshold_edisp_bias(
+    kernel: np.ndarray,
+    energy_true: np.ndarray,
+    energy_reco_centre: np.ndarray,
+    percent: float = 10.0,
+) -> float:
     """Reconstructed energy (TeV) where the bias of an ``(energy_true, energy)`` kernel falls to
     ``percent`` % (searched above the energy of the peak bias; Gammapy's ``get_bias_energy``)."""
     kernel = np.asarray(kernel, dtype=float)
@@ -113,7 +123,9 @@ def threshold_edisp_bias(kernel: np.ndarray, energy_true: np.ndarray, energy_rec
 
 def threshold_bkg_peak(background: np.ndarray, energy_edges: np.ndarray) -> float:
     """Lower edge (TeV) of the energy bin where the summed background ``(energy, ...)`` peaks."""
-    spectrum = np.nansum(np.asarray(background, dtype=float).reshape(len(energy_edges) - 1, -1), axis=1)
+    spectrum = np.nansum(
+        np.asarray(background, dtype=float).reshape(len(energy_edges) - 1, -1), axis=1
+    )
     return float(energy_edges[int(np.argmax(spectrum))])
 
 
@@ -128,8 +140,9 @@ def _nearest_pixel(geom: WcsGeom, position: Any | None) -> tuple[int, int]:
     return int(np.ravel(iy)[0]), int(np.ravel(ix)[0])
 
 
-def _position(info: ObservationInfo | None, geom: WcsGeom, position: Any | None,
-              fixed_offset: float | None) -> Any:
+def _position(
+    info: ObservationInfo | None, geom: WcsGeom, position: Any | None, fixed_offset: float | None
+) -> Any:
     if fixed_offset is not None:
         from astropy.coordinates import SkyCoord
 
@@ -186,13 +199,19 @@ def make_safe_mask(
     shape = (edges.size - 1,) + geom.shape
     mask = np.ones(shape, dtype=bool)
     if "mask_safe" in dataset:
-        mask &= np.asarray(dataset["mask_safe"].transpose("energy", "lat", "lon").values, dtype=bool)
+        mask &= np.asarray(
+            dataset["mask_safe"].transpose("energy", "lat", "lon").values, dtype=bool
+        )
     if "background" in dataset:
         bkg = np.asarray(dataset["background"].transpose("energy", "lat", "lon").values)
         mask &= np.isfinite(bkg) & (bkg > 0)
     energy_min: list[float] = []
     if "offset-max" in methods:
-        pnt = info.pointing if info is not None else (dataset.attrs["ra_pnt"], dataset.attrs["dec_pnt"])
+        pnt = (
+            info.pointing
+            if info is not None
+            else (dataset.attrs["ra_pnt"], dataset.attrs["dec_pnt"])
+        )
         mask &= mask_offset_max(geom, pnt, offset_max)[None]
     if "aeff-default" in methods:
         if info is None:
@@ -202,7 +221,10 @@ def make_safe_mask(
     if "aeff-max" in methods:
         iy, ix = _nearest_pixel(geom, _position(info, geom, position, fixed_offset))
         et = np.asarray(dataset["energy_true"].values, dtype=float)
-        aeff = dataset["exposure"].transpose("energy_true", "lat", "lon").values[:, iy, ix] / dataset.attrs["livetime"]
+        aeff = (
+            dataset["exposure"].transpose("energy_true", "lat", "lon").values[:, iy, ix]
+            / dataset.attrs["livetime"]
+        )
         e = threshold_aeff_max(aeff, et, aeff_percent)
         if e is None:
             mask[...] = False
@@ -211,12 +233,18 @@ def make_safe_mask(
     if "edisp-bias" in methods:
         igeom = WcsGeom.from_header(dataset.attrs["edisp_wcs_header"])
         iy, ix = _nearest_pixel(igeom, _position(info, geom, position, fixed_offset))
-        kernel = dataset["edisp"].transpose("edisp_energy_true", "edisp_energy", ...).values[:, :, iy, ix]
+        kernel = (
+            dataset["edisp"]
+            .transpose("edisp_energy_true", "edisp_energy", ...)
+            .values[:, :, iy, ix]
+        )
         et = np.asarray(dataset["edisp_energy_true"].values, dtype=float)
         er = np.asarray(dataset["edisp_energy"].values, dtype=float)
         energy_min.append(threshold_edisp_bias(kernel, et, er, bias_percent))
     if "bkg-peak" in methods:
-        energy_min.append(threshold_bkg_peak(dataset["background"].transpose("energy", ...).values, edges))
+        energy_min.append(
+            threshold_bkg_peak(dataset["background"].transpose("energy", ...).values, edges)
+        )
     for e in energy_min:
         mask &= energy_range_mask(edges, e)[:, None, None]
     return xr.DataArray(mask, dims=("energy", "lat", "lon"), name="mask_safe")

@@ -59,6 +59,7 @@ __all__ = [
 
 # -- observation helpers -----------------------------------------------------------
 
+
 def observation_pointing(observation: Observation) -> SkyCoord:
     """The ICRS pointing (RA_PNT, DEC_PNT of the events header)."""
     ra, dec = observation.events.pointing
@@ -86,12 +87,16 @@ def _rad_max_region(rad_max: RadMax2D, center: SkyCoord, offset: float) -> RadMa
     if rad_max.is_fixed:
         return RadMaxRegion.fixed(center, float(rad_max.ds["rad_max"].values.ravel()[0]))
     return RadMaxRegion.from_table(
-        center, rad_max.edges("energy"), rad_max.edges("offset"),
-        rad_max.ds["rad_max"].transpose("energy", "offset").values, offset,
+        center,
+        rad_max.edges("energy"),
+        rad_max.edges("offset"),
+        rad_max.ds["rad_max"].transpose("energy", "offset").values,
+        offset,
     )
 
 
 # -- counts -----------------------------------------------------------------------------
+
 
 def _histogram(energy: NDArray, energy_axis: EnergyAxis) -> NDArray[np.int64]:
     idx = energy_axis.coord_to_idx(energy)
@@ -115,7 +120,9 @@ def make_counts_on(
     if isinstance(on_region, SkyCoord | PointSkyRegion):
         center = on_region if isinstance(on_region, SkyCoord) else on_region.center
         if rad_max is None:
-            raise GdaskError("a point ON region needs a RAD_MAX cut", obs_id=observation.obs_id, field="RAD_MAX")
+            raise GdaskError(
+                "a point ON region needs a RAD_MAX cut", obs_id=observation.obs_id, field="RAD_MAX"
+            )
         offset = center.separation(observation_pointing(observation)).deg
         mask = _rad_max_region(rad_max, center.icrs, offset).contains(ra, dec, energy)
     else:
@@ -143,7 +150,9 @@ def make_counts_off(
     energy = events.energy.to_value(u.TeV)
     if all(isinstance(r, PointSkyRegion) for r in off_regions):
         if rad_max is None:
-            raise GdaskError("point OFF regions need a RAD_MAX cut", obs_id=observation.obs_id, field="RAD_MAX")
+            raise GdaskError(
+                "point OFF regions need a RAD_MAX cut", obs_id=observation.obs_id, field="RAD_MAX"
+            )
         pointing = observation_pointing(observation)
         for reg in off_regions:
             offset = reg.center.separation(pointing).deg
@@ -176,6 +185,7 @@ def regions_overlap_rad_max(
 
 # -- IRFs at the ON position -------------------------------------------------------------
 
+
 def make_exposure_1d(
     observation: Observation,
     offset: float,
@@ -193,7 +203,9 @@ def make_exposure_1d(
     if containment_radius is not None:
         psf = observation.irfs.get("psf")
         if psf is None:
-            raise GdaskError("containment correction needs a PSF", obs_id=observation.obs_id, field="psf")
+            raise GdaskError(
+                "containment correction needs a PSF", obs_id=observation.obs_id, field="psf"
+            )
         exposure = exposure * psf.containment(energy, offset, containment_radius)
     return np.asarray(exposure, dtype=float)
 
@@ -207,6 +219,7 @@ def make_edisp_kernel_1d(
 
 
 # -- safe mask -------------------------------------------------------------------------------
+
 
 def make_mask_safe_aeff_max_1d(
     exposure: NDArray,
@@ -234,6 +247,7 @@ def _mask_offset_max(offset: float, offset_max: float, nbin: int) -> NDArray[np.
 
 
 # -- the maker ---------------------------------------------------------------------------------
+
 
 def _regions_to_string(regions: Sequence[SkyRegion]) -> str:
     return Regions(list(regions)).serialize(format="ds9") if regions else ""
@@ -308,10 +322,13 @@ def make_spectrum_onoff(
         if not fixed or not np.isclose(on_region.radius.deg, radius, rtol=1e-3, atol=1e-8):
             raise GdaskError(
                 f"point-like IRFs: the ON region must be a point or a circle of radius RAD_MAX ({radius} deg)",
-                obs_id=obs_id, field="RAD_MAX",
+                obs_id=obs_id,
+                field="RAD_MAX",
             )
     if is_point and rad_max is None:
-        raise GdaskError("a point ON region needs point-like IRFs with RAD_MAX", obs_id=obs_id, field="RAD_MAX")
+        raise GdaskError(
+            "a point ON region needs point-like IRFs with RAD_MAX", obs_id=obs_id, field="RAD_MAX"
+        )
 
     counts = make_counts_on(observation, on_region, energy_axis, rad_max)
 
@@ -333,14 +350,19 @@ def make_spectrum_onoff(
             raise TypeError("Containment correction only supported for circular regions.")
         radius = float(on_region.radius.deg)
     edisp_exposure = make_exposure_1d(observation, offset, energy_axis_true, livetime)
-    exposure = (make_exposure_1d(observation, offset, energy_axis_true, livetime, radius)
-                if radius is not None else edisp_exposure)
+    exposure = (
+        make_exposure_1d(observation, offset, energy_axis_true, livetime, radius)
+        if radius is not None
+        else edisp_exposure
+    )
     edisp = make_edisp_kernel_1d(observation, offset, energy_axis_true, energy_axis)
 
     mask_safe = np.ones(energy_axis.nbin, dtype=bool)
     for method in safe_mask_methods:
         if method == "aeff-max":
-            mask_safe &= make_mask_safe_aeff_max_1d(exposure, livetime, energy_axis_true, energy_axis, aeff_percent)
+            mask_safe &= make_mask_safe_aeff_max_1d(
+                exposure, livetime, energy_axis_true, energy_axis, aeff_percent
+            )
         elif method == "offset-max":
             mask_safe &= _mask_offset_max(offset, offset_max, energy_axis.nbin)
         else:

@@ -28,8 +28,14 @@ from gdask.dl3.irf.psf import table_cumulative
 from gdask.dl3.irf.psf_analytic import multi_gauss_norms
 from gdask.models import PointSpatialModel, SkyModel
 
-__all__ = ["Run", "offset_by", "separation", "sample_source_events", "sample_background_events",
-           "expected_counts"]
+__all__ = [
+    "Run",
+    "offset_by",
+    "separation",
+    "sample_source_events",
+    "sample_background_events",
+    "expected_counts",
+]
 
 _DEG = np.pi / 180.0
 _M2_TO_CM2 = 1e4
@@ -92,7 +98,9 @@ def separation(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> np.ndarray:
     """Angular separation (deg), Vincenty's formula."""
     l1, b1, l2, b2 = (np.asarray(x, float) * _DEG for x in (lon1, lat1, lon2, lat2))
     dl = l2 - l1
-    num = np.hypot(np.cos(b2) * np.sin(dl), np.cos(b1) * np.sin(b2) - np.sin(b1) * np.cos(b2) * np.cos(dl))
+    num = np.hypot(
+        np.cos(b2) * np.sin(dl), np.cos(b1) * np.sin(b2) - np.sin(b1) * np.cos(b2) * np.cos(dl)
+    )
     return np.arctan2(num, np.sin(b1) * np.sin(b2) + np.cos(b1) * np.cos(b2) * np.cos(dl)) / _DEG
 
 
@@ -148,7 +156,9 @@ def _pick_node(rng: np.random.Generator, nodes: np.ndarray, x: np.ndarray, log: 
     return i + (rng.random(np.shape(x)) < t)
 
 
-def _flat_cdf_draw(rng: np.random.Generator, cdf: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _flat_cdf_draw(
+    rng: np.random.Generator, cdf: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw a bin per row of a table of CDFs ``cdf (n_rows, n_bins + 1)`` (0 to 1).
 
     Returns the bin index and the position inside it (0 to 1, uniform).
@@ -178,9 +188,13 @@ def _normalised_cdf(weights: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------- IRF application
 
 
-def apply_edisp(rng: np.random.Generator, edisp: Any, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def apply_edisp(
+    rng: np.random.Generator, edisp: Any, energy: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
     """Reconstructed energies (TeV; NaN where the migration pdf is zero)."""
-    pdf = np.asarray(edisp.ds["migration_pdf"].transpose("energy_true", "offset", "migra").values, float)
+    pdf = np.asarray(
+        edisp.ds["migration_pdf"].transpose("energy_true", "offset", "migra").values, float
+    )
     m_edges = edisp.edges("migra")
     cdf = _normalised_cdf(pdf * np.diff(m_edges))
     n_e, n_o = cdf.shape[:2]
@@ -191,7 +205,9 @@ def apply_edisp(rng: np.random.Generator, edisp: Any, energy: np.ndarray, offset
     return np.where(b >= 0, migra * energy, np.nan)
 
 
-def apply_psf(rng: np.random.Generator, psf: Any, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def apply_psf(
+    rng: np.random.Generator, psf: Any, energy: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
     """Angular distances (deg) between true and reconstructed directions."""
     u = 1.0 - rng.random(energy.size)  # in (0, 1]
     if isinstance(psf, PSF3Gauss):
@@ -233,7 +249,11 @@ def _spatial_cells(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]
     pc = 0.5 * (p_edges[1:] + p_edges[:-1])
     lon, lat = offset_by(lon0, lat0, rc[:, None], pc[None, :])
     value = model.evaluate(lon, lat, **model.canonical_pars())
-    d_omega = (np.cos(r_edges[:-1] * _DEG) - np.cos(r_edges[1:] * _DEG))[:, None] * (360.0 / _N_SECTOR) * _DEG
+    d_omega = (
+        (np.cos(r_edges[:-1] * _DEG) - np.cos(r_edges[1:] * _DEG))[:, None]
+        * (360.0 / _N_SECTOR)
+        * _DEG
+    )
     weights = np.clip(value, 0, None) * d_omega
     ra, dec = _to_icrs(lon, lat, model.frame)
 
@@ -261,7 +281,9 @@ def _draw_times(rng: np.random.Generator, model: SkyModel | None, run: Run, n: i
     if model is None or model.temporal_model is None:
         return run.tstart + rng.random(n) * run.ontime
     edges = np.linspace(run.tstart, run.tstop, 2001)
-    w = np.clip(model.temporal_model(run.mjdref + 0.5 * (edges[1:] + edges[:-1]) / 86400.0), 0, None)
+    w = np.clip(
+        model.temporal_model(run.mjdref + 0.5 * (edges[1:] + edges[:-1]) / 86400.0), 0, None
+    )
     k = _choose(rng, w, n)
     return edges[k] + rng.random(n) * np.diff(edges)[k]
 
@@ -286,7 +308,9 @@ class _SourcePlan:
         spatial = model.spatial_model
         if spatial is None or isinstance(spatial, PointSpatialModel):
             lon, lat = (0.0, 0.0) if spatial is None else spatial.position
-            ra, dec = _to_icrs(np.atleast_1d(lon), np.atleast_1d(lat), "icrs" if spatial is None else spatial.frame)
+            ra, dec = _to_icrs(
+                np.atleast_1d(lon), np.atleast_1d(lat), "icrs" if spatial is None else spatial.frame
+            )
             self.ra, self.dec = float(ra[0]), float(dec[0])
             off = float(separation(run.ra_pnt, run.dec_pnt, self.ra, self.dec))
             self.env = aeff.evaluate(self.e, off)
@@ -295,7 +319,9 @@ class _SourcePlan:
             weights, ra, dec, self.draw = _spatial_cells(spatial)
             off = separation(run.ra_pnt, run.dec_pnt, ra, dec)
             nodes = aeff.nodes("offset")
-            probe = np.concatenate([nodes[(nodes > off.min()) & (nodes < off.max())], [off.min(), off.max()]])
+            probe = np.concatenate(
+                [nodes[(nodes > off.min()) & (nodes < off.max())], [off.min(), off.max()]]
+            )
             self.env = np.max(aeff.evaluate(self.e[:, None], probe[None]), axis=1)
             hist_edges = np.arange(0.0, off.max() + 0.02, 0.01)
             hw, _ = np.histogram(off, hist_edges, weights=weights)
@@ -328,8 +354,13 @@ class _SourcePlan:
         return e[keep], ra[keep], dec[keep]
 
 
-def sample_source_events(rng: np.random.Generator, model: SkyModel, response: Any, run: Run,
-                         energy_range: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+def sample_source_events(
+    rng: np.random.Generator,
+    model: SkyModel,
+    response: Any,
+    run: Run,
+    energy_range: tuple[float, float] | None = None,
+) -> dict[str, np.ndarray]:
     """Sample the events of one SkyModel in one run.
 
     Returns a dict of arrays ``ENERGY`` (reco, TeV), ``RA``, ``DEC`` (deg),
@@ -343,12 +374,21 @@ def sample_source_events(rng: np.random.Generator, model: SkyModel, response: An
     if response.psf is not None:
         rad = apply_psf(rng, response.psf, e_true, off)
     elif response.rad_max is not None:  # point-like without PSF: uniform inside the cut
-        rad = response.rad_max.evaluate(np.nan_to_num(e_reco, nan=1.0), off) * np.sqrt(rng.random(e_true.size))
+        rad = response.rad_max.evaluate(np.nan_to_num(e_reco, nan=1.0), off) * np.sqrt(
+            rng.random(e_true.size)
+        )
     else:
         rad = np.zeros(e_true.size)
     ra, dec = offset_by(ra_t, dec_t, rad, pa)
     keep = np.isfinite(e_reco)
-    out = {"ENERGY": e_reco, "RA": ra, "DEC": dec, "ENERGY_TRUE": e_true, "RA_TRUE": ra_t, "DEC_TRUE": dec_t}
+    out = {
+        "ENERGY": e_reco,
+        "RA": ra,
+        "DEC": dec,
+        "ENERGY_TRUE": e_true,
+        "RA_TRUE": ra_t,
+        "DEC_TRUE": dec_t,
+    }
     out = {k: v[keep] for k, v in out.items()}
     out["TIME"] = _draw_times(rng, model, run, int(np.sum(keep)))
     return out
@@ -360,12 +400,19 @@ def sample_source_events(rng: np.random.Generator, model: SkyModel, response: An
 class _BackgroundPlan:
     """Background counts on (fine energy bin, polar FoV cell) cells."""
 
-    def __init__(self, response: Any, run: Run, energy_edges: np.ndarray | None = None,
-                 energy_range: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        response: Any,
+        run: Run,
+        energy_edges: np.ndarray | None = None,
+        energy_range: tuple[float, float] | None = None,
+    ) -> None:
         bkg = response.bkg
         is_3d = isinstance(bkg, Background3D)
         if is_3d and bkg.fov_alignment != "RADEC":
-            raise NotImplementedError(f"sampling a {bkg.fov_alignment}-aligned background is not supported")
+            raise NotImplementedError(
+                f"sampling a {bkg.fov_alignment}-aligned background is not supported"
+            )
         omax = float(response.offset_max)
         if not is_3d:
             omax = min(omax, float(bkg.fill_edges("offset")[-1]))
@@ -389,16 +436,24 @@ class _BackgroundPlan:
         else:
             rate = bkg.evaluate(e, sep[None])
         self.rate = rate.reshape(self.e.size, -1)
-        d_omega = (np.cos(self.r_edges[:-1] * _DEG) - np.cos(self.r_edges[1:] * _DEG)) * (360.0 / self.n_sec) * _DEG
+        d_omega = (
+            (np.cos(self.r_edges[:-1] * _DEG) - np.cos(self.r_edges[1:] * _DEG))
+            * (360.0 / self.n_sec)
+            * _DEG
+        )
         omega = np.repeat(d_omega, self.n_sec)
-        self.counts = trapz_loglog(self.rate, self.e, axis=0) * _MEV_PER_TEV * omega[None] * run.ontime
+        self.counts = (
+            trapz_loglog(self.rate, self.e, axis=0) * _MEV_PER_TEV * omega[None] * run.ontime
+        )
         self.run = run
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         n = rng.poisson(float(np.sum(self.counts)))
         k = _choose(rng, self.counts, n)
         ie, cell = np.divmod(k, self.counts.shape[1])
-        e = _powerlaw_draw(rng, self.e[ie], self.e[ie + 1], self.rate[ie, cell], self.rate[ie + 1, cell])
+        e = _powerlaw_draw(
+            rng, self.e[ie], self.e[ie + 1], self.rate[ie, cell], self.rate[ie + 1, cell]
+        )
         i, j = np.divmod(cell, self.n_sec)
         c0, c1 = np.cos(self.r_edges[i] * _DEG), np.cos(self.r_edges[i + 1] * _DEG)
         sep = np.arccos(c0 + rng.random(n) * (c1 - c0)) / _DEG
@@ -407,8 +462,12 @@ class _BackgroundPlan:
         return {"ENERGY": e, "RA": ra, "DEC": dec, "TIME": _draw_times(rng, None, self.run, n)}
 
 
-def sample_background_events(rng: np.random.Generator, response: Any, run: Run,
-                             energy_range: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+def sample_background_events(
+    rng: np.random.Generator,
+    response: Any,
+    run: Run,
+    energy_range: tuple[float, float] | None = None,
+) -> dict[str, np.ndarray]:
     """Sample background events (``ENERGY``, ``RA``, ``DEC``, ``TIME``) within ``response.offset_max``."""
     return _BackgroundPlan(response, run, energy_range=energy_range).sample(rng)
 
@@ -416,8 +475,9 @@ def sample_background_events(rng: np.random.Generator, response: Any, run: Run,
 # ------------------------------------------------------------------------- expectations
 
 
-def expected_counts(response: Any, models: list[SkyModel], run: Run,
-                    energy_edges: np.ndarray | None = None) -> dict[str, Any]:
+def expected_counts(
+    response: Any, models: list[SkyModel], run: Run, energy_edges: np.ndarray | None = None
+) -> dict[str, Any]:
     """Expected numbers of events, by the integrals the sampler draws from.
 
     Parameters
@@ -450,8 +510,9 @@ def expected_counts(response: Any, models: list[SkyModel], run: Run,
                 sel = groups == g
                 w = grouped[sel].sum(axis=0)
                 off = np.average(plan.offsets[sel], weights=grouped[sel].sum(axis=1) + 1e-300)
-                probs = response.edisp.reco_probabilities(np.sqrt(e4[1:] * e4[:-1]), off,
-                                                          np.asarray(energy_edges, float), threshold=0.0)
+                probs = response.edisp.reco_probabilities(
+                    np.sqrt(e4[1:] * e4[:-1]), off, np.asarray(energy_edges, float), threshold=0.0
+                )
                 reco = reco + w @ probs
             out["source_reco"].append(np.asarray(reco))
     if response.bkg is not None:

@@ -38,8 +38,14 @@ from gdask.dl3.irf import (
 from gdask.dl3.irf.psf_analytic import king_density
 from gdask.errors import GdaskError
 
-__all__ = ["InstrumentPreset", "Response", "PRESETS", "make_response", "response_from_archive",
-           "get_response"]
+__all__ = [
+    "InstrumentPreset",
+    "Response",
+    "PRESETS",
+    "make_response",
+    "response_from_archive",
+    "get_response",
+]
 
 
 @dataclass(frozen=True)
@@ -82,31 +88,97 @@ class InstrumentPreset:
     safe_range: tuple[float, float] = (0.7, 100.0)
     n_per_decade: int = 16
     n_offset: int = 10
-    location: tuple[float, float, float] = (16.5002, -23.2718, 1835.0)  # GEOLON, GEOLAT (deg), GEOALT (m)
+    location: tuple[float, float, float] = (
+        16.5002,
+        -23.2718,
+        1835.0,
+    )  # GEOLON, GEOLAT (deg), GEOALT (m)
 
 
 PRESETS: dict[str, InstrumentPreset] = {
     "hess-like": InstrumentPreset(
-        name="hess-like", telescop="HESS-SIM", point_like=False, energy_true=(0.4, 100.0),
-        energy_reco=(0.4, 100.0), offset_max=2.5, a0=3.0e5, e_th=0.7, k=3.0, off_sigma=1.5,
-        bias0=0.05, res0=0.10, res1=0.05, psf_kind="3gauss", psf_sigma0=0.05, psf_index=-0.2,
-        psf_floor=0.02, bkg_kind="3d", bkg_rate0=8.0e-4, bkg_index=2.7, bkg_e_th=0.6,
-        bkg_off_sigma=1.2, wobble=0.5, livetime=1800.0, safe_range=(0.7, 100.0),
+        name="hess-like",
+        telescop="HESS-SIM",
+        point_like=False,
+        energy_true=(0.4, 100.0),
+        energy_reco=(0.4, 100.0),
+        offset_max=2.5,
+        a0=3.0e5,
+        e_th=0.7,
+        k=3.0,
+        off_sigma=1.5,
+        bias0=0.05,
+        res0=0.10,
+        res1=0.05,
+        psf_kind="3gauss",
+        psf_sigma0=0.05,
+        psf_index=-0.2,
+        psf_floor=0.02,
+        bkg_kind="3d",
+        bkg_rate0=8.0e-4,
+        bkg_index=2.7,
+        bkg_e_th=0.6,
+        bkg_off_sigma=1.2,
+        wobble=0.5,
+        livetime=1800.0,
+        safe_range=(0.7, 100.0),
     ),
     "magic-like": InstrumentPreset(
-        name="magic-like", telescop="MAGIC-SIM", point_like=True, energy_true=(0.04, 30.0),
-        energy_reco=(0.04, 30.0), offset_max=1.5, a0=8.0e4, e_th=0.08, k=2.5, off_sigma=1.0,
-        bias0=0.08, res0=0.12, res1=0.08, psf_kind="gauss", psf_sigma0=0.05, psf_index=-0.25,
-        psf_floor=0.03, bkg_kind="2d", bkg_rate0=8.0e-5, bkg_index=2.8, bkg_e_th=0.07,
-        bkg_off_sigma=0.8, wobble=0.4, livetime=1200.0, n_offset=6, safe_range=(0.08, 30.0),
+        name="magic-like",
+        telescop="MAGIC-SIM",
+        point_like=True,
+        energy_true=(0.04, 30.0),
+        energy_reco=(0.04, 30.0),
+        offset_max=1.5,
+        a0=8.0e4,
+        e_th=0.08,
+        k=2.5,
+        off_sigma=1.0,
+        bias0=0.08,
+        res0=0.12,
+        res1=0.08,
+        psf_kind="gauss",
+        psf_sigma0=0.05,
+        psf_index=-0.25,
+        psf_floor=0.03,
+        bkg_kind="2d",
+        bkg_rate0=8.0e-5,
+        bkg_index=2.8,
+        bkg_e_th=0.07,
+        bkg_off_sigma=0.8,
+        wobble=0.4,
+        livetime=1200.0,
+        n_offset=6,
+        safe_range=(0.08, 30.0),
         location=(-17.8906, 28.7619, 2200.0),
     ),
     "cta-like": InstrumentPreset(
-        name="cta-like", telescop="CTA-SIM", point_like=False, energy_true=(0.02, 150.0),
-        energy_reco=(0.02, 150.0), offset_max=3.5, a0=2.0e5, e_th=0.05, k=2.0, off_sigma=2.0,
-        bias0=0.05, res0=0.07, res1=0.08, psf_kind="king-table", psf_sigma0=0.03, psf_index=-0.3,
-        psf_floor=0.015, bkg_kind="2d", bkg_rate0=2.0e-5, bkg_index=2.6, bkg_e_th=0.05,
-        bkg_off_sigma=1.8, wobble=0.7, livetime=1800.0, n_offset=7, safe_range=(0.05, 150.0),
+        name="cta-like",
+        telescop="CTA-SIM",
+        point_like=False,
+        energy_true=(0.02, 150.0),
+        energy_reco=(0.02, 150.0),
+        offset_max=3.5,
+        a0=2.0e5,
+        e_th=0.05,
+        k=2.0,
+        off_sigma=2.0,
+        bias0=0.05,
+        res0=0.07,
+        res1=0.08,
+        psf_kind="king-table",
+        psf_sigma0=0.03,
+        psf_index=-0.3,
+        psf_floor=0.015,
+        bkg_kind="2d",
+        bkg_rate0=2.0e-5,
+        bkg_index=2.6,
+        bkg_e_th=0.05,
+        bkg_off_sigma=1.8,
+        wobble=0.7,
+        livetime=1800.0,
+        n_offset=7,
+        safe_range=(0.05, 150.0),
         location=(-17.8920, 28.7615, 2147.0),
     ),
 }
@@ -168,7 +240,11 @@ def _centres(edges: np.ndarray, log: bool) -> np.ndarray:
 def aeff_values(p: InstrumentPreset, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Full-enclosure effective area (m2) at true energies (TeV) and offsets (deg), broadcast."""
     energy = np.asarray(energy, float)
-    return p.a0 / (1.0 + (p.e_th / energy) ** p.k) * np.exp(-0.5 * (np.asarray(offset) / p.off_sigma) ** 2)
+    return (
+        p.a0
+        / (1.0 + (p.e_th / energy) ** p.k)
+        * np.exp(-0.5 * (np.asarray(offset) / p.off_sigma) ** 2)
+    )
 
 
 def migration_pdf(p: InstrumentPreset, energy: np.ndarray, migra: np.ndarray) -> np.ndarray:
@@ -183,14 +259,20 @@ def migration_pdf(p: InstrumentPreset, energy: np.ndarray, migra: np.ndarray) ->
 def psf_sigma(p: InstrumentPreset, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Core PSF width (deg) at true energies (TeV) and offsets (deg), broadcast."""
     e = np.asarray(energy, float)
-    return (p.psf_sigma0 * e**p.psf_index + p.psf_floor) * (1.0 + 0.1 * np.asarray(offset, float) ** 2)
+    return (p.psf_sigma0 * e**p.psf_index + p.psf_floor) * (
+        1.0 + 0.1 * np.asarray(offset, float) ** 2
+    )
 
 
 def bkg_values(p: InstrumentPreset, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Background rate (s-1 MeV-1 sr-1) at reconstructed energies (TeV) and offsets (deg)."""
     e = np.asarray(energy, float)
-    return (p.bkg_rate0 * e ** (-p.bkg_index) / (1.0 + (p.bkg_e_th / e) ** 3)
-            * np.exp(-0.5 * (np.asarray(offset, float) / p.bkg_off_sigma) ** 2))
+    return (
+        p.bkg_rate0
+        * e ** (-p.bkg_index)
+        / (1.0 + (p.bkg_e_th / e) ** 3)
+        * np.exp(-0.5 * (np.asarray(offset, float) / p.bkg_off_sigma) ** 2)
+    )
 
 
 # ---------------------------------------------------------------------------- table IRFs
@@ -206,8 +288,13 @@ def _make_psf(p: InstrumentPreset, e_edges: np.ndarray, o_edges: np.ndarray) -> 
     if p.psf_kind in ("3gauss", "gauss"):
         tail = p.psf_kind == "3gauss"
         return PSF3Gauss.create(
-            e_edges, o_edges, scale=np.ones_like(sigma), sigma_1=sigma, sigma_2=2.5 * sigma,
-            sigma_3=5.0 * sigma, ampl_2=np.full_like(sigma, 0.04 if tail else 0.0),
+            e_edges,
+            o_edges,
+            scale=np.ones_like(sigma),
+            sigma_1=sigma,
+            sigma_2=2.5 * sigma,
+            sigma_3=5.0 * sigma,
+            ampl_2=np.full_like(sigma, 0.04 if tail else 0.0),
             ampl_3=np.zeros_like(sigma),
         )
     if p.psf_kind == "king-table":
@@ -250,11 +337,21 @@ def make_response(preset: str | InstrumentPreset, **overrides: Any) -> Response:
     m_edges = np.linspace(0.2, 3.0, 281)
     m_c = _centres(m_edges, False)
     pdf = migration_pdf(p, e_c[:, None, None], m_c[None, :, None]) * np.ones((1, 1, o_c.size))
-    edisp = EnergyDispersion2D.create(e_edges, m_edges, o_edges, pdf.astype(np.float32), point_like=p.point_like)
+    edisp = EnergyDispersion2D.create(
+        e_edges, m_edges, o_edges, pdf.astype(np.float32), point_like=p.point_like
+    )
     psf = _make_psf(p, e_edges, o_edges)
     bkg = _make_bkg(p)
-    meta = {"TELESCOP": p.telescop, "INSTRUME": p.name, "wobble": p.wobble, "livetime": p.livetime,
-            "deadc": p.deadc, "GEOLON": p.location[0], "GEOLAT": p.location[1], "GEOALT": p.location[2]}
+    meta = {
+        "TELESCOP": p.telescop,
+        "INSTRUME": p.name,
+        "wobble": p.wobble,
+        "livetime": p.livetime,
+        "deadc": p.deadc,
+        "GEOLON": p.location[0],
+        "GEOLAT": p.location[1],
+        "GEOALT": p.location[2],
+    }
     thres = _header(LO_THRES=p.safe_range[0], HI_THRES=p.safe_range[1])
     if not p.point_like:
         aeff.ds.attrs["fits_header"] = thres
@@ -274,8 +371,9 @@ def make_response(preset: str | InstrumentPreset, **overrides: Any) -> Response:
     return Response(p.name, irfs, aeff, edisp, psf, bkg, rad_max, p.offset_max, meta)
 
 
-def response_from_archive(path: str | Path, obs_id: int, *, name: str | None = None,
-                          offset_max: float | None = None) -> Response:
+def response_from_archive(
+    path: str | Path, obs_id: int, *, name: str | None = None, offset_max: float | None = None
+) -> Response:
     """Use the real IRFs of one observation of a GADF archive as the response.
 
     Point-like IRFs come without a PSF: their source events are placed
@@ -292,7 +390,12 @@ def response_from_archive(path: str | Path, obs_id: int, *, name: str | None = N
         rad_max = RadMax2D.from_irf(aeff)
     if offset_max is None:
         offset_max = float(aeff.edges("offset")[-1])
-    meta: dict[str, Any] = {"INSTRUME": name or Path(path).name, "wobble": 0.5, "livetime": 1800.0, "deadc": 1.0}
+    meta: dict[str, Any] = {
+        "INSTRUME": name or Path(path).name,
+        "wobble": 0.5,
+        "livetime": 1800.0,
+        "deadc": 1.0,
+    }
     if obs.events is not None:
         header = obs.events.header
         for key in ("TELESCOP", "INSTRUME", "GEOLON", "GEOLAT", "GEOALT", "ALTITUDE"):
@@ -301,8 +404,17 @@ def response_from_archive(path: str | Path, obs_id: int, *, name: str | None = N
         meta["deadc"] = float(header.get("DEADC", 1.0))
     meta["source"] = f"{Path(path)}#{int(obs_id)}"
     psf = None if aeff.point_like else irfs.get("psf")
-    return Response(name or f"{Path(path).name}-{int(obs_id)}", irfs, aeff, irfs["edisp"], psf,
-                    irfs.get("bkg"), rad_max, float(offset_max), meta)
+    return Response(
+        name or f"{Path(path).name}-{int(obs_id)}",
+        irfs,
+        aeff,
+        irfs["edisp"],
+        psf,
+        irfs.get("bkg"),
+        rad_max,
+        float(offset_max),
+        meta,
+    )
 
 
 def get_response(spec: str | Response) -> Response:
@@ -313,4 +425,3 @@ def get_response(spec: str | Response) -> Response:
         path, obs_id = spec.rsplit("#", 1)
         return response_from_archive(path, int(obs_id))
     return make_response(spec)
-

@@ -113,8 +113,12 @@ def test_ingest_through_a_given_scheduler(crab_archive: Path, tmp_path: Path, mo
     """--scheduler ADDRESS and DASK_SCHEDULER_ADDRESS reach an existing cluster unchanged."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        a = ingest(crab_archive, tmp_path / "a.zarr", scheduler=cluster.scheduler_address, progress=False)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        a = ingest(
+            crab_archive, tmp_path / "a.zarr", scheduler=cluster.scheduler_address, progress=False
+        )
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
         b = ingest(crab_archive, tmp_path / "b.zarr", progress=False)
         # the tasks ran on that cluster's workers

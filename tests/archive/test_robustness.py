@@ -76,8 +76,18 @@ def broken_archive(hess_dir: Path, tmp_path: Path) -> tuple[Path, dict[int, tupl
 def test_broken_files_are_reported_and_the_rest_ingested(broken_archive, tmp_path, capsys):
     root, broken = broken_archive
     store_path = tmp_path / "s.zarr"
-    code = main(["ingest", str(root), "--store", str(store_path), "--threads", "--workers", "2",
-                 "--no-progress"])
+    code = main(
+        [
+            "ingest",
+            str(root),
+            "--store",
+            str(store_path),
+            "--threads",
+            "--workers",
+            "2",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     store = ArchiveStore.open(store_path)
@@ -110,10 +120,22 @@ def test_killed_ingest_resumes(hess_dir, tmp_path):
     runs = list(Table.read(hess_dir / "obs-index.fits.gz")["OBS_ID"][:24])
     root = copy_archive(hess_dir, tmp_path / "dl3", runs)
     store_path = tmp_path / "s.zarr"
-    cmd = [sys.executable, "-m", "gdask.cli", "ingest", str(root), "--store", str(store_path),
-           "--threads", "--workers", "1", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "gdask.cli",
+        "ingest",
+        str(root),
+        "--store",
+        str(store_path),
+        "--threads",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     obs_dir = store_path / "obs"
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -36,30 +36,66 @@ class ProcessCluster:
         self.env["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "5s"
         if tls:
             self.env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] = "True"
-        self._start("scheduler", [
-            str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-            "--no-dashboard", "--scheduler-file", str(self.scheduler_file),
-            *(["--protocol", "tls"] if tls else []), *self._tls_args(),
-        ])
+        self._start(
+            "scheduler",
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(self.scheduler_file),
+                *(["--protocol", "tls"] if tls else []),
+                *self._tls_args(),
+            ],
+        )
         self.address = self._wait_address()
         for i in range(n_workers):
-            self._start(f"worker-{i}", [
-                str(BIN / "dask"), "worker", "--scheduler-file", str(self.scheduler_file),
-                "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                "--name", f"worker-{i}", "--memory-limit", "0", *self._tls_args(),
-            ])
+            self._start(
+                f"worker-{i}",
+                [
+                    str(BIN / "dask"),
+                    "worker",
+                    "--scheduler-file",
+                    str(self.scheduler_file),
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--name",
+                    f"worker-{i}",
+                    "--memory-limit",
+                    "0",
+                    *self._tls_args(),
+                ],
+            )
         self.wait_workers(n_workers)
 
     def _tls_args(self) -> list[str]:
         if not self.tls:
             return []
-        return ["--tls-ca-file", str(self.tls["ca"]), "--tls-cert", str(self.tls["cert"]),
-                "--tls-key", str(self.tls["key"])]
+        return [
+            "--tls-ca-file",
+            str(self.tls["ca"]),
+            "--tls-cert",
+            str(self.tls["cert"]),
+            "--tls-key",
+            str(self.tls["key"]),
+        ]
 
     def _start(self, name: str, cmd: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.workdir,
             start_new_session=True,
         )
         log.close()
@@ -124,7 +160,9 @@ def tls_files(tmp_path: Path) -> dict[str, Path]:
     try:
         import cryptography  # noqa: F401
     except ImportError:
-        pytest.fail("TLS tests need cryptography: install the deploy extra (pip install -e '.[deploy]')")
+        pytest.fail(
+            "TLS tests need cryptography: install the deploy extra (pip install -e '.[deploy]')"
+        )
     from gdask.security import make_certificates
 
     return make_certificates(tmp_path / "certs", ["localhost", "127.0.0.1"])

@@ -26,8 +26,16 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 def _write_run_config(folder: Path, dl3: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    models = Models([SkyModel(PowerLawSpectralModel(index=2.0, amplitude="1e-11 cm-2 s-1 TeV-1",
-                                                    reference="1 TeV"), name="crab")])
+    models = Models(
+        [
+            SkyModel(
+                PowerLawSpectralModel(
+                    index=2.0, amplitude="1e-11 cm-2 s-1 TeV-1", reference="1 TeV"
+                ),
+                name="crab",
+            )
+        ]
+    )
     models.write(folder / "models.yaml", overwrite=True)
     analysis = {
         "observations": {"dl3": str(dl3), "store": "archive.zarr", "obs_ids": CRAB_RUNS},
@@ -35,11 +43,17 @@ def _write_run_config(folder: Path, dl3: Path) -> Path:
             "type": "1d",
             "on_region": {"lon": 83.633, "lat": 22.014, "radius": 0.11, "frame": "icrs"},
             "containment_correction": True,
-            "geom": {"axes": {"energy": {"min": 0.5, "max": 40, "nbin": 12},
-                              "energy_true": {"min": 0.3, "max": 60, "nbin": 30}}},
+            "geom": {
+                "axes": {
+                    "energy": {"min": 0.5, "max": 40, "nbin": 12},
+                    "energy_true": {"min": 0.3, "max": 60, "nbin": 30},
+                }
+            },
         },
-        "makers": {"safe_mask": {"methods": ["aeff-max"], "aeff_percent": 10},
-                   "background": {"method": "reflected"}},
+        "makers": {
+            "safe_mask": {"methods": ["aeff-max"], "aeff_percent": 10},
+            "background": {"method": "reflected"},
+        },
         "output": {"store": "datasets.zarr", "overwrite": True},
     }
     run = {
@@ -77,8 +91,14 @@ def local_result(hess_dir, tmp_path_factory) -> dict[str, float]:
     folder = tmp_path_factory.mktemp("local")
     dl3 = copy_archive(hess_dir, folder / "dl3", CRAB_RUNS)
     config = _write_run_config(folder, dl3)
-    r = subprocess.run(gdask_cmd("run", str(config), "--workers", "2", "--no-progress"),
-                       env=clean_env(), capture_output=True, text=True, timeout=300, cwd=folder)
+    r = subprocess.run(
+        gdask_cmd("run", str(config), "--workers", "2", "--no-progress"),
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=folder,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return _fitted(folder)
 
@@ -88,9 +108,14 @@ def test_run_on_process_cluster_matches_localcluster(hess_dir, tmp_path, local_r
     config = _write_run_config(tmp_path / "cluster-run", dl3)
     cluster = ProcessCluster(tmp_path / "dask")
     try:
-        r = subprocess.run(gdask_cmd("run", str(config), "--scheduler", cluster.address, "--no-progress"),
-                           env=clean_env(), capture_output=True, text=True, timeout=300,
-                           cwd=config.parent)
+        r = subprocess.run(
+            gdask_cmd("run", str(config), "--scheduler", cluster.address, "--no-progress"),
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=config.parent,
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         log = cluster.log("scheduler")
         assert "name: worker-0" in log and "name: worker-1" in log
@@ -104,10 +129,14 @@ def test_run_survives_a_killed_worker(hess_dir, tmp_path, local_result):
     config = _write_run_config(tmp_path / "cluster-run", dl3)
     cluster = ProcessCluster(tmp_path / "dask")
     try:
-        proc = subprocess.Popen(gdask_cmd("run", str(config), "--scheduler", cluster.address,
-                                          "--no-progress"),
-                                env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=config.parent)
+        proc = subprocess.Popen(
+            gdask_cmd("run", str(config), "--scheduler", cluster.address, "--no-progress"),
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=config.parent,
+        )
         # kill a worker once the run is under way: the first observations are in the archive store
         obs_dir = config.parent / "archive.zarr" / "obs"
         deadline = time.time() + 120

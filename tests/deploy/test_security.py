@@ -38,8 +38,11 @@ def test_tls_security_requires_encryption(tls_files):
 
 
 def test_resolve_order(tls_files, tmp_path):
-    env = {TLS_ENV["ca"]: str(tls_files["ca"]), TLS_ENV["cert"]: str(tls_files["cert"]),
-           TLS_ENV["key"]: str(tls_files["key"])}
+    env = {
+        TLS_ENV["ca"]: str(tls_files["ca"]),
+        TLS_ENV["cert"]: str(tls_files["cert"]),
+        TLS_ENV["key"]: str(tls_files["key"]),
+    }
     assert resolve_security(environ={}) is None
     assert security_from_env(env).tls_client_key == str(tls_files["key"].resolve())
     other = make_certificates(tmp_path / "other")
@@ -58,16 +61,37 @@ def test_incomplete_or_missing_files_are_named(tls_files, tmp_path):
 
 def test_cli_tls_without_remote_scheduler_is_an_error(tls_files, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    code = main(["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr"),
-                 "--tls-ca", str(tls_files["ca"]), "--tls-cert", str(tls_files["cert"])])
+    code = main(
+        [
+            "ingest",
+            str(tmp_path),
+            "--store",
+            str(tmp_path / "s.zarr"),
+            "--tls-ca",
+            str(tls_files["ca"]),
+            "--tls-cert",
+            str(tls_files["cert"]),
+        ]
+    )
     assert code == 2
     assert "--tls-* options need a remote scheduler" in capsys.readouterr().err
 
 
 def test_cli_tls_missing_file_is_named(tls_files, tmp_path, capsys):
-    code = main(["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr"), "--scheduler",
-                 "tls://127.0.0.1:1", "--tls-ca", str(tmp_path / "missing.crt"), "--tls-cert",
-                 str(tls_files["cert"])])
+    code = main(
+        [
+            "ingest",
+            str(tmp_path),
+            "--store",
+            str(tmp_path / "s.zarr"),
+            "--scheduler",
+            "tls://127.0.0.1:1",
+            "--tls-ca",
+            str(tmp_path / "missing.crt"),
+            "--tls-cert",
+            str(tls_files["cert"]),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "TLS ca file not found" in err and "missing.crt" in err
@@ -78,7 +102,21 @@ def test_cli_tls_options_do_not_leak_into_the_environment(tls_files, tmp_path, m
 
     for var in TLS_ENV.values():
         monkeypatch.delenv(var, raising=False)
-    main(["ingest", str(tmp_path / "nothing"), "--store", str(tmp_path / "s.zarr"), "--scheduler",
-          "tls://127.0.0.1:1", "--tls-ca", str(tls_files["ca"]), "--tls-cert", str(tls_files["cert"]),
-          "--tls-key", str(tls_files["key"]), "--no-progress"])
+    main(
+        [
+            "ingest",
+            str(tmp_path / "nothing"),
+            "--store",
+            str(tmp_path / "s.zarr"),
+            "--scheduler",
+            "tls://127.0.0.1:1",
+            "--tls-ca",
+            str(tls_files["ca"]),
+            "--tls-cert",
+            str(tls_files["cert"]),
+            "--tls-key",
+            str(tls_files["key"]),
+            "--no-progress",
+        ]
+    )
     assert not any(var in os.environ for var in TLS_ENV.values())

@@ -19,8 +19,12 @@ def _load_validator():
         if importlib.util.find_spec(mod) is None:
             pytest.fail(f"{mod} missing: install the deploy extra (pip install -e '.[deploy]')")
     if importlib.util.find_spec("dask_kubernetes") is None:
-        pytest.fail("dask-kubernetes missing: install the deploy extra (pip install -e '.[deploy]')")
-    spec = importlib.util.spec_from_file_location("gdask_deploy_validate", REPO / "deploy" / "validate.py")
+        pytest.fail(
+            "dask-kubernetes missing: install the deploy extra (pip install -e '.[deploy]')"
+        )
+    spec = importlib.util.spec_from_file_location(
+        "gdask_deploy_validate", REPO / "deploy" / "validate.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -67,7 +71,10 @@ def test_committed_files_pass():
 
 def test_cli_exit_status(root):
     assert validate.main(["--root", str(root), "--only", "compose"]) == 0
-    _edit(root / "docker-compose.yml", lambda s: s.replace("replicas: ${GDASK_WORKERS:-2}", "replicas: two"))
+    _edit(
+        root / "docker-compose.yml",
+        lambda s: s.replace("replicas: ${GDASK_WORKERS:-2}", "replicas: two"),
+    )
     assert validate.main(["--root", str(root), "--only", "compose"]) == 1
 
 
@@ -75,19 +82,28 @@ def test_cli_exit_status(root):
 
 
 def test_compose_wrong_type_fails(root):
-    _edit(root / "docker-compose.yml", lambda s: s.replace("replicas: ${GDASK_WORKERS:-2}", "replicas: two"))
+    _edit(
+        root / "docker-compose.yml",
+        lambda s: s.replace("replicas: ${GDASK_WORKERS:-2}", "replicas: two"),
+    )
     _fails(root, "compose", "docker-compose config failed", "replicas")
 
 
 def test_compose_unknown_key_fails(root):
-    _edit(root / "docker-compose.yml", lambda s: s.replace("  worker:\n    <<: *gdask\n",
-                                                           "  worker:\n    <<: *gdask\n    replica: 3\n"))
+    _edit(
+        root / "docker-compose.yml",
+        lambda s: s.replace(
+            "  worker:\n    <<: *gdask\n", "  worker:\n    <<: *gdask\n    replica: 3\n"
+        ),
+    )
     _fails(root, "compose", "docker-compose config failed", "replica")
 
 
 def test_compose_public_port_fails(root):
-    _edit(root / "docker-compose.yml", lambda s: s.replace('"127.0.0.1:${GDASK_DASHBOARD_PORT:-8787}:8787"',
-                                                           '"8787:8787"'))
+    _edit(
+        root / "docker-compose.yml",
+        lambda s: s.replace('"127.0.0.1:${GDASK_DASHBOARD_PORT:-8787}:8787"', '"8787:8787"'),
+    )
     _fails(root, "compose", "must bind 127.0.0.1 only")
 
 
@@ -95,8 +111,10 @@ def test_compose_public_port_fails(root):
 
 
 def test_dockerfile_unpinned_base_fails(root):
-    _edit(root / "deploy" / "Dockerfile",
-          lambda s: re.sub(r"ARG PYTHON_IMAGE=\S+", "ARG PYTHON_IMAGE=python:3.11-slim", s))
+    _edit(
+        root / "deploy" / "Dockerfile",
+        lambda s: re.sub(r"ARG PYTHON_IMAGE=\S+", "ARG PYTHON_IMAGE=python:3.11-slim", s),
+    )
     _fails(root, "dockerfile", "must be pinned")
 
 
@@ -109,7 +127,9 @@ def test_dockerfile_root_user_fails(root):
 
 
 def test_helm_values_wrong_type_fails(root):
-    _edit_yaml(root / "helm" / "gdask" / "values.yaml", lambda v: v["worker"].update(replicas="two"))
+    _edit_yaml(
+        root / "helm" / "gdask" / "values.yaml", lambda v: v["worker"].update(replicas="two")
+    )
     _fails(root, "helm", "replicas")
 
 
@@ -119,20 +139,26 @@ def test_helm_values_unknown_key_fails(root):
 
 
 def test_helm_values_unknown_top_level_key_fails(root):
-    _edit_yaml(root / "helm" / "gdask" / "values.yaml", lambda v: v.update(schedular={"resources": {}}))
+    _edit_yaml(
+        root / "helm" / "gdask" / "values.yaml", lambda v: v.update(schedular={"resources": {}})
+    )
     _fails(root, "helm", "schedular")
 
 
 def test_helm_insecure_values_fail(root):
-    _edit_yaml(root / "helm" / "gdask" / "values.yaml",
-               lambda v: v["containerSecurityContext"].update(allowPrivilegeEscalation=True))
+    _edit_yaml(
+        root / "helm" / "gdask" / "values.yaml",
+        lambda v: v["containerSecurityContext"].update(allowPrivilegeEscalation=True),
+    )
     _fails(root, "helm", "allowPrivilegeEscalation")
 
 
 def test_helm_template_with_invalid_manifest_fails(root):
     # a template producing a field Kubernetes does not know: caught by kubernetes-validate --strict
-    _edit(root / "helm" / "gdask" / "templates" / "scheduler-service.yaml",
-          lambda s: s.replace("  type: ClusterIP\n", "  type: ClusterIP\n  externalPort: 80\n"))
+    _edit(
+        root / "helm" / "gdask" / "templates" / "scheduler-service.yaml",
+        lambda s: s.replace("  type: ClusterIP\n", "  type: ClusterIP\n  externalPort: 80\n"),
+    )
     _fails(root, "helm", "externalPort")
 
 
@@ -140,31 +166,48 @@ def test_helm_template_with_invalid_manifest_fails(root):
 
 
 def test_daskjob_wrong_type_fails(root):
-    _edit(root / "deploy" / "k8s" / "base" / "daskjob.yaml", lambda s: s.replace("replicas: 2", "replicas: two"))
+    _edit(
+        root / "deploy" / "k8s" / "base" / "daskjob.yaml",
+        lambda s: s.replace("replicas: 2", "replicas: two"),
+    )
     _fails(root, "k8s", "DaskJob/gdask-run", "replicas")
 
 
 def test_daskjob_unknown_key_fails(root):
-    _edit(root / "deploy" / "k8s" / "base" / "daskjob.yaml",
-          lambda s: s.replace("  cluster:\n    spec:\n", "  cluster:\n    spec:\n      workers: 3\n", 1))
+    _edit(
+        root / "deploy" / "k8s" / "base" / "daskjob.yaml",
+        lambda s: s.replace(
+            "  cluster:\n    spec:\n", "  cluster:\n    spec:\n      workers: 3\n", 1
+        ),
+    )
     _fails(root, "k8s", "DaskJob/gdask-run", "workers")
 
 
 def test_daskjob_unknown_container_field_fails(root):
-    _edit(root / "deploy" / "k8s" / "base" / "daskjob.yaml",
-          lambda s: s.replace("imagePullPolicy: IfNotPresent", "imagePullPolicy: IfNotPresent\n          pullSecret: x", 1))
+    _edit(
+        root / "deploy" / "k8s" / "base" / "daskjob.yaml",
+        lambda s: s.replace(
+            "imagePullPolicy: IfNotPresent",
+            "imagePullPolicy: IfNotPresent\n          pullSecret: x",
+            1,
+        ),
+    )
     _fails(root, "k8s", "pullSecret")
 
 
 def test_overlay_patch_error_fails(root):
-    _edit(root / "deploy" / "k8s" / "overlays" / "tls" / "tls-patch.yaml",
-          lambda s: s.replace("/spec/job/spec/volumes/-", "/spec/job/spec/volumez/-"))
+    _edit(
+        root / "deploy" / "k8s" / "overlays" / "tls" / "tls-patch.yaml",
+        lambda s: s.replace("/spec/job/spec/volumes/-", "/spec/job/spec/volumez/-"),
+    )
     _fails(root, "k8s", "overlays/tls")
 
 
 def test_networkpolicy_wrong_type_fails(root):
-    _edit(root / "deploy" / "k8s" / "base" / "networkpolicy.yaml", lambda s: s.replace("{port: 53, protocol: UDP}",
-                                                                                          "{port: 53, protocol: [UDP]}"))
+    _edit(
+        root / "deploy" / "k8s" / "base" / "networkpolicy.yaml",
+        lambda s: s.replace("{port: 53, protocol: UDP}", "{port: 53, protocol: [UDP]}"),
+    )
     _fails(root, "k8s", "NetworkPolicy/gdask-run")
 
 
@@ -173,10 +216,16 @@ def test_builtin_kustomize_without_kubectl(root, monkeypatch):
     monkeypatch.setattr(validate.shutil, "which", lambda name: None)
     rep = validate.run(root, {"k8s"})
     assert rep.failures == [] and any("built-in kustomize" in n for n in rep.notes)
-    _edit(root / "deploy" / "k8s" / "base" / "daskjob.yaml", lambda s: s.replace("replicas: 2", "replicas: two"))
+    _edit(
+        root / "deploy" / "k8s" / "base" / "daskjob.yaml",
+        lambda s: s.replace("replicas: 2", "replicas: two"),
+    )
     _fails(root, "k8s", "replicas")
 
 
 def test_analysis_copies_must_agree(root):
-    _edit(root / "deploy" / "k8s" / "base" / "analysis.yaml", lambda s: s.replace("nbin: 12", "nbin: 13"))
+    _edit(
+        root / "deploy" / "k8s" / "base" / "analysis.yaml",
+        lambda s: s.replace("nbin: 12", "nbin: 13"),
+    )
     _fails(root, "consistency", "exact copy of deploy/analysis.yaml")

@@ -9,7 +9,9 @@ from astropy.io import fits
 
 from gdask.dl3.irf.table import STRUCTURAL_KEYWORDS
 
-_STRUCTURAL = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|(TTYPE|TFORM|TUNIT|TDIM)\d+)$")
+_STRUCTURAL = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|(TTYPE|TFORM|TUNIT|TDIM)\d+)$"
+)
 
 
 def assert_same_table_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
@@ -26,8 +28,11 @@ def assert_same_table_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
         assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), ca.name
 
     def cards(h, structural):
-        return [(c.keyword, c.value, c.comment) for c in h.cards
-                if bool(_STRUCTURAL.match(c.keyword)) == structural]
+        return [
+            (c.keyword, c.value, c.comment)
+            for c in h.cards
+            if bool(_STRUCTURAL.match(c.keyword)) == structural
+        ]
 
     assert cards(a.header, False) == cards(b.header, False)
     assert sorted(cards(a.header, True), key=str) == sorted(cards(b.header, True), key=str)
@@ -40,7 +45,13 @@ def assert_roundtrip(hdu, out):
         a, b = hdu.data[c.name], out.data[c.name]
         np.testing.assert_array_equal(b, a)
         assert (a.dtype.kind, a.dtype.itemsize) == (b.dtype.kind, b.dtype.itemsize)
+
     def keys(h):
-        return {k: h[k] for k in h if k not in STRUCTURAL_KEYWORDS
-                and not k.startswith(("NAXIS", "TTYPE", "TFORM", "TUNIT", "TDIM", "COMMENT", "HISTORY"))}
+        return {
+            k: h[k]
+            for k in h
+            if k not in STRUCTURAL_KEYWORDS
+            and not k.startswith(("NAXIS", "TTYPE", "TFORM", "TUNIT", "TDIM", "COMMENT", "HISTORY"))
+        }
+
     assert keys(out.header) == keys(hdu.header)

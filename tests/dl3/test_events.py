@@ -27,8 +27,6 @@ EVENT_FILES = [
 ]
 
 
-
-
 @pytest.mark.realdata
 @pytest.mark.parametrize("rel, obs_id", EVENT_FILES)
 def test_columns_exact(data_dir: Path, rel: str, obs_id: int) -> None:
@@ -75,8 +73,15 @@ def test_fits_round_trip(data_dir: Path, tmp_path: Path, rel: str, obs_id: int) 
 
 
 def _hdu(columns: dict, units: dict, **header) -> fits.BinTableHDU:
-    cols = [fits.Column(name=k, array=v, format="D" if np.asarray(v).ndim == 1 else f"{np.asarray(v).shape[1]}E",
-                        unit=units.get(k)) for k, v in columns.items()]
+    cols = [
+        fits.Column(
+            name=k,
+            array=v,
+            format="D" if np.asarray(v).ndim == 1 else f"{np.asarray(v).shape[1]}E",
+            unit=units.get(k),
+        )
+        for k, v in columns.items()
+    ]
     hdu = fits.BinTableHDU.from_columns(cols, name="EVENTS")
     for k, v in header.items():
         hdu.header[k] = v
@@ -85,8 +90,12 @@ def _hdu(columns: dict, units: dict, **header) -> fits.BinTableHDU:
 
 def _columns(n: int = 4) -> tuple[dict, dict]:
     rng = np.random.default_rng(1)
-    cols = {"TIME": np.arange(n, dtype=float), "RA": rng.uniform(0, 360, n), "DEC": rng.uniform(-90, 90, n),
-            "ENERGY": rng.uniform(1, 10, n)}
+    cols = {
+        "TIME": np.arange(n, dtype=float),
+        "RA": rng.uniform(0, 360, n),
+        "DEC": rng.uniform(-90, 90, n),
+        "ENERGY": rng.uniform(1, 10, n),
+    }
     return cols, {"TIME": "s", "RA": "deg", "DEC": "deg", "ENERGY": "TeV"}
 
 
@@ -95,10 +104,14 @@ def test_missing_column() -> None:
     del cols["ENERGY"]
     with pytest.raises(MissingColumnError) as err:
         EventList.from_hdu(_hdu(cols, units, OBS_ID=7), file="x.fits")
-    assert err.value.field == "EVENTS.ENERGY" and err.value.obs_id == 7 and err.value.file == "x.fits"
+    assert (
+        err.value.field == "EVENTS.ENERGY" and err.value.obs_id == 7 and err.value.file == "x.fits"
+    )
 
 
-@pytest.mark.parametrize("column, unit", [("ENERGY", "m"), ("RA", "s"), ("TIME", "TeV"), ("ENERGY", "not-a-unit")])
+@pytest.mark.parametrize(
+    "column, unit", [("ENERGY", "m"), ("RA", "s"), ("TIME", "TeV"), ("ENERGY", "not-a-unit")]
+)
 def test_wrong_unit(column: str, unit: str) -> None:
     cols, units = _columns()
     units[column] = unit
@@ -125,8 +138,10 @@ def test_vector_column_round_trip() -> None:
     cols["FLAG"] = np.array([1, 2, 3, 4], dtype=np.int16)
     hdu = _hdu({k: v for k, v in cols.items() if k != "FLAG"}, units)
     cube = np.arange(24, dtype=np.float64).reshape(4, 2, 3)
-    extra = [fits.Column(name="FLAG", format="I", array=cols["FLAG"]),
-             fits.Column(name="CUBE", format="6D", dim="(3,2)", array=cube)]
+    extra = [
+        fits.Column(name="FLAG", format="I", array=cols["FLAG"]),
+        fits.Column(name="CUBE", format="6D", dim="(3,2)", array=cube),
+    ]
     hdu = fits.BinTableHDU.from_columns(hdu.columns + fits.ColDefs(extra), header=hdu.header)
     ev = EventList.from_hdu(hdu)
     assert ev.ds["MULTIP"].dims == ("event", "MULTIP_dim_0")
@@ -141,8 +156,10 @@ def test_vector_column_round_trip() -> None:
 
 def test_from_dataset_without_header() -> None:
     cols, units = _columns()
-    ds = xr.Dataset({k: ("event", v, {"units": units[k]}) for k, v in cols.items()},
-                    attrs={"obs_id": 3, "ra_pnt": 10.0, "dec_pnt": 20.0, "mjdref": 51910.5, "timesys": "tt"})
+    ds = xr.Dataset(
+        {k: ("event", v, {"units": units[k]}) for k, v in cols.items()},
+        attrs={"obs_id": 3, "ra_pnt": 10.0, "dec_pnt": 20.0, "mjdref": 51910.5, "timesys": "tt"},
+    )
     ev = EventList.from_dataset(ds)
     hdu = ev.to_hdu()
     assert hdu.name == "EVENTS" and hdu.header["OBS_ID"] == 3

@@ -72,7 +72,9 @@ def test_hdu_locations_resolve(data_dir: Path, name: str) -> None:
 
 def test_file_dir_variants(data_dir: Path) -> None:
     veritas = DL3Index.read(data_dir / "joint-crab/dl3/veritas")  # FILE_DIR empty ("--")
-    assert veritas.hdu_location(54809, "events").path == (data_dir / "joint-crab/dl3/veritas/54809_DL3.fits")
+    assert veritas.hdu_location(54809, "events").path == (
+        data_dir / "joint-crab/dl3/veritas/54809_DL3.fits"
+    )
     fact = DL3Index.read(data_dir / "joint-crab/dl3/fact")  # FILE_DIR "./"
     loc = fact.hdu_location(20131103093, "aeff")
     assert loc.path == data_dir / "joint-crab/dl3/fact/fact_irf.fits"
@@ -80,7 +82,8 @@ def test_file_dir_variants(data_dir: Path) -> None:
     hess = DL3Index.read(data_dir / "hess-dl3-dr1")  # FILE_DIR "data"
     assert hess.hdu_location(20136, "events").path.parent == data_dir / "hess-dl3-dr1/data"
     assert fact.file_paths(20131103093) == [
-        data_dir / "joint-crab/dl3/fact/20131103_93_dl3.fits", data_dir / "joint-crab/dl3/fact/fact_irf.fits"
+        data_dir / "joint-crab/dl3/fact/20131103_93_dl3.fits",
+        data_dir / "joint-crab/dl3/fact/fact_irf.fits",
     ]
 
 
@@ -173,10 +176,16 @@ def test_truncated_index(hess_dir: Path, tmp_path: Path) -> None:
 
 def _small_index(tmp_path: Path) -> None:
     obs = Table({"OBS_ID": [1, 2], "RA_PNT": [0.0, 1.0], "DEC_PNT": [0.0, 0.0]})
-    hdu = Table({
-        "OBS_ID": [2, 2, 3], "HDU_TYPE": ["events", "gti", "events"], "HDU_CLASS": ["events", "gti", "events"],
-        "FILE_DIR": ["", ".", "sub"], "FILE_NAME": ["a.fits", "a.fits", "b.fits"], "HDU_NAME": ["EVENTS", "GTI", "EVENTS"],
-    })
+    hdu = Table(
+        {
+            "OBS_ID": [2, 2, 3],
+            "HDU_TYPE": ["events", "gti", "events"],
+            "HDU_CLASS": ["events", "gti", "events"],
+            "FILE_DIR": ["", ".", "sub"],
+            "FILE_NAME": ["a.fits", "a.fits", "b.fits"],
+            "HDU_NAME": ["EVENTS", "GTI", "EVENTS"],
+        }
+    )
     obs.meta["EXTNAME"] = "OBS_INDEX"
     hdu.meta["EXTNAME"] = "HDU_INDEX"
     obs.write(tmp_path / "obs-index.fits")
@@ -196,8 +205,16 @@ def test_mismatched_tables(tmp_path: Path) -> None:
 
 def test_duplicate_obs_id(tmp_path: Path) -> None:
     Table({"OBS_ID": [1, 1]}).write(tmp_path / "obs-index.fits")
-    Table({"OBS_ID": [1], "HDU_TYPE": ["events"], "HDU_CLASS": ["events"], "FILE_DIR": ["."],
-           "FILE_NAME": ["a.fits"], "HDU_NAME": ["EVENTS"]}).write(tmp_path / "hdu-index.fits")
+    Table(
+        {
+            "OBS_ID": [1],
+            "HDU_TYPE": ["events"],
+            "HDU_CLASS": ["events"],
+            "FILE_DIR": ["."],
+            "FILE_NAME": ["a.fits"],
+            "HDU_NAME": ["EVENTS"],
+        }
+    ).write(tmp_path / "hdu-index.fits")
     with pytest.raises(FormatError) as err:
         DL3Index.read(tmp_path)
     assert err.value.obs_id == 1

@@ -34,8 +34,12 @@ def test_interpolation_and_fill():
     c = aeff.nodes("energy_true")
     # log-linear in energy between nodes
     mid = np.sqrt(c[0] * c[1])
-    np.testing.assert_allclose(aeff.evaluate(mid, 0.25), 0.5 * (data[0, 0] + data[1, 0]), rtol=1e-12)
-    np.testing.assert_allclose(aeff.evaluate(c[0], 0.5), 0.5 * (data[0, 0] + data[0, 1]), rtol=1e-12)
+    np.testing.assert_allclose(
+        aeff.evaluate(mid, 0.25), 0.5 * (data[0, 0] + data[1, 0]), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        aeff.evaluate(c[0], 0.5), 0.5 * (data[0, 0] + data[0, 1]), rtol=1e-12
+    )
     assert aeff.evaluate(0.05, 0.25) == 0.0  # below the first edge
     assert aeff.evaluate(1.0, 2.5) == 0.0
     assert aeff.evaluate(1.0, -0.1) == 0.0
@@ -89,7 +93,12 @@ AEFF_FILES = [
     ("veritas/crab-point-like-ED/64080.fits.gz", "EFFECTIVE AREA", True, 0.08944271909999159),
     ("joint-crab/dl3/magic/run_05029747_DL3.fits", "EFFECTIVE AREA", True, 0.1414213),
     ("joint-crab/dl3/veritas/54809_DL3.fits", "EFFECTIVE AREA", True, 0.1),
-    ("magic/rad_max/data/20131004_05029747_DL3_CrabNebula-W0.40+035.fits", "EFFECTIVE AREA", True, None),
+    (
+        "magic/rad_max/data/20131004_05029747_DL3_CrabNebula-W0.40+035.fits",
+        "EFFECTIVE AREA",
+        True,
+        None,
+    ),
 ]
 
 

@@ -19,8 +19,14 @@ XY_EDGES = np.linspace(-2, 2, 9)
 def _bkg3d():
     e = np.sqrt(E_EDGES[1:] * E_EDGES[:-1])
     x = 0.5 * (XY_EDGES[1:] + XY_EDGES[:-1])
-    data = (1e-3 * e[:, None, None] ** -2.5 * np.exp(-(x[None, :, None] ** 2 + 0.5 * x[None, None, :] ** 2)))
-    return Background3D.create(E_EDGES, XY_EDGES, XY_EDGES, data.astype(np.float32)), data.astype(np.float32)
+    data = (
+        1e-3
+        * e[:, None, None] ** -2.5
+        * np.exp(-(x[None, :, None] ** 2 + 0.5 * x[None, None, :] ** 2))
+    )
+    return Background3D.create(E_EDGES, XY_EDGES, XY_EDGES, data.astype(np.float32)), data.astype(
+        np.float32
+    )
 
 
 def test_nodes_and_power_law_interpolation():
@@ -39,7 +45,7 @@ def test_nodes_and_power_law_interpolation():
 
 def test_trapz_loglog_exact_for_power_law():
     x = np.geomspace(1, 10, 6)
-    y = 3.0 * x ** -2.7
+    y = 3.0 * x**-2.7
     exact = 3.0 / -1.7 * (x[1:] ** -1.7 - x[:-1] ** -1.7)
     np.testing.assert_allclose(trapz_loglog(y, x), exact, rtol=1e-12)
     y_flat = 1.0 / x  # index 1
@@ -55,11 +61,14 @@ def test_integrate_energy():
     lon, lat = np.array([0.0, 0.3]), np.array([0.1, -0.4])
     res = bkg.integrate_energy(edges, lon, lat)
     assert res.shape == (5, 2)
+
     def integral(a, b, lo, la):
         return quad(lambda e: bkg.evaluate(e, lo, la), a, b, limit=200)[0] * 1e6
 
-    ref = [[integral(a, b, lo, la) for lo, la in zip(lon, lat, strict=True)]
-           for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    ref = [
+        [integral(a, b, lo, la) for lo, la in zip(lon, lat, strict=True)]
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
     np.testing.assert_allclose(res, ref, rtol=0.05)
     fine = bkg.integrate_energy(edges, lon, lat, oversampling=4)
     np.testing.assert_allclose(fine, ref, rtol=0.01)

@@ -26,7 +26,9 @@ def _gauss_edisp(sigma=0.1):
 
 def test_nodes_exact_and_fill():
     edisp, data = _gauss_edisp()
-    e, m, o = np.meshgrid(*(edisp.nodes(d) for d in ("energy_true", "migra", "offset")), indexing="ij")
+    e, m, o = np.meshgrid(
+        *(edisp.nodes(d) for d in ("energy_true", "migra", "offset")), indexing="ij"
+    )
     np.testing.assert_array_equal(edisp.evaluate(e, m, o), data.astype(float))
     assert edisp.evaluate(1.0, 1.0, 2.5) == 0.0  # offset out
     assert edisp.evaluate(1000.0, 3.0, 0.5) == 0.0  # energy and migra out
@@ -65,7 +67,9 @@ def test_roundtrip_and_errors():
     assert_roundtrip(hdu, back.to_hdu())
     cols = [c for c in hdu.columns if c.name != "MIGRA_LO"]
     with pytest.raises(MissingColumnError) as exc:
-        EnergyDispersion2D.from_hdu(fits.BinTableHDU.from_columns(cols, header=hdu.header), obs_id=3)
+        EnergyDispersion2D.from_hdu(
+            fits.BinTableHDU.from_columns(cols, header=hdu.header), obs_id=3
+        )
     assert exc.value.field == "ENERGY DISPERSION.MIGRA_LO" and exc.value.obs_id == 3
     hdu.columns["THETA_LO"].unit = "m"
     with pytest.raises(UnitError, match="THETA_LO"):

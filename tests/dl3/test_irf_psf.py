@@ -37,7 +37,8 @@ def _three_gauss(dtype=np.float32) -> PSF3Gauss:
     rng = np.random.default_rng(0)
     sh = _shape()
     return PSF3Gauss.create(
-        E_EDGES.astype(dtype), OFF_EDGES.astype(dtype),
+        E_EDGES.astype(dtype),
+        OFF_EDGES.astype(dtype),
         scale=rng.uniform(1, 5, sh).astype(dtype),
         sigma_1=rng.uniform(0.02, 0.08, sh).astype(dtype),
         sigma_2=rng.uniform(0.08, 0.2, sh).astype(dtype),
@@ -51,8 +52,10 @@ def _king(dtype=np.float32) -> PSFKing:
     rng = np.random.default_rng(1)
     sh = _shape()
     return PSFKing.create(
-        E_EDGES.astype(dtype), OFF_EDGES.astype(dtype),
-        gamma=rng.uniform(1.8, 4.0, sh).astype(dtype), sigma=rng.uniform(0.03, 0.15, sh).astype(dtype),
+        E_EDGES.astype(dtype),
+        OFF_EDGES.astype(dtype),
+        gamma=rng.uniform(1.8, 4.0, sh).astype(dtype),
+        sigma=rng.uniform(0.03, 0.15, sh).astype(dtype),
     )
 
 
@@ -202,7 +205,9 @@ def test_unit_conversion_deg2():
     cols = []
     for c in hdu.columns:
         if c.name == "RPSF":
-            c = fits.Column(name="RPSF", format=c.format, unit="deg-2", dim=c.dim, array=c.array * DEG2_TO_SR)
+            c = fits.Column(
+                name="RPSF", format=c.format, unit="deg-2", dim=c.dim, array=c.array * DEG2_TO_SR
+            )
         cols.append(c)
     back = PSFTable.from_hdu(fits.BinTableHDU.from_columns(cols, name="PSF"))
     np.testing.assert_allclose(back.ds.psf.values, psf.ds.psf.values, rtol=1e-12)
@@ -218,7 +223,9 @@ def test_format_errors():
     cols = []
     for c in hdu.columns:
         if c.name == "RPSF":
-            c = fits.Column(name="RPSF", format="10E", array=np.zeros((1, 10), np.float32), unit="sr^-1")
+            c = fits.Column(
+                name="RPSF", format="10E", array=np.zeros((1, 10), np.float32), unit="sr^-1"
+            )
         cols.append(c)
     with pytest.raises(FormatError) as exc:
         PSFTable.from_hdu(fits.BinTableHDU.from_columns(cols, name="PSF"), file="t.fits", obs_id=5)
@@ -231,7 +238,9 @@ def test_missing_parameter_column():
     hdu = _three_gauss().to_hdu()
     cols = [c for c in hdu.columns if c.name != "AMPL_3"]
     with pytest.raises(MissingColumnError) as exc:
-        PSF3Gauss.from_hdu(fits.BinTableHDU.from_columns(cols, header=hdu.header), file="g.fits", obs_id=9)
+        PSF3Gauss.from_hdu(
+            fits.BinTableHDU.from_columns(cols, header=hdu.header), file="g.fits", obs_id=9
+        )
     assert "AMPL_3" in exc.value.field and exc.value.obs_id == 9
 
 

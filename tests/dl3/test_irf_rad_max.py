@@ -17,8 +17,9 @@ def test_create_evaluate_roundtrip():
     rm = RadMax2D.create(e, np.array([0.3, 0.5]), data)
     c = rm.nodes("energy")
     np.testing.assert_array_equal(rm.evaluate(c, 0.4), data[:, 0].astype(float))
-    np.testing.assert_allclose(rm.evaluate(np.sqrt(c[0] * c[1]), 0.45), 0.5 * (data[0, 0] + data[1, 0]),
-                               rtol=1e-7)
+    np.testing.assert_allclose(
+        rm.evaluate(np.sqrt(c[0] * c[1]), 0.45), 0.5 * (data[0, 0] + data[1, 0]), rtol=1e-7
+    )
     assert rm.evaluate(1.0, 0.6) == 0.0 and rm.evaluate(100.0, 0.4) == 0.0
     hdu = rm.to_hdu()
     assert hdu.name == "RAD_MAX" and hdu.header["HDUCLAS3"] == "POINT-LIKE"
@@ -30,8 +31,9 @@ def test_create_evaluate_roundtrip():
 
 
 def test_from_irf():
-    aeff = EffectiveArea2D.create(np.geomspace(0.1, 10, 4), [0.0, 1.0], np.ones((3, 1)),
-                                  point_like=True, rad_max=0.12)
+    aeff = EffectiveArea2D.create(
+        np.geomspace(0.1, 10, 4), [0.0, 1.0], np.ones((3, 1)), point_like=True, rad_max=0.12
+    )
     rm = RadMax2D.from_irf(aeff)
     assert rm.is_fixed
     np.testing.assert_array_equal(rm.evaluate(np.array([0.01, 1.0, 1e3]), 3.0), 0.12)
@@ -49,4 +51,6 @@ def test_magic_rad_max(data_dir):
             np.testing.assert_array_equal(rm.ds["rad_max"].values, raw.T)
             assert_roundtrip(hdu, rm.to_hdu())
         c = rm.nodes("energy")
-        np.testing.assert_array_equal(rm.evaluate(c, rm.nodes("offset")[0]), raw.T[:, 0].astype(float))
+        np.testing.assert_array_equal(
+            rm.evaluate(c, rm.nodes("offset")[0]), raw.T[:, 0].astype(float)
+        )

@@ -18,8 +18,11 @@ from gdask.dl3.irf.table import (
 )
 from gdask.errors import FormatError, MissingColumnError, UnitError
 
-AXES = (AxisSpec("ENERG", "energy_true", "TeV", log=True), AxisSpec("THETA", "offset", "deg"),
-        AxisSpec("RAD", "rad", "deg"))
+AXES = (
+    AxisSpec("ENERG", "energy_true", "TeV", log=True),
+    AxisSpec("THETA", "offset", "deg"),
+    AxisSpec("RAD", "rad", "deg"),
+)
 COLS = (ColumnSpec("RPSF", "psf", "sr-1"), ColumnSpec("EXTRA", "extra", "", required=False))
 
 
@@ -90,8 +93,12 @@ def test_unit_conversion_and_errors():
 
 
 def test_make_dataset_and_write():
-    ds = make_dataset(AXES[:2], {"energy_true": [1.0, 10.0, 100.0], "offset": [0.0, 1.0]},
-                      {"psf": np.ones((2, 1))}, units={"psf": "sr-1"})
+    ds = make_dataset(
+        AXES[:2],
+        {"energy_true": [1.0, 10.0, 100.0], "offset": [0.0, 1.0]},
+        {"psf": np.ones((2, 1))},
+        units={"psf": "sr-1"},
+    )
     hdu = write_table_hdu(ds, AXES[:2], COLS, extname="X", keywords={"HDUCLASS": "GADF"})
     back = read_table_hdu(hdu, AXES[:2], COLS)
     np.testing.assert_array_equal(back["psf"].values, ds["psf"].values)
@@ -99,8 +106,11 @@ def test_make_dataset_and_write():
 
 
 def test_node_axis_and_fill_edges():
-    ds = make_dataset(AXES[1:2], {"offset": (np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0]))},
-                      {"psf": np.ones(3)})
+    ds = make_dataset(
+        AXES[1:2],
+        {"offset": (np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0]))},
+        {"psf": np.ones(3)},
+    )
     np.testing.assert_array_equal(ds["offset"].values, [0, 1, 2])
     np.testing.assert_allclose(axis_edges(ds, "offset"), [-0.5, 0.5, 1.5, 2.5])
     np.testing.assert_allclose(axis_fill_edges(ds, "offset"), [-0.5, 0.5, 1.5, 2.5])
@@ -109,8 +119,13 @@ def test_node_axis_and_fill_edges():
 def test_interpolator_lin_log_fill():
     nodes = [np.array([1.0, 10.0, 100.0]), np.array([0.0, 1.0])]
     values = np.array([[1.0, 2.0], [10.0, 20.0], [100.0, 200.0]])
-    f = GridInterpolator(nodes, values, scales=["log", "lin"], values_scale="log",
-                         edges=[np.array([0.5, 200.0]), np.array([-0.5, 1.5])])
+    f = GridInterpolator(
+        nodes,
+        values,
+        scales=["log", "lin"],
+        values_scale="log",
+        edges=[np.array([0.5, 200.0]), np.array([-0.5, 1.5])],
+    )
     e, o = np.meshgrid(nodes[0], nodes[1], indexing="ij")
     np.testing.assert_allclose(f(e, o), values, rtol=1e-14)
     np.testing.assert_allclose(f(np.sqrt(10.0), 0.0), np.sqrt(10.0), rtol=1e-12)  # power law
@@ -119,15 +134,23 @@ def test_interpolator_lin_log_fill():
     assert f(np.ones((3, 1)), np.zeros(4)).shape == (3, 4)
     lin = GridInterpolator(nodes, values, scales=["log", "lin"], fill_value=None, clip=True)
     assert lin(1.0, -5.0) == 0.0  # extrapolates to negative and clips
-    near = interpolate_grid(nodes, values, [np.array([2.0, 50.0]), np.array([0.2, 0.8])],
-                            scales=["log", "lin"], method="nearest")
+    near = interpolate_grid(
+        nodes,
+        values,
+        [np.array([2.0, 50.0]), np.array([0.2, 0.8])],
+        scales=["log", "lin"],
+        method="nearest",
+    )
     np.testing.assert_array_equal(near, [1.0, 200.0])
     flags = outside_edges([np.array([0.0, 1.0])], [np.array([-1.0, 0.0, 1.0, 2.0])])
     np.testing.assert_array_equal(flags[0], [True, False, False, True])
 
 
 def test_single_node_axis_is_constant():
-    f = GridInterpolator([np.array([1.0, 2.0]), np.array([0.5])], np.array([[1.0], [3.0]]),
-                         edges=[np.array([0.5, 2.5]), np.array([0.0, 1.0])])
+    f = GridInterpolator(
+        [np.array([1.0, 2.0]), np.array([0.5])],
+        np.array([[1.0], [3.0]]),
+        edges=[np.array([0.5, 2.5]), np.array([0.0, 1.0])],
+    )
     np.testing.assert_allclose(f(np.array([1.5, 1.5]), np.array([0.1, 0.9])), [2.0, 2.0])
     assert f(1.5, 1.1) == 0.0

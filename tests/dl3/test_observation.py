@@ -54,8 +54,14 @@ def assert_same_irf_hdu(a: fits.BinTableHDU, b: fits.BinTableHDU) -> None:
         assert np.array_equal(va, vb, equal_nan=True), ca.name
 
     def cards(h):
-        return sorted(((c.keyword, _norm(c.value)) for c in h.cards
-                       if not (c.keyword.startswith("TUNIT") and c.value == "")), key=str)
+        return sorted(
+            (
+                (c.keyword, _norm(c.value))
+                for c in h.cards
+                if not (c.keyword.startswith("TUNIT") and c.value == "")
+            ),
+            key=str,
+        )
 
     assert cards(a.header) == cards(b.header)
 
@@ -146,16 +152,24 @@ def test_missing_hdu_and_column(data_dir: Path, tmp_path: Path) -> None:
     src = data_dir / "joint-crab/dl3/veritas"
     _copy_index(src, tmp_path)
     with fits.open(src / "54809_DL3.fits") as hdul:
-        fits.HDUList([h.copy() for h in hdul if h.name != "GTI"]).writeto(tmp_path / "54809_DL3.fits")
+        fits.HDUList([h.copy() for h in hdul if h.name != "GTI"]).writeto(
+            tmp_path / "54809_DL3.fits"
+        )
         events = Table.read(hdul["EVENTS"])
         events.remove_column("ENERGY")
         ev_hdu = fits.table_to_hdu(events)
         ev_hdu.name = "EVENTS"
-        fits.HDUList([hdul[0].copy(), ev_hdu, hdul["GTI"].copy()]).writeto(tmp_path / "57993_DL3.fits")
+        fits.HDUList([hdul[0].copy(), ev_hdu, hdul["GTI"].copy()]).writeto(
+            tmp_path / "57993_DL3.fits"
+        )
     index = DL3Index.read(tmp_path)
     with pytest.raises(MissingHDUError) as err:
         read_observation(index, 54809)
-    assert err.value.obs_id == 54809 and err.value.field == "GTI" and err.value.file.endswith("54809_DL3.fits")
+    assert (
+        err.value.obs_id == 54809
+        and err.value.field == "GTI"
+        and err.value.file.endswith("54809_DL3.fits")
+    )
     with pytest.raises(MissingColumnError) as err2:
         read_observation(index, 57993, hdu_types=("events", "gti"))
     assert err2.value.obs_id == 57993 and err2.value.field == "EVENTS.ENERGY"
@@ -182,6 +196,7 @@ def test_fits_round_trip(data_dir: Path, tmp_path: Path, name: str, obs_id: int)
         assert np.array_equal(again.events.ds[var].values, obs.events.ds[var].values)
     strip = {k: v for k, v in obs.events.ds.attrs.items() if k != "fits_header"}
     assert {k: v for k, v in again.events.ds.attrs.items() if k != "fits_header"} == strip
+
     # the header string differs only where astropy places the column cards on write
     def cards(h):
         return sorted(((c.keyword, c.value, c.comment) for c in h.cards), key=str)

@@ -18,8 +18,13 @@ def client():
     """A LocalCluster with 2 worker processes (one thread each) that can import the toys."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
     cl = Client(cluster)
     cl.register_worker_callbacks(lambda: sys.path.insert(0, HERE))
     yield cl

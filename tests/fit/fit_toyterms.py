@@ -87,8 +87,10 @@ class ToyGauss(LikelihoodTerm):
         self.factor = 1e12 * self.energy**2
         self.comps, self.positions = _relevant(models, spec.name)
         # norm models (backgrounds) add 0.5 * norm, sources 1e12 E^2 dN/dE
-        self.weights = [0.5 * np.ones_like(self.energy) if c.is_norm_spectral_model
-                        else self.factor for c in self.comps]
+        self.weights = [
+            0.5 * np.ones_like(self.energy) if c.is_norm_spectral_model else self.factor
+            for c in self.comps
+        ]
         truth = np.asarray(opts.get("truth", pars.value), dtype=float)
         mu = self._mu(truth)
         self.sigma = 0.05 * np.abs(mu) + 1e-3

@@ -76,8 +76,9 @@ def test_parallel_profile(client, reference, parallel):
         fit = Fit(models, coord)
         fit.run()
         prof = fit.stat_profile("index", n_values=4, parallel=parallel)
-    np.testing.assert_allclose(prof["src.spectral.index_scan"],
-                               prof_ref["src.spectral.index_scan"], rtol=1e-8)
+    np.testing.assert_allclose(
+        prof["src.spectral.index_scan"], prof_ref["src.spectral.index_scan"], rtol=1e-8
+    )
     np.testing.assert_allclose(prof["stat_scan"], prof_ref["stat_scan"], rtol=1e-8)
     assert prof["success"]
 

@@ -37,8 +37,13 @@ def cluster_client(request):
     from distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.scheduler.allowed-failures": request.param}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
     client = Client(cluster)
     here = str(Path(__file__).parent)
     client.register_worker_callbacks(lambda: sys.path.insert(0, here))  # restarted ones too
@@ -83,8 +88,10 @@ def test_worker_killed_mid_fit(cluster_client):
         # the lost group lives again elsewhere
         holders = {w for ws in client.who_has(coord._groups).values() for w in ws}
         assert state["addr"] not in holders
-        print(f"killed after {state['killed_at']} evaluations; coordinator rebuilds: "
-              f"{coord.n_rebuilds}")
+        print(
+            f"killed after {state['killed_at']} evaluations; coordinator rebuilds: "
+            f"{coord.n_rebuilds}"
+        )
     assert result.success
     np.testing.assert_allclose(result.values, ref.values, rtol=1e-6)
     np.testing.assert_allclose(result.errors, ref.errors, rtol=1e-6)

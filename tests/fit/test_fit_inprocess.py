@@ -19,8 +19,9 @@ def _linear(n: int = 3, **kw):
     return models, specs
 
 
-@pytest.mark.parametrize("backend,hessian", [("minuit", "gradient"), ("minuit", "numerical"),
-                                             ("scipy", "gradient")])
+@pytest.mark.parametrize(
+    "backend,hessian", [("minuit", "gradient"), ("minuit", "numerical"), ("scipy", "gradient")]
+)
 def test_linear_optimum_and_covariance(backend, hessian):
     models, specs = _linear()
     best, cov = linear_solution(models, specs)
@@ -29,8 +30,9 @@ def test_linear_optimum_and_covariance(backend, hessian):
     assert result.success, result.message
     sig = np.sqrt(np.diag(cov))
     np.testing.assert_allclose((result.values - best) / sig, 0, atol=1e-3)
-    np.testing.assert_allclose(result.covariance, cov, rtol=1e-5 if hessian == "gradient"
-                               else 1e-3, atol=0)
+    np.testing.assert_allclose(
+        result.covariance, cov, rtol=1e-5 if hessian == "gradient" else 1e-3, atol=0
+    )
     np.testing.assert_allclose(result.errors, sig, rtol=1e-5 if hessian == "gradient" else 1e-3)
     assert result.covariance_success
     # models updated: values, errors, covariance over all unique slots (Gammapy layout)
@@ -58,8 +60,11 @@ def test_links_priors_penalties():
     models, _ = _linear(3)
     from gdask.models import PowerLawSpectralModel, SkyModel
 
-    src2 = SkyModel(PowerLawSpectralModel(index=2.3, amplitude="1e-12 cm-2 s-1 TeV-1"),
-                    name="src2", datasets_names=["d0", "d1"])
+    src2 = SkyModel(
+        PowerLawSpectralModel(index=2.3, amplitude="1e-12 cm-2 s-1 TeV-1"),
+        name="src2",
+        datasets_names=["d0", "d1"],
+    )
     link_parameters(models["src"].spectral_model.index, src2.spectral_model.index)
     models = Models([*models, src2])
     models["d1-bkg"].spectral_model.norm.prior = GaussianPrior(mu=1.05, sigma=0.02)
@@ -107,17 +112,18 @@ def test_profile_and_slice_are_parabolas_for_linear_model():
         r = fit.run()
         prof = fit.stat_profile("src.spectral.index", n_values=5)
         sl = fit.stat_profile("src.spectral.index", n_values=5, reoptimize=False)
-        surf = fit.stat_surface("index", "amplitude", [2.2, 2.3], [1.8e-12, 2e-12, 2.2e-12],
-                                reoptimize=True)
+        surf = fit.stat_surface(
+            "index", "amplitude", [2.2, 2.3], [1.8e-12, 2e-12, 2.2e-12], reoptimize=True
+        )
     x = prof["src.spectral.index_scan"]
     np.testing.assert_allclose(x, r["index"] + r.errors[0] * np.linspace(-2, 2, 5), rtol=1e-12)
-    np.testing.assert_allclose(prof["stat_scan"] - r.total_stat, (x - best[0]) ** 2 / cov[0, 0],
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        prof["stat_scan"] - r.total_stat, (x - best[0]) ** 2 / cov[0, 0], atol=2e-3
+    )
     assert len(prof["fit_results"]) == 5 and prof["success"]
     # slice: others fixed at the best fit -> curvature from the inverse of the Hessian block
     h00 = np.linalg.inv(cov)[0, 0]
-    np.testing.assert_allclose(sl["stat_scan"] - r.total_stat, h00 * (x - best[0]) ** 2,
-                               atol=2e-3)
+    np.testing.assert_allclose(sl["stat_scan"] - r.total_stat, h00 * (x - best[0]) ** 2, atol=2e-3)
     assert surf["stat_scan"].shape == (2, 3)
 
 
@@ -129,8 +135,9 @@ def test_contour_on_linear_model():
         r = fit.run()
         cont = fit.stat_contour("index", "amplitude", numpoints=8, sigma=1.0)
     assert cont["success"]
-    d = np.array([cont["src.spectral.index"] - r["index"],
-                  cont["src.spectral.amplitude"] - r["amplitude"]])
+    d = np.array(
+        [cont["src.spectral.index"] - r["index"], cont["src.spectral.amplitude"] - r["amplitude"]]
+    )
     c2 = np.linalg.inv(cov[:2, :2])
     q = np.einsum("in,ij,jn->n", d, c2, d)
     np.testing.assert_allclose(q, chi2(2).ppf(chi2(2).cdf(1.0)), rtol=1e-3)
@@ -148,8 +155,9 @@ def test_result_output(tmp_path):
     back = Models.read(path)
     np.testing.assert_allclose(back.parameters.value, result.models.parameters.value)
     prob = FitProblem(back)
-    np.testing.assert_allclose(back.covariance[np.ix_(prob.free, prob.free)], result.covariance,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        back.covariance[np.ix_(prob.free, prob.free)], result.covariance, rtol=1e-6
+    )
     assert back["src"].spectral_model.index.error == pytest.approx(result.errors[0])
     from astropy.table import Table
 

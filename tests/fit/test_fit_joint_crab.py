@@ -15,29 +15,53 @@ from gdask.models import LogParabolaSpectralModel, Models, SkyModel
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
-RANGES = {"fermi": (0.03, 2.0), "magic": (0.08, 30.0), "veritas": (0.15, 30.0),
-          "fact": (0.4, 30.0), "hess": (0.66, 30.0)}
+RANGES = {
+    "fermi": (0.03, 2.0),
+    "magic": (0.08, 30.0),
+    "veritas": (0.15, 30.0),
+    "fact": (0.4, 30.0),
+    "hess": (0.66, 30.0),
+}
 START = {"amplitude": 3.8e-11, "alpha": 2.5, "beta": 0.1}
 
 
 def _files(data_dir: Path) -> list[tuple[str, Path]]:
-    out = [(inst, pha) for inst in RANGES
-           for pha in sorted((data_dir / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))]
+    out = [
+        (inst, pha)
+        for inst in RANGES
+        for pha in sorted((data_dir / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))
+    ]
     assert len(out) == 10
     return out
 
 
 def _models() -> Models:
-    return Models([SkyModel(LogParabolaSpectralModel(
-        amplitude=f"{START['amplitude']} cm-2 s-1 TeV-1", reference="1 TeV",
-        alpha=START["alpha"], beta=START["beta"]), name="crab")])
+    return Models(
+        [
+            SkyModel(
+                LogParabolaSpectralModel(
+                    amplitude=f"{START['amplitude']} cm-2 s-1 TeV-1",
+                    reference="1 TeV",
+                    alpha=START["alpha"],
+                    beta=START["beta"],
+                ),
+                name="crab",
+            )
+        ]
+    )
 
 
 def _specs(data_dir: Path, models: Models) -> list[TermSpec]:
-    return [TermSpec("spectrum", f"{inst}-{pha.stem.removeprefix('pha_obs')}", str(pha),
-                     models.to_dict(), {"stat": "wstat", "energy_min": RANGES[inst][0],
-                                        "energy_max": RANGES[inst][1]})
-            for inst, pha in _files(data_dir)]
+    return [
+        TermSpec(
+            "spectrum",
+            f"{inst}-{pha.stem.removeprefix('pha_obs')}",
+            str(pha),
+            models.to_dict(),
+            {"stat": "wstat", "energy_min": RANGES[inst][0], "energy_max": RANGES[inst][1]},
+        )
+        for inst, pha in _files(data_dir)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +101,17 @@ def test_against_gammapy(data_dir, gdask_local):
         emin, emax = RANGES[inst]
         g.mask_fit = g.counts.geom.energy_mask(emin * u.TeV, emax * u.TeV)
         gds.append(g)
-    gds.models = [GSky(spectral_model=GLP(amplitude=START["amplitude"] * u.Unit(
-        "cm-2 s-1 TeV-1"), reference=1 * u.TeV, alpha=START["alpha"], beta=START["beta"]),
-        name="crab")]
+    gds.models = [
+        GSky(
+            spectral_model=GLP(
+                amplitude=START["amplitude"] * u.Unit("cm-2 s-1 TeV-1"),
+                reference=1 * u.TeV,
+                alpha=START["alpha"],
+                beta=START["beta"],
+            ),
+            name="crab",
+        )
+    ]
     gfit = GFit()
     gres = gfit.run(gds)
     gconf = gfit.confidence(gds, gds.models.parameters["alpha"])

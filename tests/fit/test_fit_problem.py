@@ -17,10 +17,16 @@ from gdask.models import (
 
 
 def _linked_models() -> Models:
-    a = SkyModel(PowerLawSpectralModel(index=2.0, amplitude="1e-12 cm-2 s-1 TeV-1"), name="a",
-                 datasets_names=["d0"])
-    b = SkyModel(PowerLawSpectralModel(index=2.0, amplitude="3e-12 cm-2 s-1 TeV-1",
-                                       reference="1000 GeV"), name="b", datasets_names=["d1"])
+    a = SkyModel(
+        PowerLawSpectralModel(index=2.0, amplitude="1e-12 cm-2 s-1 TeV-1"),
+        name="a",
+        datasets_names=["d0"],
+    )
+    b = SkyModel(
+        PowerLawSpectralModel(index=2.0, amplitude="3e-12 cm-2 s-1 TeV-1", reference="1000 GeV"),
+        name="b",
+        datasets_names=["d1"],
+    )
     link_parameters(a.spectral_model.index, b.spectral_model.index)
     return Models([a, b])
 
@@ -28,8 +34,12 @@ def _linked_models() -> Models:
 def test_names_free_scales():
     m = make_models(2)
     p = FitProblem(m)
-    assert p.free_names == ["src.spectral.index", "src.spectral.amplitude",
-                            "d0-bkg.spectral.norm", "d1-bkg.spectral.norm"]
+    assert p.free_names == [
+        "src.spectral.index",
+        "src.spectral.amplitude",
+        "d0-bkg.spectral.norm",
+        "d1-bkg.spectral.norm",
+    ]
     assert p.n_parameters == len(m.parameters)
     np.testing.assert_allclose(p.free_scales, [1.0, 1e-12, 1.0, 1.0])
     np.testing.assert_allclose(p.factors0(), [2.3, 2.0, 1.0, 1.0])
@@ -83,9 +93,14 @@ def test_priors_and_penalties_with_gradient():
     ref = ((u[0] - 2.0) / 0.1) ** 2 + np.log(2 * np.pi * 0.01) + ((u[k] - 1.1) / 0.05) ** 2
     assert stat == pytest.approx(ref)
     h = 1e-6
-    num = [(p.combine(p.unique_from_factors(x + h * e), 0.0, np.zeros(p.n_parameters))[0]
-            - p.combine(p.unique_from_factors(x - h * e), 0.0, np.zeros(p.n_parameters))[0])
-           / (2 * h) for e in np.eye(len(x))]
+    num = [
+        (
+            p.combine(p.unique_from_factors(x + h * e), 0.0, np.zeros(p.n_parameters))[0]
+            - p.combine(p.unique_from_factors(x - h * e), 0.0, np.zeros(p.n_parameters))[0]
+        )
+        / (2 * h)
+        for e in np.eye(len(x))
+    ]
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-6)
 
 

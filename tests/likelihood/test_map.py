@@ -31,30 +31,45 @@ def make_dataset(name: str = "ds", seed: int = 1) -> MapDataset:
     ly, lx = geom_irf.shape
     psf_data = np.broadcast_to(prof[:, :, None, None], (6, 50, ly, lx)).copy()
     psf_data *= np.linspace(0.95, 1.05, lx)[None, None, None, :]
-    psf = PSFMap(psf_data, BandAxis(e_true), BandAxis(rad), geom_irf,
-                 np.ones((6, ly, lx)))
+    psf = PSFMap(psf_data, BandAxis(e_true), BandAxis(rad), geom_irf, np.ones((6, ly, lx)))
     kern = np.zeros((6, 4))
     lo, hi = e_true.edges[:-1], e_true.edges[1:]
     for i in range(6):
         c = np.sqrt(lo[i] * hi[i])
         w = np.exp(-0.5 * ((np.log(e_reco.center) - np.log(c)) / 0.4) ** 2)
         kern[i] = 0.9 * w / w.sum()
-    edisp = EDispKernelMap(np.broadcast_to(kern[:, :, None, None], (6, 4, ly, lx)).copy(),
-                           BandAxis(e_true), BandAxis(e_reco), geom_irf, np.ones((6, ly, lx)))
+    edisp = EDispKernelMap(
+        np.broadcast_to(kern[:, :, None, None], (6, 4, ly, lx)).copy(),
+        BandAxis(e_true),
+        BandAxis(e_reco),
+        geom_irf,
+        np.ones((6, ly, lx)),
+    )
     ny, nx = geom.shape
     exposure = 1e11 * np.ones((6, ny, nx)) * np.linspace(0.8, 1.2, nx)[None, None, :]
     background = 0.5 * np.ones((4, ny, nx)) * np.array([4, 2, 1, 0.5])[:, None, None]
     counts = rng.poisson(background + 1.0).astype(float)
     mask = np.ones((4, ny, nx), bool)
     mask[0, :, :3] = False
-    return MapDataset(geom, e_reco, e_true, counts=counts, exposure=exposure,
-                      background=background, mask_safe=mask, psf=psf, edisp=edisp, name=name)
+    return MapDataset(
+        geom,
+        e_reco,
+        e_true,
+        counts=counts,
+        exposure=exposure,
+        background=background,
+        mask_safe=mask,
+        psf=psf,
+        edisp=edisp,
+        name=name,
+    )
 
 
 SPECTRA = {
     "pl": gm.PowerLawSpectralModel(index=2.3, amplitude="2e-11 cm-2 s-1 TeV-1"),
-    "ecpl": gm.ExpCutoffPowerLawSpectralModel(index=2.1, amplitude="2e-11 cm-2 s-1 TeV-1",
-                                              lambda_="0.1 TeV-1"),
+    "ecpl": gm.ExpCutoffPowerLawSpectralModel(
+        index=2.1, amplitude="2e-11 cm-2 s-1 TeV-1", lambda_="0.1 TeV-1"
+    ),
     "lp": gm.LogParabolaSpectralModel(alpha=2.2, beta=0.15, amplitude="2e-11 cm-2 s-1 TeV-1"),
 }
 SPATIAL = {
@@ -66,8 +81,9 @@ SPATIAL = {
 
 def make_models(spectral: str, spatial: str) -> gm.Models:
     src = gm.SkyModel(SPECTRA[spectral].copy(), SPATIAL[spatial](), name="src")
-    bkg = gm.FoVBackgroundModel("ds", spectral_model=gm.PowerLawNormSpectralModel(norm=1.1,
-                                                                                  tilt=0.1))
+    bkg = gm.FoVBackgroundModel(
+        "ds", spectral_model=gm.PowerLawNormSpectralModel(norm=1.1, tilt=0.1)
+    )
     for p in src.parameters:
         p.frozen = p.name in ("reference", "e", "phi")
     bkg.spectral_model.tilt.frozen = False
@@ -155,8 +171,12 @@ def test_caching_and_position_update(dataset):
 
 
 def test_background_only_and_other_dataset_models(dataset):
-    src = gm.SkyModel(gm.PowerLawSpectralModel(), gm.PointSpatialModel(lon_0=83.6, lat_0=22.0),
-                      name="elsewhere", datasets_names=["other"])
+    src = gm.SkyModel(
+        gm.PowerLawSpectralModel(),
+        gm.PointSpatialModel(lon_0=83.6, lat_0=22.0),
+        name="elsewhere",
+        datasets_names=["other"],
+    )
     models = gm.Models([src, gm.FoVBackgroundModel("other"), gm.FoVBackgroundModel("ds")])
     term = MapTerm(dataset, models)
     values = models.parameters.value.copy()
@@ -176,8 +196,15 @@ def test_build_from_spec(tmp_path, dataset):
     values = models.parameters.value
     assert term.stat(values) == pytest.approx(direct.stat(values), rel=1e-12)
     with pytest.raises(ValueError):
-        build_term(TermSpec(kind="map", name="ds", source=str(path), models=models.to_dict(),
-                            options={"bogus": 1}))
+        build_term(
+            TermSpec(
+                kind="map",
+                name="ds",
+                source=str(path),
+                models=models.to_dict(),
+                options={"bogus": 1},
+            )
+        )
 
 
 def test_convolver_adjoint():
@@ -191,12 +218,15 @@ def test_convolver_adjoint():
     assert lhs == pytest.approx(rhs, rel=1e-12)
     from scipy.signal import convolve
 
-    np.testing.assert_allclose(conv.convolve(img)[1], convolve(img, kernel[1], mode="same"),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        conv.convolve(img)[1], convolve(img, kernel[1], mode="same"), atol=1e-12
+    )
     iy, ix = np.array([2, 8]), np.array([0, 10])
     sparse = np.zeros((9, 11))
     sparse[iy, ix] = [0.3, 0.7]
-    np.testing.assert_allclose(conv.convolve_sparse(iy, ix, np.array([0.3, 0.7])),
-                               conv.convolve(sparse), atol=1e-12)
-    np.testing.assert_allclose(conv.adjoint_sparse(cube, iy, ix), conv.adjoint(cube)[iy, ix],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        conv.convolve_sparse(iy, ix, np.array([0.3, 0.7])), conv.convolve(sparse), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        conv.adjoint_sparse(cube, iy, ix), conv.adjoint(cube)[iy, ix], atol=1e-12
+    )

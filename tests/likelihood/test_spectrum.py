@@ -56,19 +56,31 @@ def make_dataset(name: str = "d1", seed: int = 0, gti: bool = False) -> Spectrum
     if gti:
         kwargs["gti"] = GTI.create([0.0, 5000.0], [3000.0, 9000.0], mjdref=55000.0)
     return SpectrumDatasetOnOff(
-        EnergyAxis(EDGES), EnergyAxis(EDGES_TRUE, name="energy_true"),
-        counts=counts, counts_off=counts_off, acceptance=np.ones(EDGES.size - 1),
-        acceptance_off=np.full(EDGES.size - 1, 5.0), effective_area=aeff, livetime=1800.0,
-        edisp=_edisp(EDGES_TRUE, EDGES), mask_safe=mask, name=name, **kwargs)
+        EnergyAxis(EDGES),
+        EnergyAxis(EDGES_TRUE, name="energy_true"),
+        counts=counts,
+        counts_off=counts_off,
+        acceptance=np.ones(EDGES.size - 1),
+        acceptance_off=np.full(EDGES.size - 1, 5.0),
+        effective_area=aeff,
+        livetime=1800.0,
+        edisp=_edisp(EDGES_TRUE, EDGES),
+        mask_safe=mask,
+        name=name,
+        **kwargs,
+    )
 
 
 SPECTRA = {
-    "pl": lambda: PowerLawSpectralModel(index=2.3, amplitude="3e-11 cm-2 s-1 TeV-1",
-                                        reference="1 TeV"),
-    "lp": lambda: LogParabolaSpectralModel(amplitude="3e-11 cm-2 s-1 TeV-1",
-                                           reference="1000 GeV", alpha=2.4, beta=0.12),
-    "ecpl": lambda: ExpCutoffPowerLawSpectralModel(index=2.0, amplitude="3e-15 cm-2 s-1 GeV-1",
-                                                   reference="1 TeV", lambda_="0.05 TeV-1"),
+    "pl": lambda: PowerLawSpectralModel(
+        index=2.3, amplitude="3e-11 cm-2 s-1 TeV-1", reference="1 TeV"
+    ),
+    "lp": lambda: LogParabolaSpectralModel(
+        amplitude="3e-11 cm-2 s-1 TeV-1", reference="1000 GeV", alpha=2.4, beta=0.12
+    ),
+    "ecpl": lambda: ExpCutoffPowerLawSpectralModel(
+        index=2.0, amplitude="3e-15 cm-2 s-1 GeV-1", reference="1 TeV", lambda_="0.05 TeV-1"
+    ),
 }
 
 
@@ -120,7 +132,8 @@ def test_value_matches_direct_computation() -> None:
     cterm = SpectrumOnOffTerm(ds, models, stat="cash", energy_min=0.2, energy_max=50)
     bkg = alpha * ds.counts_off.values
     assert cterm.stat(x) == pytest.approx(
-        cash_sum(ds.counts.values[mask], (mu + bkg)[mask]), rel=1e-12)
+        cash_sum(ds.counts.values[mask], (mu + bkg)[mask]), rel=1e-12
+    )
 
 
 def test_energy_range_mask_partial_bins() -> None:
@@ -128,8 +141,12 @@ def test_energy_range_mask_partial_bins() -> None:
     np.testing.assert_array_equal(energy_range_mask(edges, 0.2, 0.8), [False, True, True, False])
     np.testing.assert_array_equal(energy_range_mask(edges, 0.15, 1.0), [False, True, True, False])
     np.testing.assert_array_equal(energy_range_mask(edges), [True] * 4)
-    term = SpectrumOnOffTerm(make_dataset(), Models([SkyModel(SPECTRA["pl"](), name="s")]),
-                             energy_min="300 GeV", energy_max=10)
+    term = SpectrumOnOffTerm(
+        make_dataset(),
+        Models([SkyModel(SPECTRA["pl"](), name="s")]),
+        energy_min="300 GeV",
+        energy_max=10,
+    )
     lo, hi = term.edges[:-1][term.mask], term.edges[1:][term.mask]
     assert lo.min() >= 0.3 and hi.max() <= 10
     assert term.info()["mask"].sum() == np.count_nonzero(term.mask)
@@ -162,8 +179,9 @@ def test_energy_scale(kind: str) -> None:
     models = Models([src, nuis])
     ds = make_dataset()
     base = SpectrumOnOffTerm(ds, models, energy_min=0.2, energy_max=50)
-    term = SpectrumOnOffTerm(ds, models, energy_min=0.2, energy_max=50,
-                             energy_scale="escale.spectral.tilt")
+    term = SpectrumOnOffTerm(
+        ds, models, energy_min=0.2, energy_max=50, energy_scale="escale.spectral.tilt"
+    )
     x = models.parameters.value
     assert term.stat(x) == pytest.approx(base.stat(x), rel=1e-13)
     i = models.parameters.names.index("tilt")
@@ -253,8 +271,9 @@ def test_temporal_model_norm_and_gradient() -> None:
 
 def test_apply_irf_edisp_off_and_fov_error() -> None:
     ds = make_dataset()
-    src = SkyModel(SPECTRA["pl"](), name="src", apply_irf={"exposure": True, "psf": True,
-                                                            "edisp": False})
+    src = SkyModel(
+        SPECTRA["pl"](), name="src", apply_irf={"exposure": True, "psf": True, "edisp": False}
+    )
     models = Models([src])
     term = SpectrumOnOffTerm(ds, models)
     x = models.parameters.value
@@ -278,7 +297,9 @@ def test_info_and_npred() -> None:
         assert info[key].shape == (n,)
     assert info["energy_edges"].shape == (n + 1,)
     assert info["stat"] == pytest.approx(term.stat(x))
-    np.testing.assert_allclose(term.npred(x), np.clip(info["npred_sig"] + info["npred_bkg"], 0, None))
+    np.testing.assert_allclose(
+        term.npred(x), np.clip(info["npred_sig"] + info["npred_bkg"], 0, None)
+    )
     assert np.all(info["npred_bkg"] >= 0)
 
 

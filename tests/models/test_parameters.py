@@ -83,8 +83,13 @@ def test_links_share_one_slot():
     lay = pars.flat_layout()
     assert lay.n_unique == 5
     assert lay.index[0] == lay.index[3]
-    assert pars.unique_parameters.names == ["index", "amplitude", "reference", "amplitude",
-                                            "reference"]
+    assert pars.unique_parameters.names == [
+        "index",
+        "amplitude",
+        "reference",
+        "amplitude",
+        "reference",
+    ]
     assert pars.free_unique_parameters.names == ["index", "amplitude", "amplitude"]
     # setting the unique vector sets both members
     pars.set_unique_values([2.7, 1e-12, 1.0, 3e-12, 1.0])
@@ -131,8 +136,10 @@ def test_prior_sets_bounds_and_stat():
     p.prior = gm.UniformPrior(min=1, max=4)
     assert (p.min, p.max) == (1, 4)
     assert p.prior_stat() == pytest.approx(2 * np.log(3))
-    p.prior = {"type": "GaussianPrior", "parameters": [{"name": "mu", "value": 2.5},
-                                                       {"name": "sigma", "value": 0.5}]}
+    p.prior = {
+        "type": "GaussianPrior",
+        "parameters": [{"name": "mu", "value": 2.5}, {"name": "sigma", "value": 0.5}],
+    }
     assert isinstance(p.prior, gm.GaussianPrior)
     assert p.prior_stat_grad() == pytest.approx(2 * (2.0 - 2.5) / 0.25)
     pars = Parameters([p, Parameter("x", 1.0)])

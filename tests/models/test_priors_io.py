@@ -15,13 +15,18 @@ from gdask.models.io import from_yaml, to_yaml
 X = np.array([0.3, 0.9, 1.7, 2.4])
 
 
-@pytest.mark.parametrize("prior,rv", [
-    (gm.GaussianPrior(mu=1.2, sigma=0.7), stats.norm(1.2, 0.7)),
-    (gm.UniformPrior(min=0.1, max=3.0), stats.uniform(0.1, 2.9)),
-    (gm.LogUniformPrior(min=0.2, max=5.0), stats.loguniform(0.2, 5.0)),
-    (gm.GeneralizedGaussianPrior(mu=1.0, sigma=0.5, eta=0.7),
-     stats.gennorm(beta=1 / 0.7, loc=1.0, scale=0.5 * math.sqrt(2))),
-])
+@pytest.mark.parametrize(
+    "prior,rv",
+    [
+        (gm.GaussianPrior(mu=1.2, sigma=0.7), stats.norm(1.2, 0.7)),
+        (gm.UniformPrior(min=0.1, max=3.0), stats.uniform(0.1, 2.9)),
+        (gm.LogUniformPrior(min=0.2, max=5.0), stats.loguniform(0.2, 5.0)),
+        (
+            gm.GeneralizedGaussianPrior(mu=1.0, sigma=0.5, eta=0.7),
+            stats.gennorm(beta=1 / 0.7, loc=1.0, scale=0.5 * math.sqrt(2)),
+        ),
+    ],
+)
 def test_prior_value_and_grad(prior, rv):
     np.testing.assert_allclose(prior.stat(X), -2 * rv.logpdf(X), rtol=1e-12)
     prior.weight = 2.5
@@ -73,8 +78,13 @@ def test_spectral_yaml_roundtrip(model):
     back = gm.model_from_dict(from_yaml(text))
     assert type(back) is type(model)
     for p, q in zip(model.parameters, back.parameters, strict=True):
-        assert (p.name, p.value, p.unit, p.frozen, p.error) == (q.name, q.value, q.unit,
-                                                                 q.frozen, q.error)
+        assert (p.name, p.value, p.unit, p.frozen, p.error) == (
+            q.name,
+            q.value,
+            q.unit,
+            q.frozen,
+            q.error,
+        )
         assert p.min == q.min or (np.isnan(p.min) and np.isnan(q.min))
     e = np.geomspace(0.3, 30, 5)
     np.testing.assert_allclose(back(e), model(e), rtol=1e-14)
@@ -86,8 +96,9 @@ def test_unknown_tag():
 
 
 def test_missing_parameter_uses_default(caplog):
-    m = gm.model_from_dict({"spectral": {"type": "pl", "parameters": [{"name": "index",
-                                                                       "value": 3}]}})
+    m = gm.model_from_dict(
+        {"spectral": {"type": "pl", "parameters": [{"name": "index", "value": 3}]}}
+    )
     assert m.index.value == 3 and m.amplitude.value == 1e-12
     assert "amplitude" in caplog.text
 
@@ -97,11 +108,13 @@ def test_models_yaml_links_priors_covariance(tmp_path):
     pl2 = gm.PowerLawSpectralModel(index=2.2)
     gm.link_parameters(pl1.index, pl2.index, label="index@shared")
     pl1.amplitude.prior = gm.GaussianPrior(mu=1e-12, sigma=1e-13)
-    models = Models([
-        SkyModel(pl1, name="a", datasets_names=["d1"]),
-        SkyModel(pl2, name="b"),
-        gm.FoVBackgroundModel("d1"),
-    ])
+    models = Models(
+        [
+            SkyModel(pl1, name="a", datasets_names=["d1"]),
+            SkyModel(pl2, name="b"),
+            gm.FoVBackgroundModel("d1"),
+        ]
+    )
     n = models.parameters.flat_layout().n_unique
     assert n == 8
     models.covariance = np.diag(np.arange(1.0, n + 1))

@@ -29,12 +29,18 @@ LON0, LAT0 = 83.6, 22.0
 CASES = {
     "gauss": (GaussianSpatialModel, dict(lon_0=LON0, lat_0=LAT0, sigma=0.4, e=0.0, phi=0.0)),
     "gauss-ell": (GaussianSpatialModel, dict(lon_0=LON0, lat_0=LAT0, sigma=0.4, e=0.7, phi=35.0)),
-    "gengauss": (GeneralizedGaussianSpatialModel,
-                 dict(lon_0=LON0, lat_0=LAT0, r_0=0.5, eta=0.7, e=0.4, phi=-20.0)),
-    "disk": (DiskSpatialModel,
-             dict(lon_0=LON0, lat_0=LAT0, r_0=0.6, e=0.0, phi=0.0, edge_width=0.2)),
-    "disk-ell": (DiskSpatialModel,
-                 dict(lon_0=LON0, lat_0=LAT0, r_0=0.6, e=0.6, phi=60.0, edge_width=0.2)),
+    "gengauss": (
+        GeneralizedGaussianSpatialModel,
+        dict(lon_0=LON0, lat_0=LAT0, r_0=0.5, eta=0.7, e=0.4, phi=-20.0),
+    ),
+    "disk": (
+        DiskSpatialModel,
+        dict(lon_0=LON0, lat_0=LAT0, r_0=0.6, e=0.0, phi=0.0, edge_width=0.2),
+    ),
+    "disk-ell": (
+        DiskSpatialModel,
+        dict(lon_0=LON0, lat_0=LAT0, r_0=0.6, e=0.6, phi=60.0, edge_width=0.2),
+    ),
     "shell": (ShellSpatialModel, dict(lon_0=LON0, lat_0=LAT0, radius=0.5, width=0.3)),
     "shell2": (Shell2SpatialModel, dict(lon_0=LON0, lat_0=LAT0, r_0=0.8, eta=0.4)),
 }
@@ -81,8 +87,9 @@ def test_gaussian_elongated_axes():
     minor = GaussianSpatialModel.evaluate(d, 0 * d, **pars)
     for vals, sig in ((major, 0.5), (minor, 0.5 * 0.6)):
         a = 1 - np.cos(np.radians(sig))
-        np.testing.assert_allclose(vals, norm * np.exp(-(1 - np.cos(np.radians(d))) / (2 * a)),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            vals, norm * np.exp(-(1 - np.cos(np.radians(d))) / (2 * a)), rtol=1e-10
+        )
 
 
 def test_gengauss_eta_half_is_gaussian():
@@ -98,8 +105,9 @@ def test_disk_plateau_and_norm():
     r0 = 0.8
     norm = 1 / (2 * np.pi * (1 - np.cos(np.radians(r0))))
     assert disk_norm(r0, 0.0) == pytest.approx(norm, rel=1e-12)
-    v = DiskSpatialModel.evaluate(np.array([0.0, 0.3, 2.0]), np.zeros(3), 0.0, 0.0, r0, 0.0,
-                                  0.0, 0.01)
+    v = DiskSpatialModel.evaluate(
+        np.array([0.0, 0.3, 2.0]), np.zeros(3), 0.0, 0.0, r0, 0.0, 0.0, 0.01
+    )
     np.testing.assert_allclose(v, [norm, norm, 0.0], rtol=1e-12, atol=0)
     # half value on the edge
     edge = DiskSpatialModel.evaluate(r0, 0.0, 0.0, 0.0, r0, 0.0, 0.0, 0.05)
@@ -113,10 +121,15 @@ def test_shell_projection_formula():
     outer = np.sqrt(np.clip(ro**2 - d**2, 0, None))
     inner = np.sqrt(np.clip(ri**2 - d**2, 0, None))
     expected = 3 / (2 * np.pi * (ro**3 - ri**3)) * (outer - inner)
-    np.testing.assert_allclose(ShellSpatialModel.evaluate(lon, lat, LON0, LAT0, 0.5, 0.3),
-                               expected, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(Shell2SpatialModel.evaluate(lon, lat, LON0, LAT0, 0.8, 0.375),
-                               expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        ShellSpatialModel.evaluate(lon, lat, LON0, LAT0, 0.5, 0.3), expected, rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        Shell2SpatialModel.evaluate(lon, lat, LON0, LAT0, 0.8, 0.375),
+        expected,
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 def test_constant():
@@ -136,9 +149,18 @@ def _sky_integral(cls, pars, half):
     return np.sum(cls.evaluate(lo, la, **pars) * np.cos(np.radians(la))) * step
 
 
-@pytest.mark.parametrize("name,rtol", [
-    ("gauss", 1e-6), ("gauss-ell", 1e-3), ("gengauss", 1e-3), ("disk", 2e-3),
-    ("disk-ell", 2e-3), ("shell", 3e-3), ("shell2", 3e-3)])
+@pytest.mark.parametrize(
+    "name,rtol",
+    [
+        ("gauss", 1e-6),
+        ("gauss-ell", 1e-3),
+        ("gengauss", 1e-3),
+        ("disk", 2e-3),
+        ("disk-ell", 2e-3),
+        ("shell", 3e-3),
+        ("shell2", 3e-3),
+    ],
+)
 def test_normalisation(name, rtol):
     cls, pars = CASES[name]
     pars = dict(pars, lon_0=0.0, lat_0=0.0)
@@ -165,8 +187,7 @@ def _fd_check(fun, grad, pars, skip=(), rtol=1e-5):
         pm[name] -= h
         fd = (fun(**pp) - fun(**pm)) / (2 * h)
         scale = np.max(np.abs(fd)) + 1e-300
-        np.testing.assert_allclose(grad[name], fd, rtol=rtol, atol=rtol * scale,
-                                   err_msg=name)
+        np.testing.assert_allclose(grad[name], fd, rtol=rtol, atol=rtol * scale, err_msg=name)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -304,15 +325,28 @@ def test_yaml_constant_and_point_and_short_tags():
     d = ConstantSpatialModel(value=2.0).to_dict()
     assert d == {"spatial": {"type": "ConstantSpatialModel", "parameters": []}}
     assert model_from_dict(d).parameters["value"].value == 1.0  # as Gammapy: not written
-    crab = {"type": "PointSpatialModel", "frame": "icrs", "parameters": [
-        {"name": "lon_0", "value": 83.63310241699219, "unit": "deg", "frozen": True},
-        {"name": "lat_0", "value": 22.019899368286133, "unit": "deg", "min": -90.0,
-         "max": 90.0, "frozen": True}]}
+    crab = {
+        "type": "PointSpatialModel",
+        "frame": "icrs",
+        "parameters": [
+            {"name": "lon_0", "value": 83.63310241699219, "unit": "deg", "frozen": True},
+            {
+                "name": "lat_0",
+                "value": 22.019899368286133,
+                "unit": "deg",
+                "min": -90.0,
+                "max": 90.0,
+                "frozen": True,
+            },
+        ],
+    }
     p = model_from_dict({"spatial": crab})
-    assert isinstance(p, PointSpatialModel) and p.position == pytest.approx((83.6331, 22.0199),
-                                                                            abs=1e-4)
-    assert isinstance(model_from_dict({"spatial": {"type": "gauss", "frame": "icrs"}}),
-                      GaussianSpatialModel)
+    assert isinstance(p, PointSpatialModel) and p.position == pytest.approx(
+        (83.6331, 22.0199), abs=1e-4
+    )
+    assert isinstance(
+        model_from_dict({"spatial": {"type": "gauss", "frame": "icrs"}}), GaussianSpatialModel
+    )
     with pytest.raises(ValueError):
         GaussianSpatialModel(frame="fk5")
 
@@ -320,5 +354,6 @@ def test_yaml_constant_and_point_and_short_tags():
 def test_lonlat_in_frame():
     m = GaussianSpatialModel(frame="galactic")
     lon, lat = m.lonlat_in_frame([83.633], [22.0145], "icrs")
-    assert lon[0] == pytest.approx(184.5575, abs=1e-3) and lat[0] == pytest.approx(-5.7843,
-                                                                                     abs=1e-3)
+    assert lon[0] == pytest.approx(184.5575, abs=1e-3) and lat[0] == pytest.approx(
+        -5.7843, abs=1e-3
+    )

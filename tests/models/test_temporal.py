@@ -45,15 +45,23 @@ FORMULAS = {
 
 def _quad_integral(fun, t_min, t_max):
     total = np.sum(t_max - t_min)
-    return np.array([scipy.integrate.quad(fun, a, b, epsabs=0, epsrel=1e-12, limit=200)[0]
-                     for a, b in zip(t_min, t_max, strict=True)]) / total
+    return (
+        np.array(
+            [
+                scipy.integrate.quad(fun, a, b, epsabs=0, epsrel=1e-12, limit=200)[0]
+                for a, b in zip(t_min, t_max, strict=True)
+            ]
+        )
+        / total
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_values_and_integrals(name):
     cls, pars = CASES[name]
-    np.testing.assert_allclose(cls.evaluate(TIMES, **pars), FORMULAS[name](TIMES, **pars),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        cls.evaluate(TIMES, **pars), FORMULAS[name](TIMES, **pars), rtol=1e-12
+    )
     expected = _quad_integral(lambda t: FORMULAS[name](t, **pars), T_MIN, T_MAX)
     np.testing.assert_allclose(cls.evaluate_integral(T_MIN, T_MAX, **pars), expected, rtol=1e-9)
     m = cls(**pars)
@@ -90,10 +98,10 @@ def test_gradients(name):
             # integral branch changes at alpha == -1: compare with the neighbours' limit
             pp = dict(pars, alpha=-1 + 1e-4)
             pm = dict(pars, alpha=-1 - 1e-4)
-        fdi = (cls.evaluate_integral(T_MIN, T_MAX, **pp)
-               - cls.evaluate_integral(T_MIN, T_MAX, **pm)) / (pp[p] - pm[p])
-        np.testing.assert_allclose(gi[p], fdi, rtol=1e-5, atol=1e-5 * np.abs(fdi).max(),
-                                   err_msg=p)
+        fdi = (
+            cls.evaluate_integral(T_MIN, T_MAX, **pp) - cls.evaluate_integral(T_MIN, T_MAX, **pm)
+        ) / (pp[p] - pm[p])
+        np.testing.assert_allclose(gi[p], fdi, rtol=1e-5, atol=1e-5 * np.abs(fdi).max(), err_msg=p)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -144,7 +152,7 @@ def test_lightcurve_integral_exact_and_gammapy_rule():
     np.testing.assert_allclose(rule, expected, rtol=3e-2)
     g = m.integral_grad(t_min, t_max)["t_ref"]
     h = 1e-6
-    fd = (m.evaluate_integral(t_min, t_max, TR + h) - m.evaluate_integral(t_min, t_max, TR - h))
+    fd = m.evaluate_integral(t_min, t_max, TR + h) - m.evaluate_integral(t_min, t_max, TR - h)
     np.testing.assert_allclose(g, fd / (2 * h), rtol=1e-5)
     ge = m.evaluate_grad(TR + np.array([0.25, 1.5]), TR)["t_ref"]
     np.testing.assert_allclose(ge, [-1.6, -0.3])
@@ -156,8 +164,10 @@ def test_lightcurve_read_write_yaml(tmp_path):
 
     # a table as Gammapy writes it: TIME in seconds from MJDREF in TT
     fn = tmp_path / "lc.fits"
-    Table({"TIME": NODES * 86400 * u.s, "NORM": NORMS},
-          meta={"MJDREFI": 55000, "MJDREFF": 0.25, "TIMESYS": "tt"}).write(fn)
+    Table(
+        {"TIME": NODES * 86400 * u.s, "NORM": NORMS},
+        meta={"MJDREFI": 55000, "MJDREFF": 0.25, "TIMESYS": "tt"},
+    ).write(fn)
     m = LightCurveTemplateTemporalModel.read(fn)
     np.testing.assert_allclose(m.nodes, NODES)
     # 55000.25 TT is 55000.25 - 66.184 s in UTC

@@ -22,4 +22,7 @@ def small_geom():
 
 @pytest.fixture(scope="session")
 def axes():
-    return (EnergyAxis.from_bounds(0.7, 10, 5), EnergyAxis.from_bounds(0.5, 20, 8, name="energy_true"))
+    return (
+        EnergyAxis.from_bounds(0.7, 10, 5),
+        EnergyAxis.from_bounds(0.5, 20, 8, name="energy_true"),
+    )

@@ -13,7 +13,9 @@ def _ds(counts, bkg, safe=None):
     shape = counts.shape
     safe = np.ones(shape, bool) if safe is None else safe
     dims = ("energy", "lat", "lon")
-    return xr.Dataset({"counts": (dims, counts), "background": (dims, bkg), "mask_safe": (dims, safe)})
+    return xr.Dataset(
+        {"counts": (dims, counts), "background": (dims, bkg), "mask_safe": (dims, safe)}
+    )
 
 
 def test_scale_uses_safe_and_not_excluded_bins():

@@ -32,13 +32,27 @@ EXCL = "icrs;circle(83.633,22.014,0.3)"
 
 CFG_3D = {
     "observations": {"store": None, "obs_ids": RUNS},
-    "datasets": {"type": "3d", "geom": {
-        "wcs": {"skydir": {"lon": 83.633, "lat": 22.014}, "width": 3, "binsz": 0.02, "proj": "CAR",
-                "binsz_irf": 0.2},
-        "axes": {"energy": {"min": 0.7, "max": 10, "nbin": 10},
-                 "energy_true": {"min": 0.5, "max": 20, "nbin": 20}}}},
-    "makers": {"offset_max": 2.5, "safe_mask": {"methods": ["offset-max", "aeff-default"]},
-               "background": {"method": "fov", "fov_method": "scale", "exclusion": {"regions": [EXCL]}}},
+    "datasets": {
+        "type": "3d",
+        "geom": {
+            "wcs": {
+                "skydir": {"lon": 83.633, "lat": 22.014},
+                "width": 3,
+                "binsz": 0.02,
+                "proj": "CAR",
+                "binsz_irf": 0.2,
+            },
+            "axes": {
+                "energy": {"min": 0.7, "max": 10, "nbin": 10},
+                "energy_true": {"min": 0.5, "max": 20, "nbin": 20},
+            },
+        },
+    },
+    "makers": {
+        "offset_max": 2.5,
+        "safe_mask": {"methods": ["offset-max", "aeff-default"]},
+        "background": {"method": "fov", "fov_method": "scale", "exclusion": {"regions": [EXCL]}},
+    },
     "output": {"store": None, "overwrite": True},
 }
 
@@ -60,7 +74,9 @@ def _cfg(tmp: Path, base: dict, archive: Path, out: str, **changes) -> AnalysisC
 def client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     c = Client(cluster)
     yield c
     c.close()
@@ -85,24 +101,64 @@ def _assert_equal_datasets(a, b):
 def test_cli_ingest_and_reduce_equal_direct_makers(hess_dir, tmp_path):
     """The 3D acceptance configuration through the two commands; per-run datasets equal the makers'."""
     store = tmp_path / "archive.zarr"
-    assert main(["ingest", str(hess_dir), "--store", str(store), "--obs-id", *map(str, RUNS),
-                 "--workers", "2", "--threads", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(hess_dir),
+                "--store",
+                str(store),
+                "--obs-id",
+                *map(str, RUNS),
+                "--workers",
+                "2",
+                "--threads",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     d = copy.deepcopy(CFG_3D)
     d["observations"]["store"] = "archive.zarr"  # relative to the config file
     d["output"]["store"] = "datasets.zarr"
     (tmp_path / "analysis.yaml").write_text(yaml.safe_dump(d))
-    assert main(["reduce", str(tmp_path / "analysis.yaml"), "--workers", "2", "--threads",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "reduce",
+                str(tmp_path / "analysis.yaml"),
+                "--workers",
+                "2",
+                "--threads",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = DatasetStore(tmp_path / "datasets.zarr")
     assert out.names() == [str(i) for i in RUNS]
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR")
-    e, et = EnergyAxis.from_bounds(0.7, 10, 10), EnergyAxis.from_bounds(0.5, 20, 20, name="energy_true")
+    geom = WcsGeom.create(
+        skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR"
+    )
+    e, et = (
+        EnergyAxis.from_bounds(0.7, 10, 10),
+        EnergyAxis.from_bounds(0.5, 20, 20, name="energy_true"),
+    )
     exclusion = make_exclusion_mask(geom, EXCL).values
     arch = ArchiveStore.open(store)
     for obs_id in RUNS:
         obs = arch.open_observation(obs_id)
-        direct = make_map_dataset(obs, geom, e, et, 0.2, safe_mask=("offset-max", "aeff-default"),
-                                  offset_max=2.5, fov_background="scale", exclusion_mask=exclusion)
+        direct = make_map_dataset(
+            obs,
+            geom,
+            e,
+            et,
+            0.2,
+            safe_mask=("offset-max", "aeff-default"),
+            offset_max=2.5,
+            fov_background="scale",
+            exclusion_mask=exclusion,
+        )
         ref = to_map_dataset(direct, gti=obs.gti)
         got = out.read(str(obs_id), lazy=False)
         assert isinstance(got, MapDataset)
@@ -113,8 +169,15 @@ def test_cli_ingest_and_reduce_equal_direct_makers(hess_dir, tmp_path):
 
 
 def test_stacking_is_a_tree_equal_to_sequential(archive, client, tmp_path):
-    cfg = _cfg(tmp_path, CFG_3D, archive, "stacked.zarr", datasets__stack=True, output__per_run=True,
-               datasets__geom__wcs__binsz=0.05)
+    cfg = _cfg(
+        tmp_path,
+        CFG_3D,
+        archive,
+        "stacked.zarr",
+        datasets__stack=True,
+        output__per_run=True,
+        datasets__geom__wcs__binsz=0.05,
+    )
     summary = reduce(cfg, client=client, progress=False)
     assert summary.ok and summary.stacked == "stacked"
     store = DatasetStore(cfg.output.store)
@@ -122,22 +185,37 @@ def test_stacking_is_a_tree_equal_to_sequential(archive, client, tmp_path):
     stacked = store.read("stacked", lazy=False)
     seq = stack_all([store.read(str(i), lazy=False) for i in RUNS])
     for k in ("counts", "background", "exposure", "mask_safe", "psf", "edisp"):
-        np.testing.assert_allclose(stacked.ds[k].values, seq.ds[k].values, rtol=1e-12, atol=0, err_msg=k)
+        np.testing.assert_allclose(
+            stacked.ds[k].values, seq.ds[k].values, rtol=1e-12, atol=0, err_msg=k
+        )
     assert sorted(stacked.meta["obs_ids"]) == RUNS
 
 
 def test_cutouts_stacked_into_the_parent(archive, client, tmp_path):
-    cfg = _cfg(tmp_path, CFG_3D, archive, "cut.zarr", datasets__stack=True, output__per_run=True,
-               datasets__geom__wcs__binsz=0.05, datasets__geom__wcs__width=5,
-               datasets__geom__cutout={"width": 2.0}, makers__selection=["counts", "exposure", "background"])
+    cfg = _cfg(
+        tmp_path,
+        CFG_3D,
+        archive,
+        "cut.zarr",
+        datasets__stack=True,
+        output__per_run=True,
+        datasets__geom__wcs__binsz=0.05,
+        datasets__geom__wcs__width=5,
+        datasets__geom__cutout={"width": 2.0},
+        makers__selection=["counts", "exposure", "background"],
+    )
     summary = reduce(cfg, client=client, progress=False, keep=True)
     assert summary.ok
     run = summary.datasets["23523"]
     assert run.geom.npix == (40, 40)
     stacked = summary.datasets["stacked"]
     assert stacked.geom.npix == (100, 100)
-    total = sum(float(summary.datasets[str(i)].counts.values[summary.datasets[str(i)].mask_safe.values].sum())
-                for i in RUNS)
+    total = sum(
+        float(
+            summary.datasets[str(i)].counts.values[summary.datasets[str(i)].mask_safe.values].sum()
+        )
+        for i in RUNS
+    )
     assert float(stacked.counts.values.sum()) == total
 
 
@@ -145,12 +223,21 @@ def test_spectrum_1d_equal_direct_makers(archive, client, data_dir, tmp_path):
     excl = data_dir / "joint-crab" / "exclusion" / "exclusion_mask_crab.fits.gz"
     d = {
         "observations": {"store": str(archive)},
-        "datasets": {"type": "1d", "on_region": {"lon": 83.633, "lat": 22.014, "radius": 0.11},
-                     "containment_correction": True,
-                     "geom": {"axes": {"energy": {"min": 0.7, "max": 30, "nbin": 12},
-                                       "energy_true": {"min": 0.3, "max": 60, "nbin": 25}}}},
-        "makers": {"safe_mask": {"methods": ["aeff-max"], "aeff_percent": 10},
-                   "background": {"method": "reflected", "exclusion": {"file": str(excl)}}},
+        "datasets": {
+            "type": "1d",
+            "on_region": {"lon": 83.633, "lat": 22.014, "radius": 0.11},
+            "containment_correction": True,
+            "geom": {
+                "axes": {
+                    "energy": {"min": 0.7, "max": 30, "nbin": 12},
+                    "energy_true": {"min": 0.3, "max": 60, "nbin": 25},
+                }
+            },
+        },
+        "makers": {
+            "safe_mask": {"methods": ["aeff-max"], "aeff_percent": 10},
+            "background": {"method": "reflected", "exclusion": {"file": str(excl)}},
+        },
         "output": {"store": str(tmp_path / "spec.zarr"), "fits": str(tmp_path / "ogip")},
     }
     cfg = AnalysisConfig.from_dict(d, tmp_path)
@@ -159,14 +246,28 @@ def test_spectrum_1d_equal_direct_makers(archive, client, data_dir, tmp_path):
     arch = ArchiveStore.open(archive)
     for obs_id in RUNS:
         obs = arch.open_observation(obs_id)
-        direct = make_spectrum_onoff(obs, cfg.datasets.on_region.to_region(),
-                                     cfg.datasets.geom.energy.to_axis(), cfg.datasets.geom.energy_true.to_axis("energy_true"),
-                                     exclusion_mask=read_exclusion_mask(excl), containment_correction=True,
-                                     safe_mask_methods=("aeff-max",), aeff_percent=10)
+        direct = make_spectrum_onoff(
+            obs,
+            cfg.datasets.on_region.to_region(),
+            cfg.datasets.geom.energy.to_axis(),
+            cfg.datasets.geom.energy_true.to_axis("energy_true"),
+            exclusion_mask=read_exclusion_mask(excl),
+            containment_correction=True,
+            safe_mask_methods=("aeff-max",),
+            aeff_percent=10,
+        )
         got = DatasetStore(cfg.output.store).read(str(obs_id), lazy=False)
         assert isinstance(got, SpectrumDatasetOnOff)
         ref = to_spectrum_dataset(direct, gti=obs.gti)
-        for k in ("counts", "counts_off", "acceptance", "acceptance_off", "edisp", "mask_safe", "edisp_exposure"):
+        for k in (
+            "counts",
+            "counts_off",
+            "acceptance",
+            "acceptance_off",
+            "edisp",
+            "mask_safe",
+            "edisp_exposure",
+        ):
             np.testing.assert_array_equal(got.ds[k].values, ref.ds[k].values, err_msg=k)
         np.testing.assert_allclose(got.exposure.values, direct["exposure"].values * 1e4, rtol=1e-15)
         assert got.livetime == float(direct["livetime"]) and got.meta["n_off_regions"] > 0
@@ -177,14 +278,37 @@ def test_selection_errors(archive, tmp_path):
     with pytest.raises(SelectionError, match="OBS_IDs not in the archive store: \\[1\\]"):
         plan_reduction(_cfg(tmp_path, CFG_3D, archive, "x.zarr", observations__obs_ids=[23523, 1]))
     with pytest.raises(SelectionError, match="the selection matches none of the 4 observations"):
-        plan_reduction(_cfg(tmp_path, CFG_3D, archive, "x.zarr", observations__obs_ids=None,
-                            observations__columns={"ZEN_PNT": [80, 90]}))
+        plan_reduction(
+            _cfg(
+                tmp_path,
+                CFG_3D,
+                archive,
+                "x.zarr",
+                observations__obs_ids=None,
+                observations__columns={"ZEN_PNT": [80, 90]},
+            )
+        )
     with pytest.raises(SelectionError, match="does not overlap any of the 4 selected observations"):
-        plan_reduction(_cfg(tmp_path, CFG_3D, archive, "x.zarr",
-                            datasets__geom__wcs__skydir={"lon": 270, "lat": -30}))
-    spec, todo, skipped = plan_reduction(_cfg(tmp_path, CFG_3D, archive, "x.zarr", observations__obs_ids=None,
-                                              observations__cone={"lon": 83.633, "lat": 22.014, "radius": 0.6},
-                                              observations__time={"start": "2004-12-04", "stop": 53344.0}))
+        plan_reduction(
+            _cfg(
+                tmp_path,
+                CFG_3D,
+                archive,
+                "x.zarr",
+                datasets__geom__wcs__skydir={"lon": 270, "lat": -30},
+            )
+        )
+    spec, todo, skipped = plan_reduction(
+        _cfg(
+            tmp_path,
+            CFG_3D,
+            archive,
+            "x.zarr",
+            observations__obs_ids=None,
+            observations__cone={"lon": 83.633, "lat": 22.014, "radius": 0.6},
+            observations__time={"start": "2004-12-04", "stop": 53344.0},
+        )
+    )
     assert todo == [23523, 23526] and not skipped
 
 
@@ -200,8 +324,14 @@ def test_missing_irf_and_bad_run_name_the_obs_id(archive, client, tmp_path):
     with pytest.raises(SelectionError) as info:
         plan_reduction(_cfg(tmp_path, CFG_3D, broken, "x.zarr"))
     assert info.value.obs_id == 23526 and "no psf IRF" in str(info.value)
-    cfg = _cfg(tmp_path, CFG_3D, broken, "y.zarr", observations__obs_ids=[23523, 23559],
-               datasets__geom__wcs__binsz=0.1)
+    cfg = _cfg(
+        tmp_path,
+        CFG_3D,
+        broken,
+        "y.zarr",
+        observations__obs_ids=[23523, 23559],
+        datasets__geom__wcs__binsz=0.1,
+    )
     shutil.rmtree(broken / "obs" / "23559" / "events" / "ENERGY")
     summary = reduce(cfg, client=client, progress=False)
     assert not summary.ok

@@ -42,7 +42,9 @@ def test_fill_missing_energy_interpolates_interior_holes_in_log():
 
 
 def test_pad_offset_adds_edge_bins():
-    bkg = Background2D.create(np.geomspace(0.1, 10, 4), np.linspace(0, 2, 5), np.arange(12.0).reshape(3, 4) + 1)
+    bkg = Background2D.create(
+        np.geomspace(0.1, 10, 4), np.linspace(0, 2, 5), np.arange(12.0).reshape(3, 4) + 1
+    )
     out = _pad_offset(bkg)
     np.testing.assert_allclose(out.edges("offset"), np.linspace(-0.5, 2.5, 7))
     v = out.ds["background"].transpose("energy", "offset").values
@@ -66,7 +68,9 @@ def test_bilinear_background_equals_class_evaluation():
     e = np.geomspace(0.1, 100, 11)
     x = np.linspace(-2, 2, 9)
     rng = np.random.default_rng(1)
-    data = (rng.uniform(0.5, 2, (10, 8, 8)) * np.geomspace(1, 1e-6, 10)[:, None, None]).astype(np.float32)
+    data = (rng.uniform(0.5, 2, (10, 8, 8)) * np.geomspace(1, 1e-6, 10)[:, None, None]).astype(
+        np.float32
+    )
     data[3, 2, 2] = 0
     bkg = Background3D.create(e, x, x, data)
     energy = np.geomspace(0.05, 200, 15)[:, None, None]
@@ -86,16 +90,23 @@ def test_fast_irf_paths_equal_irf_classes(hess_obs, small_geom, axes):
     off = offsets(small_geom, hess_obs.events.pointing) * 1.6  # reach beyond the IRF offsets
     aeff, psf, edisp = (hess_obs.irfs[k] for k in ("aeff", "psf", "edisp"))
     e = np.geomspace(0.01, 200, 12)
-    np.testing.assert_allclose(eval_aeff(aeff, e, off), aeff.evaluate(e[:, None, None], off[None]),
-                               rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(
+        eval_aeff(aeff, e, off), aeff.evaluate(e[:, None, None], off[None]), rtol=1e-12, atol=1e-10
+    )
     rad = default_rad_axis().center
-    np.testing.assert_allclose(eval_psf(psf, e, rad, off),
-                               psf.evaluate(e[:, None, None, None], off[None, None], rad[None, :, None, None]),
-                               rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(
+        eval_psf(psf, e, rad, off),
+        psf.evaluate(e[:, None, None, None], off[None, None], rad[None, :, None, None]),
+        rtol=1e-10,
+        atol=1e-8,
+    )
     m = edisp.nodes("migra")
-    np.testing.assert_allclose(eval_edisp_pdf(edisp, e, off),
-                               edisp.evaluate(e[:, None, None, None], m[None, :, None, None], off[None, None]),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        eval_edisp_pdf(edisp, e, off),
+        edisp.evaluate(e[:, None, None, None], m[None, :, None, None], off[None, None]),
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 @pytestmark_real
@@ -107,7 +118,9 @@ def test_counts(hess_obs, small_geom, axes):
     energy = hess_obs.events.energy.to_value("TeV")
     inside = small_geom.contains(ra, dec) & (energy >= e.edges[0]) & (energy < e.edges[-1])
     assert counts.values.sum() == inside.sum() > 0
-    gal = WcsGeom.create(skydir=(184.557, -5.784), binsz=0.05, width=(2, 2), frame="galactic", proj="CAR")
+    gal = WcsGeom.create(
+        skydir=(184.557, -5.784), binsz=0.05, width=(2, 2), frame="galactic", proj="CAR"
+    )
     assert make_counts(hess_obs.events, gal, e).values.sum() > 0.9 * inside.sum()
 
 
@@ -125,13 +138,23 @@ def test_exposure_and_background(hess_obs, small_geom, axes):
     assert exp.attrs["units"] == "m2 s"
     bkg = make_background(hess_obs.irfs["bkg"], info.pointing, info.ontime, small_geom, e)
     assert np.all(bkg.values >= 0) and bkg.values.sum() > 10
-    over = make_background(hess_obs.irfs["bkg"], info.pointing, info.ontime, small_geom, e, oversampling=3)
+    over = make_background(
+        hess_obs.irfs["bkg"], info.pointing, info.ontime, small_geom, e, oversampling=3
+    )
     np.testing.assert_allclose(over.values.sum(), bkg.values.sum(), rtol=0.05)
     # ALTAZ: time steps cover the run; the map is close to the RADEC one (the FoV rotates)
     times = rotation_times(info.pointing, info.time_start, info.ontime, info.location)
     assert len(times) > 2 and (times[-1] - times[0]).to_value("s") == pytest.approx(info.ontime)
-    altaz = make_background(hess_obs.irfs["bkg"], info.pointing, info.ontime, small_geom, e, "ALTAZ",
-                            time_start=info.time_start, location=info.location)
+    altaz = make_background(
+        hess_obs.irfs["bkg"],
+        info.pointing,
+        info.ontime,
+        small_geom,
+        e,
+        "ALTAZ",
+        time_start=info.time_start,
+        location=info.location,
+    )
     np.testing.assert_allclose(altaz.values.sum(), bkg.values.sum(), rtol=0.05)
     with pytest.raises(ValueError, match="ALTAZ"):
         make_background(hess_obs.irfs["bkg"], info.pointing, info.ontime, small_geom, e, "ALTAZ")
@@ -164,14 +187,35 @@ def test_psf_and_edisp_maps(hess_obs, small_geom, axes):
 @pytestmark_real
 def test_make_map_dataset(hess_obs, small_geom, axes):
     e, et = axes
-    ds = make_map_dataset(hess_obs, small_geom, e, et, safe_mask=("offset-max", "aeff-default"),
-                          offset_max=2.5, fov_background="scale")
+    ds = make_map_dataset(
+        hess_obs,
+        small_geom,
+        e,
+        et,
+        safe_mask=("offset-max", "aeff-default"),
+        offset_max=2.5,
+        fov_background="scale",
+    )
     assert isinstance(ds, xr.Dataset)
-    for name in ("counts", "exposure", "background", "mask_safe", "psf", "psf_exposure", "edisp",
-                 "edisp_exposure", "energy_bounds", "energy_true_bounds"):
+    for name in (
+        "counts",
+        "exposure",
+        "background",
+        "mask_safe",
+        "psf",
+        "psf_exposure",
+        "edisp",
+        "edisp_exposure",
+        "energy_bounds",
+        "energy_true_bounds",
+    ):
         assert name in ds
     assert ds["mask_safe"].dtype == bool and ds["mask_safe"].values.any()
-    assert ds.attrs["obs_id"] == 23523 and ds.attrs["name"] == "23523" and 0.5 < ds.attrs["bkg_norm"] < 2
+    assert (
+        ds.attrs["obs_id"] == 23523
+        and ds.attrs["name"] == "23523"
+        and 0.5 < ds.attrs["bkg_norm"] < 2
+    )
     assert WcsGeom.from_header(ds.attrs["wcs_header"]) == small_geom
     np.testing.assert_allclose(ds["psf_exposure"].values, ds["edisp_exposure"].values)
     sub = make_map_dataset(hess_obs, small_geom, e, et, selection=["counts"])
@@ -186,8 +230,16 @@ def test_cutout(hess_obs, axes):
     e, et = axes
     big = WcsGeom.create(skydir=CRAB, binsz=0.05, width=(6, 6), frame="icrs", proj="CAR")
     excl = big.separation(CRAB) > 0.3
-    ds = make_map_dataset(hess_obs, big, e, et, selection=["counts", "background", "psf"], cutout_width=2.0,
-                          fov_background="scale", exclusion_mask=excl)
+    ds = make_map_dataset(
+        hess_obs,
+        big,
+        e,
+        et,
+        selection=["counts", "background", "psf"],
+        cutout_width=2.0,
+        fov_background="scale",
+        exclusion_mask=excl,
+    )
     geom = WcsGeom.from_header(ds.attrs["wcs_header"])
     assert geom.shape == (40, 40) and geom.is_aligned(big)
     assert ds["psf"].shape[-2:] == (10, 10)

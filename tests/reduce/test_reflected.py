@@ -41,7 +41,9 @@ def test_reflected_no_exclusion():
     centres = [ON.center] + [r.center for r in regions]
     for i in range(len(centres)):
         for j in range(i + 1, len(centres)):
-            assert centres[i].separation(centres[j]).deg >= 0.21  # pixel-based sizes: touching allowed
+            assert (
+                centres[i].separation(centres[j]).deg >= 0.21
+            )  # pixel-based sizes: touching allowed
     assert wcs.wcs.ctype[0] == "RA---TAN"
 
 

@@ -58,8 +58,10 @@ def test_make_safe_mask_real(hess_obs, small_geom, axes):
     both = make_safe_mask(ds, hess_obs, ["aeff-default", "offset-max"], offset_max=0.6).values
     assert both.sum() < default.sum()
     # the pointing from the dataset attrs is enough for offset-max
-    np.testing.assert_array_equal(make_safe_mask(ds, None, ["offset-max"], offset_max=0.6).values,
-                                  make_safe_mask(ds, hess_obs, ["offset-max"], offset_max=0.6).values)
+    np.testing.assert_array_equal(
+        make_safe_mask(ds, None, ["offset-max"], offset_max=0.6).values,
+        make_safe_mask(ds, hess_obs, ["offset-max"], offset_max=0.6).values,
+    )
     for methods in (["aeff-max"], ["edisp-bias"], ["bkg-peak"]):
         m = make_safe_mask(ds, hess_obs, methods).values
         assert m.any()

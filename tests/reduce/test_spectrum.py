@@ -48,7 +48,9 @@ def _observation(point_like=False, rad_max=None, n_events=4000, seed=1):
     r = 1.2 * np.sqrt(rng.uniform(size=n_events))
     pa = rng.uniform(0, 2 * np.pi, n_events)
     bkg = POINTING.directional_offset_by(Angle(pa, "rad"), Angle(r, "deg"))
-    src = TARGET.directional_offset_by(Angle(rng.uniform(0, 6.28, 300), "rad"), Angle(np.abs(rng.normal(0, 0.05, 300)), "deg"))
+    src = TARGET.directional_offset_by(
+        Angle(rng.uniform(0, 6.28, 300), "rad"), Angle(np.abs(rng.normal(0, 0.05, 300)), "deg")
+    )
     ra = np.concatenate([bkg.ra.deg, src.ra.deg])
     dec = np.concatenate([bkg.dec.deg, src.dec.deg])
     energy = 10 ** rng.uniform(-1, 2, ra.size)
@@ -61,15 +63,21 @@ def _observation(point_like=False, rad_max=None, n_events=4000, seed=1):
     m_c = 0.5 * (migra[1:] + migra[:-1])
     pdf = np.exp(-0.5 * ((m_c - 1) / 0.1) ** 2)
     pdf = np.broadcast_to(pdf[None, :, None], (40, 48, 3)).copy()
-    edisp = EnergyDispersion2D.create(e_edges, migra, off_edges, pdf, point_like=point_like, rad_max=rad_max)
+    edisp = EnergyDispersion2D.create(
+        e_edges, migra, off_edges, pdf, point_like=point_like, rad_max=rad_max
+    )
     irfs = {"aeff": aeff, "edisp": edisp}
     if not point_like:
         rad = np.linspace(0, 1, 101)
         r_c = 0.5 * (rad[1:] + rad[:-1])
         sigma = 0.1
         dens = np.exp(-0.5 * (r_c / sigma) ** 2) / (2 * np.pi * np.deg2rad(sigma) ** 2)
-        irfs["psf"] = PSFTable.create(e_edges, off_edges, rad, np.broadcast_to(dens, (40, 3, 100)).copy())
-    return Observation(obs_id=1, events=_events(ra, dec, energy), gti=GTI.create([0.0], [1000.0]), irfs=irfs)
+        irfs["psf"] = PSFTable.create(
+            e_edges, off_edges, rad, np.broadcast_to(dens, (40, 3, 100)).copy()
+        )
+    return Observation(
+        obs_id=1, events=_events(ra, dec, energy), gti=GTI.create([0.0], [1000.0]), irfs=irfs
+    )
 
 
 def test_livetime():
@@ -79,8 +87,16 @@ def test_livetime():
 def test_spectrum_onoff_structure_and_counts():
     obs = _observation()
     ds = make_spectrum_onoff(obs, ON, E_RECO, E_TRUE, containment_correction=True)
-    assert set(ds.data_vars) >= {"counts", "counts_off", "acceptance", "acceptance_off", "exposure", "edisp",
-                                 "mask_safe", "livetime"}
+    assert set(ds.data_vars) >= {
+        "counts",
+        "counts_off",
+        "acceptance",
+        "acceptance_off",
+        "exposure",
+        "edisp",
+        "mask_safe",
+        "livetime",
+    }
     assert ds.counts.dims == ("energy",) and ds.exposure.dims == ("energy_true",)
     assert ds.edisp.dims == ("energy_true", "energy")
     n_off = ds.attrs["n_off_regions"]
@@ -113,7 +129,7 @@ def test_safe_mask_aeff_max_threshold():
     # 50% of the maximum at log10(E/0.01) = 2 (E = 1 TeV, up to the log-log interpolation)
     e_thr = er.edges[:-1][mask][0]
     assert 0.8 < e_thr < 1.6
-    assert mask[np.argmax(mask):].all()
+    assert mask[np.argmax(mask) :].all()
     assert not make_mask_safe_aeff_max_1d(np.zeros(40), 1.0, et, er).any()
 
 
@@ -124,18 +140,27 @@ def test_point_like_checks():
     with pytest.raises(GdaskError):  # radius must equal RAD_MAX
         make_spectrum_onoff(obs, ON, E_RECO, E_TRUE)
     with pytest.raises(ValueError):
-        make_spectrum_onoff(obs, CircleSkyRegion(TARGET, Angle(0.1, "deg")), E_RECO, E_TRUE,
-                            containment_correction=True)
+        make_spectrum_onoff(
+            obs,
+            CircleSkyRegion(TARGET, Angle(0.1, "deg")),
+            E_RECO,
+            E_TRUE,
+            containment_correction=True,
+        )
     with pytest.raises(TypeError):  # a point needs the wobble finder
         make_spectrum_onoff(obs, TARGET, E_RECO, E_TRUE)
-    pt = make_spectrum_onoff(obs, PointSkyRegion(TARGET), E_RECO, E_TRUE, region_finder=WobbleRegionsFinder(3))
+    pt = make_spectrum_onoff(
+        obs, PointSkyRegion(TARGET), E_RECO, E_TRUE, region_finder=WobbleRegionsFinder(3)
+    )
     np.testing.assert_array_equal(pt.counts.values, ds.counts.values)  # fixed RAD_MAX == the circle
     assert pt.attrs["n_off_regions"] == 3
 
 
 def test_full_enclosure_point_region_fails():
     with pytest.raises(GdaskError):
-        make_spectrum_onoff(_observation(), TARGET, E_RECO, E_TRUE, region_finder=WobbleRegionsFinder(3))
+        make_spectrum_onoff(
+            _observation(), TARGET, E_RECO, E_TRUE, region_finder=WobbleRegionsFinder(3)
+        )
 
 
 def test_no_off_regions_masks_everything():
@@ -150,7 +175,9 @@ def test_no_off_regions_masks_everything():
 
 # -- real data: ON counts of the joint-Crab reference spectra ---------------------------------
 
-JOINT_CRAB_POSITION = SkyCoord("83d37m59.0988s", "22d00m52.2s")  # config/datasets.yaml of joint-crab
+JOINT_CRAB_POSITION = SkyCoord(
+    "83d37m59.0988s", "22d00m52.2s"
+)  # config/datasets.yaml of joint-crab
 JOINT_CRAB = {"hess": 0.11, "magic": 0.141, "veritas": 0.1, "fact": 0.1732}
 
 
@@ -166,14 +193,18 @@ def test_joint_crab_on_counts(data_dir, instrument):
     axis = EnergyAxis(edges, name="energy")
     on = CircleSkyRegion(JOINT_CRAB_POSITION, Angle(JOINT_CRAB[instrument], "deg"))
     index = DL3Index.read(data_dir / "joint-crab" / "dl3" / instrument)
-    totals = {o.obs_id: int(make_counts_on(o, on, axis).sum())
-              for o in read_observations(index, hdu_types=["events", "gti"])}
+    totals = {
+        o.obs_id: int(make_counts_on(o, on, axis).sum())
+        for o in read_observations(index, hdu_types=["events", "gti"])
+    }
     if instrument == "fact":  # one stacked spectrum over all runs
         expected = int(fits.getdata(spectra / "pha_stacked.fits", "SPECTRUM")["COUNTS"].sum())
         assert sum(totals.values()) == expected
     else:
         for obs_id, total in totals.items():
-            expected = int(fits.getdata(spectra / f"pha_obs{obs_id}.fits", "SPECTRUM")["COUNTS"].sum())
+            expected = int(
+                fits.getdata(spectra / f"pha_obs{obs_id}.fits", "SPECTRUM")["COUNTS"].sum()
+            )
             assert total == expected, obs_id
 
 
@@ -187,4 +218,6 @@ def test_magic_energy_dependent_rad_max(data_dir):
     er = EnergyAxis.from_bounds(0.05, 50, 5, per_decade=True)
     et = EnergyAxis.from_bounds(0.01, 100, 10, per_decade=True, name="energy_true")
     ds = make_spectrum_onoff(obs, TARGET, er, et, region_finder=WobbleRegionsFinder(3))
-    assert ds.counts.sum() == 796 and ds.counts_off.sum() == 1181  # Gammapy 2.1 values (5 bins/decade)
+    assert (
+        ds.counts.sum() == 796 and ds.counts_off.sum() == 1181
+    )  # Gammapy 2.1 values (5 bins/decade)

@@ -43,11 +43,19 @@ def test_archive_reads_back(archive):
             assert obs.gti.time_sum == pytest.approx(600.0)
             assert abs(obs.events.header["LIVETIME"] - 600.0 * obs.events.header["DEADC"]) < 1e-6
             ra, dec = obs.events.pointing
-            assert 0.3 < np.hypot((ra - CRAB_POSITION[0]) * np.cos(np.radians(dec)), dec - CRAB_POSITION[1]) < 0.8
+            assert (
+                0.3
+                < np.hypot(
+                    (ra - CRAB_POSITION[0]) * np.cos(np.radians(dec)), dec - CRAB_POSITION[1]
+                )
+                < 0.8
+            )
             n += obs.events.n_events
         assert n == summary.n_events[name]
     assert Models.read(summary.models_file)[0].name == "crab-sim"
-    magic = read_observation(DL3Index.read(summary.archives["magic-like"]), summary.obs_ids["magic-like"][0])
+    magic = read_observation(
+        DL3Index.read(summary.archives["magic-like"]), summary.obs_ids["magic-like"][0]
+    )
     assert magic.irfs["aeff"].point_like and magic.irfs["rad_max"].hdu_class == "rad_max_2d"
 
 
@@ -62,8 +70,18 @@ def test_archive_is_deterministic(archive, tmp_path):
 
 def test_ingest_accepts_archive(archive, tmp_path):
     out, summary = archive
-    rc = main(["ingest", str(summary.archives["hess-like"]), "--store", str(tmp_path / "s.zarr"),
-               "--threads", "--workers", "1", "--no-progress"])
+    rc = main(
+        [
+            "ingest",
+            str(summary.archives["hess-like"]),
+            "--store",
+            str(tmp_path / "s.zarr"),
+            "--threads",
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     from gdask.archive.store import ArchiveStore
 
@@ -74,6 +92,7 @@ def test_ingest_accepts_archive(archive, tmp_path):
 def test_gammapy_reads_archive(archive):
     """Oracle: Gammapy 2.1 reads the simulated files (events, GTI and every IRF)."""
     import gammapy.data as gammapy_data
+
     out, summary = archive
     for name, path in summary.archives.items():
         store = gammapy_data.DataStore.from_dir(path)
@@ -91,20 +110,43 @@ def test_real_irfs_from_hess_dr1(hess_dir):
     r = response_from_archive(hess_dir, 23523)
     assert r.psf is not None and r.bkg is not None
     run = wobble_runs(1, CRAB_POSITION, wobble=0.5, ontime=1200.0, deadc=r.meta["deadc"])[0]
-    model = SkyModel(PowerLawSpectralModel(index=2.5, amplitude="5e-11 cm-2 s-1 TeV-1"),
-                     PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"))
+    model = SkyModel(
+        PowerLawSpectralModel(index=2.5, amplitude="5e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"),
+    )
     exp = expected_counts(r, [model], run)
-    totals = [sample_source_events(np.random.default_rng(s), model, r, run)["ENERGY_TRUE"].size for s in range(5)]
+    totals = [
+        sample_source_events(np.random.default_rng(s), model, r, run)["ENERGY_TRUE"].size
+        for s in range(5)
+    ]
     assert abs(np.mean(totals) - exp["source"][0]) < 4 * np.sqrt(exp["source"][0] / 5)
     assert exp["background"] > 100
 
 
 def test_cli_simulate_with_model(tmp_path):
-    model = SkyModel(PowerLawSpectralModel(index=2.2, amplitude="2e-11 cm-2 s-1 TeV-1"),
-                     PointSpatialModel(lon_0="184.55 deg", lat_0="-5.78 deg"), name="other")
+    model = SkyModel(
+        PowerLawSpectralModel(index=2.2, amplitude="2e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0="184.55 deg", lat_0="-5.78 deg"),
+        name="other",
+    )
     Models([model]).write(tmp_path / "m.yaml")
-    rc = main(["simulate", "--out", str(tmp_path / "out"), "--instruments", "magic-like", "--runs", "1",
-               "--seed", "2", "--model", str(tmp_path / "m.yaml"), "--livetime", "300"])
+    rc = main(
+        [
+            "simulate",
+            "--out",
+            str(tmp_path / "out"),
+            "--instruments",
+            "magic-like",
+            "--runs",
+            "1",
+            "--seed",
+            "2",
+            "--model",
+            str(tmp_path / "m.yaml"),
+            "--livetime",
+            "300",
+        ]
+    )
     assert rc == 0
     index = DL3Index.read(tmp_path / "out" / "magic-like")
     obs = read_observation(index, index.obs_ids[0])

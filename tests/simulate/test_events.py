@@ -36,8 +36,13 @@ EDGES = np.geomspace(0.7, 30.0, 9)
 
 
 def _run(response, **kw) -> Run:
-    return wobble_runs(1, CRAB_POSITION, wobble=response.meta["wobble"], ontime=kw.get("ontime", 1800.0),
-                       deadc=response.meta["deadc"])[0]
+    return wobble_runs(
+        1,
+        CRAB_POSITION,
+        wobble=response.meta["wobble"],
+        ontime=kw.get("ontime", 1800.0),
+        deadc=response.meta["deadc"],
+    )[0]
 
 
 def _poisson_chi2_pvalue(n: np.ndarray, mu: np.ndarray) -> float:
@@ -55,7 +60,10 @@ def test_source_counts_per_energy_bin_match_analytic(responses):
     n, _ = np.histogram(ev["ENERGY"], EDGES)
     assert _poisson_chi2_pvalue(n, mu) > 1e-3
     # mean over seeds of the total
-    totals = [sample_source_events(np.random.default_rng(s), model, r, run)["ENERGY"].size for s in range(20)]
+    totals = [
+        sample_source_events(np.random.default_rng(s), model, r, run)["ENERGY"].size
+        for s in range(20)
+    ]
     assert abs(np.mean(totals) - exp["source"][0]) < 4 * np.sqrt(exp["source"][0] / 20)
 
 
@@ -64,9 +72,13 @@ def test_source_counts_match_makers_exposure(responses, name):
     """npred from make_exposure (at the source pixel) x model integral x edisp, independent of the sampler."""
     r = responses[name]
     run = _run(r)
-    model = SkyModel(LogParabolaSpectralModel(amplitude="5e-11 cm-2 s-1 TeV-1", alpha=2.3, beta=0.1),
-                     PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"))
-    geom = WcsGeom.create(skydir=CRAB_POSITION, binsz=0.02, width=(0.1, 0.1), frame="icrs", proj="CAR")
+    model = SkyModel(
+        LogParabolaSpectralModel(amplitude="5e-11 cm-2 s-1 TeV-1", alpha=2.3, beta=0.1),
+        PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"),
+    )
+    geom = WcsGeom.create(
+        skydir=CRAB_POSITION, binsz=0.02, width=(0.1, 0.1), frame="icrs", proj="CAR"
+    )
     true_axis = EnergyAxis(np.geomspace(0.3, 100.0, 161), name="energy_true", unit="TeV")
     expo = make_exposure(r.aeff, (run.ra_pnt, run.dec_pnt), run.livetime, geom, true_axis)
     iy, ix = (s // 2 for s in geom.shape)
@@ -75,8 +87,12 @@ def test_source_counts_match_makers_exposure(responses, name):
     off = separation(run.ra_pnt, run.dec_pnt, *CRAB_POSITION)
     kernel = r.edisp.reco_probabilities(true_axis.center, off, EDGES)
     mu = (flux * expo.values[:, iy, ix] * 1e4) @ kernel
-    ns = [np.histogram(sample_source_events(np.random.default_rng(s), model, r, run)["ENERGY"], EDGES)[0]
-          for s in range(5)]
+    ns = [
+        np.histogram(
+            sample_source_events(np.random.default_rng(s), model, r, run)["ENERGY"], EDGES
+        )[0]
+        for s in range(5)
+    ]
     n = np.sum(ns, axis=0)
     assert _poisson_chi2_pvalue(n, 5 * mu) > 1e-3
     assert abs(n.sum() - 5 * mu.sum()) < 4 * np.sqrt(5 * mu.sum())
@@ -113,8 +129,10 @@ def test_background_matches_make_background(responses, name):
 def test_psf_containment_at_68_percent(responses, name):
     r = responses[name]
     run = _run(r)
-    model = SkyModel(PowerLawSpectralModel(index=2.0, amplitude="1e-9 cm-2 s-1 TeV-1"),
-                     PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"))
+    model = SkyModel(
+        PowerLawSpectralModel(index=2.0, amplitude="1e-9 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"),
+    )
     ev = sample_source_events(np.random.default_rng(5), model, r, run)
     sep = separation(ev["RA_TRUE"], ev["DEC_TRUE"], ev["RA"], ev["DEC"])
     off = separation(run.ra_pnt, run.dec_pnt, ev["RA_TRUE"], ev["DEC_TRUE"])
@@ -143,7 +161,9 @@ def test_point_like_counts_inside_rad_max(responses):
     aeff_pl = r.irfs["aeff"]
     assert aeff_pl.point_like
     flux = model.spectral_model.integral(e[:-1], e[1:])
-    mu = (flux * aeff_pl.evaluate(ec, off) * 1e4 * run.livetime) @ r.edisp.reco_probabilities(ec, off, edges)
+    mu = (flux * aeff_pl.evaluate(ec, off) * 1e4 * run.livetime) @ r.edisp.reco_probabilities(
+        ec, off, edges
+    )
     ns = []
     for seed in range(4):
         ev = sample_source_events(np.random.default_rng(seed), model, r, run)
@@ -155,10 +175,17 @@ def test_point_like_counts_inside_rad_max(responses):
     assert abs(n.sum() / (4 * mu.sum()) - 1) < 0.03
 
 
-@pytest.mark.parametrize("spatial", [
-    GaussianSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg", sigma="0.2 deg"),
-    DiskSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg", r_0="0.3 deg"),
-])
+@pytest.mark.parametrize(
+    "spatial",
+    [
+        GaussianSpatialModel(
+            lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg", sigma="0.2 deg"
+        ),
+        DiskSpatialModel(
+            lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg", r_0="0.3 deg"
+        ),
+    ],
+)
 def test_extended_sources(spatial):
     r = make_response("hess-like", off_sigma=1e3)  # flat in offset: the morphology is not distorted
     run = _run(r)
@@ -209,8 +236,10 @@ def test_fov_frame_matches_makers():
 def test_speed_1e5_events(responses):
     r = responses["cta-like"]
     run = _run(r)
-    model = SkyModel(PowerLawSpectralModel(index=2.5, amplitude="3.5e-10 cm-2 s-1 TeV-1"),
-                     PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"))
+    model = SkyModel(
+        PowerLawSpectralModel(index=2.5, amplitude="3.5e-10 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=f"{CRAB_POSITION[0]} deg", lat_0=f"{CRAB_POSITION[1]} deg"),
+    )
     simulate_observation(r, [model], run, np.random.default_rng(0))  # warm-up
     t0 = time.perf_counter()
     obs = simulate_observation(r, [model], run, np.random.default_rng(1))
@@ -227,7 +256,9 @@ def test_determinism(responses):
     c = simulate_observation(r, [default_sky_model()], run, np.random.default_rng(43))
     for col in ("TIME", "RA", "DEC", "ENERGY", "MC_ID"):
         np.testing.assert_array_equal(a.events.ds[col].values, b.events.ds[col].values)
-    assert a.events.n_events != c.events.n_events or not np.array_equal(a.events.ds["RA"], c.events.ds["RA"])
+    assert a.events.n_events != c.events.n_events or not np.array_equal(
+        a.events.ds["RA"], c.events.ds["RA"]
+    )
     mc = a.events.ds["MC_ID"].values
     assert set(np.unique(mc)) == {0, 1}
     assert np.all(np.diff(a.events.ds["TIME"].values) >= 0)

@@ -60,8 +60,9 @@ def hess_crab_3d(hess_dir: Path) -> HessCrab3D:
     target = SkyCoord(*TARGET_RADEC, unit="deg", frame="icrs")
     energy_axis = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
     energy_axis_true = MapAxis.from_energy_bounds(0.5, 20, nbin=20, unit="TeV", name="energy_true")
-    geom = WcsGeom.create(skydir=TARGET_RADEC, binsz=0.02, width=(3, 3), frame="icrs", proj="CAR",
-                          axes=[energy_axis])
+    geom = WcsGeom.create(
+        skydir=TARGET_RADEC, binsz=0.02, width=(3, 3), frame="icrs", proj="CAR", axes=[energy_axis]
+    )
     exclusion = ~geom.to_image().region_mask([CircleSkyRegion(center=target, radius=0.3 * u.deg)])
     empty = MapDataset.create(geom=geom, energy_axis_true=energy_axis_true, name="empty")
     maker = MapDatasetMaker(selection=["counts", "background", "exposure", "edisp", "psf"])

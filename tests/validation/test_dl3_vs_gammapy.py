@@ -15,7 +15,12 @@ from gdask.dl3 import DL3Index, read_observations
 
 pytestmark = [pytest.mark.validation, pytest.mark.realdata]
 
-JOINT_CRAB = ["joint-crab/dl3/hess", "joint-crab/dl3/magic", "joint-crab/dl3/veritas", "joint-crab/dl3/fact"]
+JOINT_CRAB = [
+    "joint-crab/dl3/hess",
+    "joint-crab/dl3/magic",
+    "joint-crab/dl3/veritas",
+    "joint-crab/dl3/fact",
+]
 
 
 def _compare(gp_obs, ours) -> None:
@@ -55,7 +60,9 @@ def test_hess_selections(hess: tuple[DataStore, DL3Index]) -> None:
     gp = table.select_sky_circle(center, 3 * u.deg)
     assert list(gp["OBS_ID"]) == index.select(cone=(center, 3 * u.deg)).obs_ids
     t = Time(["2004-12-01", "2005-01-31"], scale="tt")
-    assert list(table.select_time_range(t)["OBS_ID"]) == index.select(time_range=(t[0], t[1])).obs_ids
+    assert (
+        list(table.select_time_range(t)["OBS_ID"]) == index.select(time_range=(t[0], t[1])).obs_ids
+    )
     gp = table.select_time_range(t, partial_overlap=True)
     assert list(gp["OBS_ID"]) == index.select(time_range=(t[0], t[1]), partial_overlap=True).obs_ids
     gp = table.select_range("ZEN_PNT", [20, 40] * u.deg)

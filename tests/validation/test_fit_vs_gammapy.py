@@ -33,8 +33,13 @@ pytestmark = [pytest.mark.validation, pytest.mark.realdata, pytest.mark.slow]
 
 
 # ----------------------------------------------------------------- joint Crab
-CRAB_RANGES = {"fermi": (0.03, 2.0), "magic": (0.08, 30.0), "veritas": (0.15, 30.0),
-               "fact": (0.4, 30.0), "hess": (0.66, 30.0)}
+CRAB_RANGES = {
+    "fermi": (0.03, 2.0),
+    "magic": (0.08, 30.0),
+    "veritas": (0.15, 30.0),
+    "fact": (0.4, 30.0),
+    "hess": (0.66, 30.0),
+}
 CRAB_START = {"amplitude": 3.8e-11, "alpha": 2.5, "beta": 0.1}
 CRAB_MAX_SIGMA = 0.01
 CRAB_ERR_RTOL = 0.01
@@ -52,8 +57,13 @@ def _gammapy_parameter(gmodels: Any, name: str) -> Any:
     return getattr(gmodels[model], f"{kind}_model").parameters[par]
 
 
-def _compare(result: FitResult, gref: dict[str, tuple[float, float]], max_sigma: float,
-             err_rtol: float, label: str) -> tuple[float, float]:
+def _compare(
+    result: FitResult,
+    gref: dict[str, tuple[float, float]],
+    max_sigma: float,
+    err_rtol: float,
+    label: str,
+) -> tuple[float, float]:
     """Assert values within ``max_sigma`` Gammapy errors and errors within ``err_rtol``."""
     assert result.success, result.message
     assert sorted(result.names) == sorted(gref), (result.names, list(gref))
@@ -62,8 +72,10 @@ def _compare(result: FitResult, gref: dict[str, tuple[float, float]], max_sigma:
         value, error = gref[name]
         d = abs(result[name] - value) / error
         e = abs(result.error(name) / error - 1)
-        print(f"  {label} {name}: gdask {result[name]:.8g} +- {result.error(name):.5g}, "
-              f"gammapy {value:.8g} +- {error:.5g}: |d|/sigma {d:.2e}, error ratio - 1 {e:.2e}")
+        print(
+            f"  {label} {name}: gdask {result[name]:.8g} +- {result.error(name):.5g}, "
+            f"gammapy {value:.8g} +- {error:.5g}: |d|/sigma {d:.2e}, error ratio - 1 {e:.2e}"
+        )
         dev_sigma, dev_err = max(dev_sigma, d), max(dev_err, e)
     print(f"  {label}: max |d|/sigma {dev_sigma:.2e}, max |error ratio - 1| {dev_err:.2e}")
     assert dev_sigma < max_sigma, label
@@ -94,8 +106,11 @@ def cluster_client():
 
 # ================================================================= joint Crab
 def _crab_files(data_dir: Path) -> list[tuple[str, str, Path]]:
-    out = [(inst, f"{inst}-{pha.stem.removeprefix('pha_obs')}", pha) for inst in CRAB_RANGES
-           for pha in sorted((data_dir / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))]
+    out = [
+        (inst, f"{inst}-{pha.stem.removeprefix('pha_obs')}", pha)
+        for inst in CRAB_RANGES
+        for pha in sorted((data_dir / "joint-crab" / "spectra" / inst).glob("pha_*.fits"))
+    ]
     assert len(out) == 10, out
     return out
 
@@ -107,18 +122,28 @@ def _crab_yaml() -> str:
   spectral:
     type: LogParabolaSpectralModel
     parameters:
-    - {{name: amplitude, value: {CRAB_START['amplitude']}, unit: cm-2 s-1 TeV-1}}
+    - {{name: amplitude, value: {CRAB_START["amplitude"]}, unit: cm-2 s-1 TeV-1}}
     - {{name: reference, value: 1.0, unit: TeV}}
-    - {{name: alpha, value: {CRAB_START['alpha']}}}
-    - {{name: beta, value: {CRAB_START['beta']}}}
+    - {{name: alpha, value: {CRAB_START["alpha"]}}}
+    - {{name: beta, value: {CRAB_START["beta"]}}}
 """
 
 
 def _crab_specs(data_dir: Path, models: Models) -> list[TermSpec]:
-    return [TermSpec("spectrum", name, str(pha), models.to_dict(),
-                     {"stat": "wstat", "energy_min": CRAB_RANGES[inst][0],
-                      "energy_max": CRAB_RANGES[inst][1]})
-            for inst, name, pha in _crab_files(data_dir)]
+    return [
+        TermSpec(
+            "spectrum",
+            name,
+            str(pha),
+            models.to_dict(),
+            {
+                "stat": "wstat",
+                "energy_min": CRAB_RANGES[inst][0],
+                "energy_max": CRAB_RANGES[inst][1],
+            },
+        )
+        for inst, name, pha in _crab_files(data_dir)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +165,13 @@ def crab_gammapy(data_dir) -> dict[str, tuple[float, float]]:
     result = GFit().run(datasets)
     assert result.success
     names = ["crab.spectral.amplitude", "crab.spectral.alpha", "crab.spectral.beta"]
-    return {n: (_gammapy_parameter(datasets.models, n).value,
-                _gammapy_parameter(datasets.models, n).error) for n in names}
+    return {
+        n: (
+            _gammapy_parameter(datasets.models, n).value,
+            _gammapy_parameter(datasets.models, n).error,
+        )
+        for n in names
+    }
 
 
 @pytest.fixture(scope="module")
@@ -224,10 +254,16 @@ def hess3d(tmp_path_factory, hess_dir, gp_hess_crab) -> dict[str, Any]:
     gd_files: dict[int, Path] = {}
     for run in RUNS:
         reduced = make_map_dataset(
-            read_observation(index, run), g, EnergyAxis.from_bounds(0.7, 10, 10),
-            EnergyAxis.from_bounds(0.5, 20, 20, name="energy_true"), 0.2,
-            safe_mask=("offset-max", "aeff-default"), offset_max=2.5, fov_background="scale",
-            exclusion_mask=excl.data)
+            read_observation(index, run),
+            g,
+            EnergyAxis.from_bounds(0.7, 10, 10),
+            EnergyAxis.from_bounds(0.5, 20, 20, name="energy_true"),
+            0.2,
+            safe_mask=("offset-max", "aeff-default"),
+            offset_max=2.5,
+            fov_background="scale",
+            exclusion_mask=excl.data,
+        )
         gd_files[run] = out / f"gdask_{run}.fits"
         to_map_dataset(reduced, name=str(run)).write(gd_files[run])
 
@@ -235,10 +271,19 @@ def hess3d(tmp_path_factory, hess_dir, gp_hess_crab) -> dict[str, Any]:
     datasets.models = GModels.from_yaml(_hess_yaml())
     result = GFit().run(datasets)
     assert result.success
-    names = ["crab.spectral.index", "crab.spectral.amplitude", "crab.spatial.lon_0",
-             "crab.spatial.lat_0"] + [f"{run}-bkg.spectral.norm" for run in RUNS]
-    ref = {n: (_gammapy_parameter(datasets.models, n).value,
-               _gammapy_parameter(datasets.models, n).error) for n in names}
+    names = [
+        "crab.spectral.index",
+        "crab.spectral.amplitude",
+        "crab.spatial.lon_0",
+        "crab.spatial.lat_0",
+    ] + [f"{run}-bkg.spectral.norm" for run in RUNS]
+    ref = {
+        n: (
+            _gammapy_parameter(datasets.models, n).value,
+            _gammapy_parameter(datasets.models, n).error,
+        )
+        for n in names
+    }
     print(f"\n  gammapy 3D joint fit: nfev {result.nfev}, stat {result.total_stat:.3f}")
     return {"gammapy": gp_files, "gdask": gd_files, "ref": ref}
 
@@ -254,8 +299,13 @@ def hess_local(hess3d) -> dict[str, FitResult]:
 
 @pytest.mark.parametrize("reduction", ["gammapy", "gdask"])
 def test_hess3d_vs_gammapy(hess3d, hess_local, reduction):
-    _compare(hess_local[reduction], hess3d["ref"], HESS_MAX_SIGMA, HESS_ERR_RTOL,
-             f"H.E.S.S. 3D ({reduction} reduction)")
+    _compare(
+        hess_local[reduction],
+        hess3d["ref"],
+        HESS_MAX_SIGMA,
+        HESS_ERR_RTOL,
+        f"H.E.S.S. 3D ({reduction} reduction)",
+    )
 
 
 def test_hess3d_reductions_give_the_same_fit(hess3d, hess_local):
@@ -271,5 +321,6 @@ def test_hess3d_reductions_give_the_same_fit(hess3d, hess_local):
 
 def test_hess3d_cluster_equals_in_process(hess3d, hess_local, cluster_client):
     models = Models.from_yaml(_hess_yaml())
-    _assert_same(_fit(_hess_specs(hess3d["gdask"], models), models, cluster_client),
-                 hess_local["gdask"])
+    _assert_same(
+        _fit(_hess_specs(hess3d["gdask"], models), models, cluster_client), hess_local["gdask"]
+    )

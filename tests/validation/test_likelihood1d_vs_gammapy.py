@@ -31,8 +31,13 @@ from gdask.likelihood import TermSpec, build_term  # noqa: E402
 from gdask.likelihood.spectrum import SpectrumOnOffTerm  # noqa: E402
 from gdask.models import LogParabolaSpectralModel, Models, SkyModel  # noqa: E402
 
-RANGES = {"fermi": (0.03, 2.0), "magic": (0.08, 30.0), "veritas": (0.15, 30.0),
-          "fact": (0.4, 30.0), "hess": (0.66, 30.0)}
+RANGES = {
+    "fermi": (0.03, 2.0),
+    "magic": (0.08, 30.0),
+    "veritas": (0.15, 30.0),
+    "fact": (0.4, 30.0),
+    "hess": (0.66, 30.0),
+}
 START = {"amplitude": 3.8e-11, "alpha": 2.5, "beta": 0.1}
 POINTS = [(3.8e-11, 2.5, 0.1), (4.4e-11, 2.35, 0.05), (2.9e-11, 2.7, 0.2), (3.5e-11, 2.45, 0.0)]
 
@@ -47,15 +52,31 @@ def _files(data_dir: Path) -> list[tuple[str, Path]]:
 
 
 def _gmodel() -> GSkyModel:
-    return GSkyModel(spectral_model=GLogParabola(
-        amplitude=START["amplitude"] * u.Unit("cm-2 s-1 TeV-1"), reference=1 * u.TeV,
-        alpha=START["alpha"], beta=START["beta"]), name="crab")
+    return GSkyModel(
+        spectral_model=GLogParabola(
+            amplitude=START["amplitude"] * u.Unit("cm-2 s-1 TeV-1"),
+            reference=1 * u.TeV,
+            alpha=START["alpha"],
+            beta=START["beta"],
+        ),
+        name="crab",
+    )
 
 
 def _dmodels() -> Models:
-    return Models([SkyModel(LogParabolaSpectralModel(
-        amplitude=f"{START['amplitude']} cm-2 s-1 TeV-1", reference="1 TeV",
-        alpha=START["alpha"], beta=START["beta"]), name="crab")])
+    return Models(
+        [
+            SkyModel(
+                LogParabolaSpectralModel(
+                    amplitude=f"{START['amplitude']} cm-2 s-1 TeV-1",
+                    reference="1 TeV",
+                    alpha=START["alpha"],
+                    beta=START["beta"],
+                ),
+                name="crab",
+            )
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +90,13 @@ def joint(data_dir: Path):
         emin, emax = RANGES[inst]
         g.mask_fit = g.counts.geom.energy_mask(emin * u.TeV, emax * u.TeV)
         gds.append(g)
-        spec = TermSpec("spectrum", name, str(pha), dmodels.to_dict(),
-                        {"stat": "wstat", "energy_min": emin, "energy_max": emax})
+        spec = TermSpec(
+            "spectrum",
+            name,
+            str(pha),
+            dmodels.to_dict(),
+            {"stat": "wstat", "energy_min": emin, "energy_max": emax},
+        )
         terms.append(build_term(spec))
     gmodel = _gmodel()
     gds.models = [gmodel]
@@ -106,8 +132,9 @@ def test_stat_per_dataset_and_total(joint, point) -> None:
         sg, sd = float(g.stat_sum()), t.stat(x)
         assert sd == pytest.approx(sg, rel=1e-6), g.name
         assert t.stat_and_grad(x)[0] == pytest.approx(sg, rel=1e-6), g.name
-        np.testing.assert_allclose(t.npred_signal(x), g.npred_signal().data.ravel(),
-                                   rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(
+            t.npred_signal(x), g.npred_signal().data.ravel(), rtol=1e-6, atol=1e-12
+        )
         tot_g += sg
         tot_d += sd
     assert tot_d == pytest.approx(tot_g, rel=1e-6)
@@ -119,22 +146,34 @@ def test_npred_background_matches(joint) -> None:
     _set(gmodel, POINTS[1])
     x = _vector(dmodels, POINTS[1])
     for g, t in zip(gds, terms, strict=True):
-        np.testing.assert_allclose(t.npred_background(x), g.npred_background().data.ravel(),
-                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            t.npred_background(x), g.npred_background().data.ravel(), rtol=1e-6, atol=1e-9
+        )
 
 
 def test_cash_with_known_background(data_dir: Path) -> None:
     pha = data_dir / "joint-crab" / "spectra" / "hess" / "pha_obs23523.fits"
     on = GSpectrumDatasetOnOff.read(pha, name="h")
     bkg = on.background  # alpha * counts_off
-    g = GSpectrumDataset(counts=on.counts, exposure=on.exposure, edisp=on.edisp,
-                         background=bkg, mask_safe=on.mask_safe, name="h")
+    g = GSpectrumDataset(
+        counts=on.counts,
+        exposure=on.exposure,
+        edisp=on.edisp,
+        background=bkg,
+        mask_safe=on.mask_safe,
+        name="h",
+    )
     g.mask_fit = g.counts.geom.energy_mask(0.66 * u.TeV, 30 * u.TeV)
     gmodel = _gmodel()
     g.models = [gmodel]
     dmodels = _dmodels()
-    term = SpectrumOnOffTerm(SpectrumDatasetOnOff.read(pha, name="h"), dmodels, stat="cash",
-                             energy_min=0.66, energy_max=30)
+    term = SpectrumOnOffTerm(
+        SpectrumDatasetOnOff.read(pha, name="h"),
+        dmodels,
+        stat="cash",
+        energy_min=0.66,
+        energy_max=30,
+    )
     for point in POINTS:
         _set(gmodel, point)
         assert term.stat(_vector(dmodels, point)) == pytest.approx(float(g.stat_sum()), rel=1e-6)

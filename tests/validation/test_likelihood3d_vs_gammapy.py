@@ -24,7 +24,8 @@ RTOL = 1e-6
 
 
 def _fov(names: list[str]) -> str:
-    return "".join(f"""- type: FoVBackgroundModel
+    return "".join(
+        f"""- type: FoVBackgroundModel
   datasets_names: ['{n}']
   spectral:
     type: PowerLawNormSpectralModel
@@ -32,7 +33,9 @@ def _fov(names: list[str]) -> str:
     - {{name: norm, value: 1.0}}
     - {{name: tilt, value: 0.0}}
     - {{name: reference, value: 1.0, unit: TeV}}
-""" for n in names)
+"""
+        for n in names
+    )
 
 
 def _point(spectral: str) -> str:
@@ -109,11 +112,23 @@ def test_hess_crab_runs(hess_files):
     terms = [MapTerm(MapDataset.read(hess_files[n], name=n), models) for n in names]
     points = [
         {},
-        {"lon_0": 83.64, "lat_0": 22.01, "amplitude": 3.5e-11, "index": 2.5, "norm": 1.05,
-         "tilt": 0.05},
+        {
+            "lon_0": 83.64,
+            "lat_0": 22.01,
+            "amplitude": 3.5e-11,
+            "index": 2.5,
+            "norm": 1.05,
+            "tilt": 0.05,
+        },
         {"lon_0": 83.62, "lat_0": 22.03, "amplitude": 4e-11, "index": 2.6, "norm": 0.98},
-        {"lon_0": 83.80, "lat_0": 21.85, "amplitude": 2e-11, "index": 2.2, "norm": 1.1,
-         "tilt": -0.1},
+        {
+            "lon_0": 83.80,
+            "lat_0": 21.85,
+            "amplitude": 2e-11,
+            "index": 2.2,
+            "norm": 1.1,
+            "tilt": -0.1,
+        },
     ]
     devs = _compare(gdatasets, gmodels, terms, points)
     print(f"H.E.S.S. max relative deviation {max(devs):.2e}")
@@ -129,16 +144,21 @@ def test_fermi_3fhl_crab(data_dir):
     fname = base / "Fermi-LAT-3FHL_data_Fermi-LAT.fits"
     gmodels = GModels.read(base / "Fermi-LAT-3FHL_models.yaml")
     # the model file has the Crab and the FoV background; add the diffuse template too
-    diffuse = SkyModel(PowerLawNormSpectralModel(),
-                       TemplateSpatialModel.read(base / "Fermi-LAT-3FHL_iem.fits",
-                                                 normalize=False), name="diffuse")
+    diffuse = SkyModel(
+        PowerLawNormSpectralModel(),
+        TemplateSpatialModel.read(base / "Fermi-LAT-3FHL_iem.fits", normalize=False),
+        name="diffuse",
+    )
     gmodels = GModels([*gmodels, diffuse])
     g = GMapDataset.read(fname, name="Fermi-LAT")
     g.models = gmodels
     models = gm.Models.from_dict(gmodels.to_dict())
     term = MapTerm(MapDataset.read(fname, name="Fermi-LAT"), models)
-    points = [{}, {"alpha": 1.7, "beta": 0.05, "norm": 1.2},
-              {"amplitude": 0.02, "alpha": 1.6, "norm": 0.9}]
+    points = [
+        {},
+        {"alpha": 1.7, "beta": 0.05, "norm": 1.2},
+        {"amplitude": 0.02, "alpha": 1.6, "norm": 0.9},
+    ]
     devs = _compare([g], gmodels, [term], points)
     print(f"Fermi-LAT max relative deviation {max(devs):.2e}")
 

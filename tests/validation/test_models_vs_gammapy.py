@@ -16,20 +16,29 @@ pytestmark = pytest.mark.validation
 # non-default parameters, given as Gammapy accepts them (quantities / strings)
 CASES = {
     "PowerLawSpectralModel": dict(index=2.3, amplitude="3e-12 cm-2 s-1 TeV-1", reference="2 TeV"),
-    "PowerLaw2SpectralModel": dict(index=2.3, amplitude="3e-12 cm-2 s-1", emin="0.5 TeV",
-                                   emax="50 TeV"),
-    "ExpCutoffPowerLawSpectralModel": dict(index=2.1, amplitude="3e-12 cm-2 s-1 TeV-1",
-                                           reference="1.5 TeV", lambda_="0.07 TeV-1", alpha=1.3),
+    "PowerLaw2SpectralModel": dict(
+        index=2.3, amplitude="3e-12 cm-2 s-1", emin="0.5 TeV", emax="50 TeV"
+    ),
+    "ExpCutoffPowerLawSpectralModel": dict(
+        index=2.1,
+        amplitude="3e-12 cm-2 s-1 TeV-1",
+        reference="1.5 TeV",
+        lambda_="0.07 TeV-1",
+        alpha=1.3,
+    ),
     "ExpCutoffPowerLaw3FGLSpectralModel": dict(index=2.1, ecut="7 TeV", reference="0.5 TeV"),
     "SuperExpCutoffPowerLaw3FGLSpectralModel": dict(index_1=1.8, index_2=0.7, ecut="7 TeV"),
     "SuperExpCutoffPowerLaw4FGLSpectralModel": dict(index_1=1.8, index_2=0.5, expfactor=1e-4),
-    "SuperExpCutoffPowerLaw4FGLDR3SpectralModel": dict(index_1=1.8, index_2=0.6,
-                                                       expfactor=0.3, reference="2 TeV"),
-    "LogParabolaSpectralModel": dict(alpha=2.2, beta=0.2, reference="1 TeV",
-                                     amplitude="4e-12 cm-2 s-1 TeV-1"),
+    "SuperExpCutoffPowerLaw4FGLDR3SpectralModel": dict(
+        index_1=1.8, index_2=0.6, expfactor=0.3, reference="2 TeV"
+    ),
+    "LogParabolaSpectralModel": dict(
+        alpha=2.2, beta=0.2, reference="1 TeV", amplitude="4e-12 cm-2 s-1 TeV-1"
+    ),
     "BrokenPowerLawSpectralModel": dict(index1=1.5, index2=2.8, ebreak="3.3 TeV"),
-    "SmoothBrokenPowerLawSpectralModel": dict(index1=1.5, index2=2.8, ebreak="3.3 TeV",
-                                              beta=1.5, reference="2 TeV"),
+    "SmoothBrokenPowerLawSpectralModel": dict(
+        index1=1.5, index2=2.8, ebreak="3.3 TeV", beta=1.5, reference="2 TeV"
+    ),
     "GaussianSpectralModel": dict(mean="3 TeV", sigma="1.5 TeV", amplitude="2e-12 cm-2 s-1"),
     "ConstantSpectralModel": dict(const="2e-12 cm-2 s-1 TeV-1"),
     "PowerLawNormSpectralModel": dict(tilt=0.3, norm=1.2, reference="2 TeV"),
@@ -69,17 +78,22 @@ def test_integral(name, edges):
     if name == "GaussianSpectralModel":
         # Gammapy's erf(u2) - erf(u1) loses ~1e-16 * amplitude absolutely in the far
         # tails (gdask uses erfc there); compare to that absolute precision
-        np.testing.assert_allclose(m.integral(edges[:-1], edges[1:]), ref.value,
-                                   rtol=RTOL, atol=1e-15 * 2e-12)
+        np.testing.assert_allclose(
+            m.integral(edges[:-1], edges[1:]), ref.value, rtol=RTOL, atol=1e-15 * 2e-12
+        )
         return
     _close(u.Quantity(ref).value, m.integral(edges[:-1], edges[1:]))
     # the same in GeV input
-    _close(u.Quantity(ref).value, m.integral(edges[:-1] * 1e3 * u.GeV, edges[1:] * 1e3 * u.GeV),
-           rtol=1e-6)
+    _close(
+        u.Quantity(ref).value,
+        m.integral(edges[:-1] * 1e3 * u.GeV, edges[1:] * 1e3 * u.GeV),
+        rtol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("name", ["PowerLawSpectralModel", "LogParabolaSpectralModel",
-                                  "GaussianSpectralModel"])
+@pytest.mark.parametrize(
+    "name", ["PowerLawSpectralModel", "LogParabolaSpectralModel", "GaussianSpectralModel"]
+)
 def test_energy_flux(name):
     g, m = _pair(name)
     e = BINNINGS[0]
@@ -88,10 +102,12 @@ def test_energy_flux(name):
 
 
 def test_compound():
-    g = gp.PowerLawSpectralModel(index=2.2) * gp.PowerLawNormSpectralModel(tilt=0.2, norm=1.3) \
-        + gp.LogParabolaSpectralModel(alpha=2.5, beta=0.1, reference="1 TeV")
-    m = gm.PowerLawSpectralModel(index=2.2) * gm.PowerLawNormSpectralModel(tilt=0.2, norm=1.3) \
-        + gm.LogParabolaSpectralModel(alpha=2.5, beta=0.1, reference="1 TeV")
+    g = gp.PowerLawSpectralModel(index=2.2) * gp.PowerLawNormSpectralModel(
+        tilt=0.2, norm=1.3
+    ) + gp.LogParabolaSpectralModel(alpha=2.5, beta=0.1, reference="1 TeV")
+    m = gm.PowerLawSpectralModel(index=2.2) * gm.PowerLawNormSpectralModel(
+        tilt=0.2, norm=1.3
+    ) + gm.LogParabolaSpectralModel(alpha=2.5, beta=0.1, reference="1 TeV")
     _close(g(ENERGY * u.TeV).value, m(ENERGY))
     for e in BINNINGS:
         _close(g.integral(e[:-1] * u.TeV, e[1:] * u.TeV).value, m.integral(e[:-1], e[1:]))
@@ -105,8 +121,10 @@ def test_piecewise_norm(interp):
     m = gm.PiecewiseNormSpectralModel(nodes, norms=norms, interp=interp)
     _close(u.Quantity(g(ENERGY * u.TeV)).value, m(ENERGY))
     for e in BINNINGS:
-        _close(u.Quantity(g.integral(e[:-1] * u.TeV, e[1:] * u.TeV)).to_value("TeV"),
-               m.integral(e[:-1], e[1:]))
+        _close(
+            u.Quantity(g.integral(e[:-1] * u.TeV, e[1:] * u.TeV)).to_value("TeV"),
+            m.integral(e[:-1], e[1:]),
+        )
 
 
 @pytest.mark.parametrize("scale", ["log", "lin"])
@@ -129,12 +147,15 @@ def test_scale():
     _close(g.integral(e[:-1] * u.TeV, e[1:] * u.TeV).value, m.integral(e[:-1], e[1:]))
 
 
-@pytest.mark.parametrize("name,kw", [
-    ("GaussianPrior", dict(mu=1.2, sigma=0.7)),
-    ("UniformPrior", dict(min=0.1, max=3.0)),
-    ("LogUniformPrior", dict(min=0.2, max=5.0)),
-    ("GeneralizedGaussianPrior", dict(mu=1.0, sigma=0.5, eta=0.7)),
-])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("GaussianPrior", dict(mu=1.2, sigma=0.7)),
+        ("UniformPrior", dict(min=0.1, max=3.0)),
+        ("LogUniformPrior", dict(min=0.2, max=5.0)),
+        ("GeneralizedGaussianPrior", dict(mu=1.0, sigma=0.5, eta=0.7)),
+    ],
+)
 def test_priors(name, kw):
     g = getattr(gp, name)(**kw)
     g.weight = 2.0
@@ -142,8 +163,9 @@ def test_priors(name, kw):
     for x in [0.05, 0.3, 1.1, 2.9, 4.0]:
         par = GpParameter("x", x)
         ref = g(par.quantity)
-        assert m.stat(x) == pytest.approx(float(ref), rel=1e-12) or (np.isinf(ref)
-                                                                   and np.isinf(m.stat(x)))
+        assert m.stat(x) == pytest.approx(float(ref), rel=1e-12) or (
+            np.isinf(ref) and np.isinf(m.stat(x))
+        )
     # bounds seen through the parameter
     if name in ("UniformPrior", "LogUniformPrior"):
         gpar = GpParameter("x", 1.0)
@@ -186,8 +208,9 @@ def test_yaml_models_with_links_and_prior_both_ways():
     pl2 = gm.ExpCutoffPowerLawSpectralModel(index=2.2)
     gm.link_parameters(pl1.index, pl2.index, label="index@abc")
     pl1.amplitude.prior = gm.GaussianPrior(mu=1e-12, sigma=2e-13)
-    models = gm.Models([gm.SkyModel(pl1, name="a"), gm.SkyModel(pl2, name="b"),
-                        gm.FoVBackgroundModel("d1")])
+    models = gm.Models(
+        [gm.SkyModel(pl1, name="a"), gm.SkyModel(pl2, name="b"), gm.FoVBackgroundModel("d1")]
+    )
     g = gp.Models.from_yaml(models.to_yaml())
     assert g["a"].spectral_model.index is g["b"].spectral_model.index
     assert isinstance(g["a"].spectral_model.amplitude.prior, gp.GaussianPrior)

@@ -30,7 +30,10 @@ SPATIAL = [
     (PointSpatialModel, dict(lon_0=83.6, lat_0=22.1)),
     (GaussianSpatialModel, dict(lon_0=83.6, lat_0=22.1, sigma=0.3, e=0.4, phi=30.0)),
     (DiskSpatialModel, dict(lon_0=83.6, lat_0=22.1, r_0=0.5, e=0.2, phi=10.0, edge_width=0.05)),
-    (GeneralizedGaussianSpatialModel, dict(lon_0=83.6, lat_0=22.1, r_0=0.4, eta=0.7, e=0.1, phi=5.0)),
+    (
+        GeneralizedGaussianSpatialModel,
+        dict(lon_0=83.6, lat_0=22.1, r_0=0.4, eta=0.7, e=0.1, phi=5.0),
+    ),
     (ShellSpatialModel, dict(lon_0=83.6, lat_0=22.1, radius=0.6, width=0.2)),
     (Shell2SpatialModel, dict(lon_0=83.6, lat_0=22.1, r_0=0.6, eta=0.3)),
     # Gammapy writes the constant spatial model without parameters, so only its default round-trips
@@ -56,7 +59,11 @@ def _param_table(models) -> dict[str, tuple]:
             for p in comp.parameters:
                 unit = str(p.unit) if str(p.unit) not in ("", "dimensionless") else ""
                 out[f"{m.name}.{kind.split('_')[0]}.{p.name}"] = (
-                    float(p.value), unit, bool(p.frozen), float(p.min), float(p.max)
+                    float(p.value),
+                    unit,
+                    bool(p.frozen),
+                    float(p.min),
+                    float(p.max),
                 )
     return out
 
@@ -82,10 +89,16 @@ def _gdask_models(i: int, spatial, temporal) -> Models:
     temporal_model = None if temporal is None else temporal[0](**temporal[1])
     src = SkyModel(
         PowerLawSpectralModel(index=2.3, amplitude="3e-12 cm-2 s-1 TeV-1", reference="1 TeV"),
-        spatial_model, temporal_model, name=f"src{i}", datasets_names=["run-a", "run-b"],
+        spatial_model,
+        temporal_model,
+        name=f"src{i}",
+        datasets_names=["run-a", "run-b"],
     )
-    other = SkyModel(LogParabolaSpectralModel(alpha=2.1, beta=0.15), PointSpatialModel(lon_0=84, lat_0=22),
-                     name=f"other{i}")
+    other = SkyModel(
+        LogParabolaSpectralModel(alpha=2.1, beta=0.15),
+        PointSpatialModel(lon_0=84, lat_0=22),
+        name=f"other{i}",
+    )
     other.spectral_model.parameters["beta"].frozen = True
     return Models([src, other])
 

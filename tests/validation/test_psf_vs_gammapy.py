@@ -123,7 +123,8 @@ def _three_gauss(rng):
     sh = (len(ee) - 1, len(oe) - 1)
     f = np.float32
     return PSF3Gauss.create(
-        ee.astype(f), oe.astype(f),
+        ee.astype(f),
+        oe.astype(f),
         scale=rng.uniform(1, 5, sh).astype(f),
         sigma_1=rng.uniform(0.02, 0.08, sh).astype(f),
         sigma_2=rng.uniform(0.08, 0.2, sh).astype(f),
@@ -138,12 +139,16 @@ def _king(rng):
     sh = (len(ee) - 1, len(oe) - 1)
     f = np.float32
     return PSFKing.create(
-        ee.astype(f), oe.astype(f),
-        gamma=rng.uniform(1.5, 4.0, sh).astype(f), sigma=rng.uniform(0.02, 0.2, sh).astype(f),
+        ee.astype(f),
+        oe.astype(f),
+        gamma=rng.uniform(1.5, 4.0, sh).astype(f),
+        sigma=rng.uniform(0.02, 0.2, sh).astype(f),
     )
 
 
-@pytest.mark.parametrize(("make", "gp_cls"), [(_three_gauss, EnergyDependentMultiGaussPSF), (_king, GPPSFKing)])
+@pytest.mark.parametrize(
+    ("make", "gp_cls"), [(_three_gauss, EnergyDependentMultiGaussPSF), (_king, GPPSFKing)]
+)
 def test_analytic_vs_gammapy(make, gp_cls):
     rng = np.random.default_rng(5)
     ours = make(rng)
@@ -168,7 +173,9 @@ def test_analytic_vs_gammapy(make, gp_cls):
     o = rng.uniform(0, 2.9, 100)
     frac = rng.uniform(0.1, 0.9, 100)
     got = ours.containment_radius(frac, e, o)
-    exp = u.Quantity(ref.containment_radius(frac, energy_true=e * u.TeV, offset=o * u.deg)).to_value("deg")
+    exp = u.Quantity(
+        ref.containment_radius(frac, energy_true=e * u.TeV, offset=o * u.deg)
+    ).to_value("deg")
     np.testing.assert_allclose(got, exp, rtol=RTOL)
 
 

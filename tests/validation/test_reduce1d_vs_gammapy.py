@@ -40,7 +40,9 @@ def _gammapy_onoff(obs, on_region, e_reco, e_true, exclusion=None, finder=None, 
 
     geom = RegionGeom.create(region=on_region, axes=[e_reco])
     empty = SpectrumDataset.create(geom=geom, energy_axis_true=e_true)
-    maker = SpectrumDatasetMaker(selection=["counts", "exposure", "edisp"], containment_correction=containment)
+    maker = SpectrumDatasetMaker(
+        selection=["counts", "exposure", "edisp"], containment_correction=containment
+    )
     kwargs = {"exclusion_mask": exclusion} if exclusion is not None else {}
     if finder is not None:
         kwargs["region_finder"] = finder
@@ -57,9 +59,13 @@ def _compare(g, d):
     ge = g.exposure.quantity.to_value("m2 s").ravel()
     np.testing.assert_allclose(d.exposure.values, ge, rtol=EXPOSURE_RTOL, atol=1e-12 * ge.max())
     assert float(d.livetime) == pytest.approx(g.exposure.meta["livetime"].to_value("s"), rel=1e-12)
-    np.testing.assert_allclose(d.edisp.values, g.edisp.get_edisp_kernel().pdf_matrix, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        d.edisp.values, g.edisp.get_edisp_kernel().pdf_matrix, rtol=0, atol=1e-10
+    )
     ge2 = g.edisp.exposure_map.quantity.to_value("m2 s").ravel()
-    np.testing.assert_allclose(d.edisp_exposure.values, ge2, rtol=EXPOSURE_RTOL, atol=1e-12 * ge2.max())
+    np.testing.assert_allclose(
+        d.edisp_exposure.values, ge2, rtol=EXPOSURE_RTOL, atol=1e-12 * ge2.max()
+    )
     np.testing.assert_array_equal(d.mask_safe.values, g.mask_safe.data.ravel())
 
 
@@ -76,9 +82,12 @@ def hess_setup(data_dir):
         "index": DL3Index.read(data_dir / "hess-dl3-dr1"),
         "gp_exclusion": exclusion,
         "exclusion": read_exclusion_mask(excl_path),
-        "gp_reco": MapAxis.from_edges(10 ** (np.arange(-24, 40) / 24.0), unit="TeV", name="energy", interp="log"),
-        "gp_true": MapAxis.from_edges(10 ** (np.arange(-36, 49) / 24.0), unit="TeV", name="energy_true",
-                                      interp="log"),
+        "gp_reco": MapAxis.from_edges(
+            10 ** (np.arange(-24, 40) / 24.0), unit="TeV", name="energy", interp="log"
+        ),
+        "gp_true": MapAxis.from_edges(
+            10 ** (np.arange(-36, 49) / 24.0), unit="TeV", name="energy_true", interp="log"
+        ),
         "reco": EnergyAxis(10 ** (np.arange(-24, 40) / 24.0), name="energy"),
         "true": EnergyAxis(10 ** (np.arange(-36, 49) / 24.0), name="energy_true"),
     }
@@ -89,10 +98,18 @@ def test_hess_crab_1d(hess_setup, obs_id):
     s = hess_setup
     on = CircleSkyRegion(TARGET, Angle("0.11 deg"))
     t0 = time.perf_counter()
-    g = _gammapy_onoff(s["store"].obs(obs_id), on, s["gp_reco"], s["gp_true"], s["gp_exclusion"], containment=True)
+    g = _gammapy_onoff(
+        s["store"].obs(obs_id), on, s["gp_reco"], s["gp_true"], s["gp_exclusion"], containment=True
+    )
     t1 = time.perf_counter()
-    d = make_spectrum_onoff(read_observation(s["index"], obs_id), on, s["reco"], s["true"],
-                            exclusion_mask=s["exclusion"], containment_correction=True)
+    d = make_spectrum_onoff(
+        read_observation(s["index"], obs_id),
+        on,
+        s["reco"],
+        s["true"],
+        exclusion_mask=s["exclusion"],
+        containment_correction=True,
+    )
     t2 = time.perf_counter()
     print(f"run {obs_id}: gammapy {t1 - t0:.3f} s, gdask {t2 - t1:.3f} s (incl. reading)")
     _compare(g, d)
@@ -120,13 +137,16 @@ def test_reflected_regions_identical(hess_setup):
 def point_like_axes():
     from gammapy.maps import MapAxis
 
-    return (MapAxis.from_energy_bounds(0.05, 50, 5, per_decade=True, unit="TeV", name="energy"),
-            MapAxis.from_energy_bounds(0.01, 100, 10, per_decade=True, unit="TeV", name="energy_true"))
+    return (
+        MapAxis.from_energy_bounds(0.05, 50, 5, per_decade=True, unit="TeV", name="energy"),
+        MapAxis.from_energy_bounds(0.01, 100, 10, per_decade=True, unit="TeV", name="energy_true"),
+    )
 
 
 def _axes(gp_reco, gp_true):
     return EnergyAxis(gp_reco.edges.to_value("TeV"), name="energy"), EnergyAxis(
-        gp_true.edges.to_value("TeV"), name="energy_true")
+        gp_true.edges.to_value("TeV"), name="energy_true"
+    )
 
 
 def test_magic_rad_max_wobble(data_dir, point_like_axes):
@@ -138,9 +158,15 @@ def test_magic_rad_max_wobble(data_dir, point_like_axes):
     er, et = _axes(*point_like_axes)
     on = PointSkyRegion(TARGET)
     obs_id = 5029747
-    g = _gammapy_onoff(store.obs(obs_id, required_irf="point-like"), on, *point_like_axes,
-                       finder=GPWobble(n_off_regions=3))
-    d = make_spectrum_onoff(read_observation(index, obs_id), on, er, et, region_finder=WobbleRegionsFinder(3))
+    g = _gammapy_onoff(
+        store.obs(obs_id, required_irf="point-like"),
+        on,
+        *point_like_axes,
+        finder=GPWobble(n_off_regions=3),
+    )
+    d = make_spectrum_onoff(
+        read_observation(index, obs_id), on, er, et, region_finder=WobbleRegionsFinder(3)
+    )
     _compare(g, d)
 
 

@@ -46,8 +46,14 @@ NORM_RTOL = 1e-10
 
 
 def _gd_config():
-    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR")
-    return geom, EnergyAxis.from_bounds(0.7, 10, 10), EnergyAxis.from_bounds(0.5, 20, 20, name="energy_true")
+    geom = WcsGeom.create(
+        skydir=(83.633, 22.014), binsz=0.02, width=(3, 3), frame="icrs", proj="CAR"
+    )
+    return (
+        geom,
+        EnergyAxis.from_bounds(0.7, 10, 10),
+        EnergyAxis.from_bounds(0.5, 20, 20, name="energy_true"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +71,21 @@ def reduced(hess_dir, gp_hess_crab):
     for obs_id in OBS_IDS:
         t0 = time.perf_counter()
         obs = read_observation(index, obs_id)
-        gd[obs_id] = make_map_dataset(obs, g, e, et, 0.2, safe_mask=("offset-max", "aeff-default"),
-                                      offset_max=2.5, fov_background="scale", exclusion_mask=exclusion.data)
+        gd[obs_id] = make_map_dataset(
+            obs,
+            g,
+            e,
+            et,
+            0.2,
+            safe_mask=("offset-max", "aeff-default"),
+            offset_max=2.5,
+            fov_background="scale",
+            exclusion_mask=exclusion.data,
+        )
         t_gd[obs_id] = time.perf_counter() - t0
-    print(f"\nper run: gammapy {np.median(list(t_gp.values())):.3f} s, gdask {np.median(list(t_gd.values())):.3f} s")
+    print(
+        f"\nper run: gammapy {np.median(list(t_gp.values())):.3f} s, gdask {np.median(list(t_gd.values())):.3f} s"
+    )
     return gp, gd
 
 
@@ -103,49 +120,88 @@ def test_counts_and_masks_identical(reduced, obs_id):
 def test_maps_agree(reduced, obs_id):
     gp, gd = reduced[0][obs_id], reduced[1][obs_id]
     safe = gd["mask_safe"].values
-    _check("exposure", gd["exposure"].values, gp.exposure.quantity.to_value("m2 s"), safe.any(axis=0))
+    _check(
+        "exposure", gd["exposure"].values, gp.exposure.quantity.to_value("m2 s"), safe.any(axis=0)
+    )
     _check("exposure (all pixels)", gd["exposure"].values, gp.exposure.quantity.to_value("m2 s"))
     _check("background", gd["background"].values, gp.background.data, safe)
     _check("background (all pixels)", gd["background"].values, gp.background.data)
     _check("psf", gd["psf"].values, gp.psf.psf_map.quantity.to_value("sr-1"))
-    _check("psf exposure", gd["psf_exposure"].values, gp.psf.exposure_map.quantity.to_value("cm2 s")[:, 0])
+    _check(
+        "psf exposure",
+        gd["psf_exposure"].values,
+        gp.psf.exposure_map.quantity.to_value("cm2 s")[:, 0],
+    )
     ours, ref = gd["edisp"].values, gp.edisp.edisp_map.data
     # kernel entries near the 1e-8 cut are compared absolutely (rounding: 1e-14)
     assert np.max(np.abs(ours - ref)) < 1e-12
     np.testing.assert_array_equal(ours > 0, ref > 0)
-    _check("edisp exposure", gd["edisp_exposure"].values, gp.edisp.exposure_map.quantity.to_value("cm2 s")[:, 0])
+    _check(
+        "edisp exposure",
+        gd["edisp_exposure"].values,
+        gp.edisp.exposure_map.quantity.to_value("cm2 s")[:, 0],
+    )
     gp_norm = gp.background_model.spectral_model.norm
     assert gd.attrs["bkg_norm"] == pytest.approx(gp_norm.value, rel=NORM_RTOL)
     assert gd.attrs["bkg_norm_error"] == pytest.approx(gp_norm.error, rel=NORM_RTOL)
-    assert gd.attrs["livetime"] == pytest.approx(gp.gti.time_sum.to_value("s") * (1 - 0.0625), rel=0.01)
+    assert gd.attrs["livetime"] == pytest.approx(
+        gp.gti.time_sum.to_value("s") * (1 - 0.0625), rel=0.01
+    )
 
 
 def test_altaz_background(hess_dir):
     """An ALTAZ-aligned model (the DR1 model re-labelled): FoV rotation integrated in time steps."""
     warnings.simplefilter("ignore")
     energy_axis = MapAxis.from_energy_bounds(0.7, 10, nbin=10, unit="TeV")
-    geom = GPWcsGeom.create(skydir=(83.633, 22.014), binsz=0.1, width=(3, 3), frame="icrs", proj="CAR",
-                            axes=[energy_axis])
+    geom = GPWcsGeom.create(
+        skydir=(83.633, 22.014),
+        binsz=0.1,
+        width=(3, 3),
+        frame="icrs",
+        proj="CAR",
+        axes=[energy_axis],
+    )
     obs = DataStore.from_dir(hess_dir).obs(23592)
     bkg = obs.bkg
     bkg.interp_missing_data(axis_name="energy")
     bkg._fov_alignment = FoVAlignment.ALTAZ
-    ref = make_map_background_irf(pointing=obs.pointing, ontime=obs.observation_time_duration, bkg=bkg,
-                                  geom=geom, time_start=obs.tstart, fov_rotation_step=0.5 * u.deg,
-                                  location=obs.observatory_earth_location)
+    ref = make_map_background_irf(
+        pointing=obs.pointing,
+        ontime=obs.observation_time_duration,
+        bkg=bkg,
+        geom=geom,
+        time_start=obs.tstart,
+        fov_rotation_step=0.5 * u.deg,
+        location=obs.observatory_earth_location,
+    )
     ours_obs = read_observation(DL3Index.read(hess_dir), 23592)
     info = ObservationInfo.from_observation(ours_obs)
     g = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.1, width=(3, 3), frame="icrs", proj="CAR")
-    ours = make_background(ours_obs.irfs["bkg"], info.pointing, info.ontime, g, EnergyAxis.from_bounds(0.7, 10, 10),
-                           "ALTAZ", time_start=info.time_start, location=info.location, fov_rotation_step=0.5)
+    ours = make_background(
+        ours_obs.irfs["bkg"],
+        info.pointing,
+        info.ontime,
+        g,
+        EnergyAxis.from_bounds(0.7, 10, 10),
+        "ALTAZ",
+        time_start=info.time_start,
+        location=info.location,
+        fov_rotation_step=0.5,
+    )
     _check("background ALTAZ", ours.values, ref.data)
 
 
-@pytest.mark.parametrize("methods,kwargs", [
-    (["aeff-max"], {}), (["aeff-max"], {"aeff_percent": 30}), (["edisp-bias"], {}),
-    (["edisp-bias"], {"fixed_offset": 1.0}), (["bkg-peak"], {}),
-    (["aeff-max", "edisp-bias", "offset-max"], {"position": TARGET}),
-])
+@pytest.mark.parametrize(
+    "methods,kwargs",
+    [
+        (["aeff-max"], {}),
+        (["aeff-max"], {"aeff_percent": 30}),
+        (["edisp-bias"], {}),
+        (["edisp-bias"], {"fixed_offset": 1.0}),
+        (["bkg-peak"], {}),
+        (["aeff-max", "edisp-bias", "offset-max"], {"position": TARGET}),
+    ],
+)
 def test_other_safe_masks(reduced, hess_dir, methods, kwargs):
     warnings.simplefilter("ignore")
     obs_id = 23592
@@ -153,7 +209,11 @@ def test_other_safe_masks(reduced, hess_dir, methods, kwargs):
     gkw = {k: (v * u.deg if k == "fixed_offset" else v) for k, v in kwargs.items()}
     ds = gp.copy()
     ds.mask_safe = None
-    ref = SafeMaskMaker(methods=methods, **gkw).run(ds, DataStore.from_dir(hess_dir).obs(obs_id)).mask_safe.data
+    ref = (
+        SafeMaskMaker(methods=methods, **gkw)
+        .run(ds, DataStore.from_dir(hess_dir).obs(obs_id))
+        .mask_safe.data
+    )
     gd = reduced[1][obs_id].drop_vars("mask_safe")
     ours = make_safe_mask(gd, read_observation(DL3Index.read(hess_dir), obs_id), methods, **kwargs)
     np.testing.assert_array_equal(ours.values, ref)

@@ -30,19 +30,40 @@ RTOL = 1e-3
 @pytest.fixture(scope="module")
 def both(hess_dir, tmp_path_factory, gp_hess_crab):
     tmp = tmp_path_factory.mktemp("graphval")
-    assert ingest(hess_dir, tmp / "archive.zarr", obs_ids=RUNS, progress=False, n_workers=2,
-                  processes=False).ok
-    cfg = AnalysisConfig.from_dict({
-        "observations": {"store": "archive.zarr", "obs_ids": RUNS},
-        "datasets": {"type": "3d", "geom": {
-            "wcs": {"skydir": {"lon": 83.633, "lat": 22.014}, "width": 3, "binsz": 0.02, "binsz_irf": 0.2},
-            "axes": {"energy": {"min": 0.7, "max": 10, "nbin": 10},
-                     "energy_true": {"min": 0.5, "max": 20, "nbin": 20}}}},
-        "makers": {"offset_max": 2.5, "safe_mask": {"methods": ["offset-max", "aeff-default"]},
-                   "background": {"method": "fov", "fov_method": "scale",
-                                  "exclusion": {"regions": ["icrs;circle(83.633,22.014,0.3)"]}}},
-        "output": {"store": "datasets.zarr"},
-    }, tmp)
+    assert ingest(
+        hess_dir, tmp / "archive.zarr", obs_ids=RUNS, progress=False, n_workers=2, processes=False
+    ).ok
+    cfg = AnalysisConfig.from_dict(
+        {
+            "observations": {"store": "archive.zarr", "obs_ids": RUNS},
+            "datasets": {
+                "type": "3d",
+                "geom": {
+                    "wcs": {
+                        "skydir": {"lon": 83.633, "lat": 22.014},
+                        "width": 3,
+                        "binsz": 0.02,
+                        "binsz_irf": 0.2,
+                    },
+                    "axes": {
+                        "energy": {"min": 0.7, "max": 10, "nbin": 10},
+                        "energy_true": {"min": 0.5, "max": 20, "nbin": 20},
+                    },
+                },
+            },
+            "makers": {
+                "offset_max": 2.5,
+                "safe_mask": {"methods": ["offset-max", "aeff-default"]},
+                "background": {
+                    "method": "fov",
+                    "fov_method": "scale",
+                    "exclusion": {"regions": ["icrs;circle(83.633,22.014,0.3)"]},
+                },
+            },
+            "output": {"store": "datasets.zarr"},
+        },
+        tmp,
+    )
     assert reduce(cfg, progress=False, n_workers=2).ok
     store = DatasetStore(tmp / "datasets.zarr")
     ours = {i: store.read(str(i), lazy=False) for i in RUNS}
@@ -65,9 +86,18 @@ def test_graph_datasets_match_gammapy(both, obs_id):
     _close("exposure", ours.exposure.values, ref.exposure.quantity.to_value("cm2 s"))
     _close("background", ours.background.values, ref.background.data)
     _close("psf", ours.ds["psf"].values, ref.psf.psf_map.quantity.to_value("sr-1"))
-    _close("psf_exposure", ours.ds["psf_exposure"].values, ref.psf.exposure_map.quantity.to_value("cm2 s")[:, 0])
+    _close(
+        "psf_exposure",
+        ours.ds["psf_exposure"].values,
+        ref.psf.exposure_map.quantity.to_value("cm2 s")[:, 0],
+    )
     _close("edisp", ours.ds["edisp"].values, ref.edisp.edisp_map.data)
-    _close("edisp_exposure", ours.ds["edisp_exposure"].values,
-           ref.edisp.exposure_map.quantity.to_value("cm2 s")[:, 0])
-    assert ours.meta["bkg_norm"] == pytest.approx(ref.background_model.spectral_model.norm.value, rel=1e-6)
+    _close(
+        "edisp_exposure",
+        ours.ds["edisp_exposure"].values,
+        ref.edisp.exposure_map.quantity.to_value("cm2 s")[:, 0],
+    )
+    assert ours.meta["bkg_norm"] == pytest.approx(
+        ref.background_model.spectral_model.norm.value, rel=1e-6
+    )
     assert ours.gti.time_sum == pytest.approx(ref.gti.time_sum.to_value("s"))

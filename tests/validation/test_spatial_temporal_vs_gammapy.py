@@ -17,16 +17,32 @@ pytestmark = pytest.mark.validation
 
 RTOL = 1e-6
 LON0, LAT0 = 83.63, 22.01
-UNITS = dict(lon_0="deg", lat_0="deg", sigma="deg", phi="deg", r_0="deg", radius="deg",
-             width="deg", t0="d", t_ref="d", beta="d-1", omega="rad/d", value="sr-1")
+UNITS = dict(
+    lon_0="deg",
+    lat_0="deg",
+    sigma="deg",
+    phi="deg",
+    r_0="deg",
+    radius="deg",
+    width="deg",
+    t0="d",
+    t_ref="d",
+    beta="d-1",
+    omega="rad/d",
+    value="sr-1",
+)
 
 SPATIAL = [
     ("GaussianSpatialModel", dict(lon_0=LON0, lat_0=LAT0, sigma=0.7, e=0.0, phi=0.0)),
     ("GaussianSpatialModel", dict(lon_0=LON0, lat_0=LAT0, sigma=0.7, e=0.6, phi=30.0)),
-    ("GeneralizedGaussianSpatialModel",
-     dict(lon_0=LON0, lat_0=LAT0, r_0=0.8, eta=0.7, e=0.5, phi=-40.0)),
-    ("GeneralizedGaussianSpatialModel",
-     dict(lon_0=LON0, lat_0=LAT0, r_0=0.5, eta=0.2, e=0.0, phi=0.0)),
+    (
+        "GeneralizedGaussianSpatialModel",
+        dict(lon_0=LON0, lat_0=LAT0, r_0=0.8, eta=0.7, e=0.5, phi=-40.0),
+    ),
+    (
+        "GeneralizedGaussianSpatialModel",
+        dict(lon_0=LON0, lat_0=LAT0, r_0=0.5, eta=0.2, e=0.0, phi=0.0),
+    ),
     ("DiskSpatialModel", dict(lon_0=LON0, lat_0=LAT0, r_0=1.2, e=0.0, phi=0.0, edge_width=0.1)),
     ("DiskSpatialModel", dict(lon_0=LON0, lat_0=LAT0, r_0=1.2, e=0.7, phi=50.0, edge_width=0.1)),
     ("ShellSpatialModel", dict(lon_0=LON0, lat_0=LAT0, radius=1.0, width=0.5)),
@@ -41,8 +57,9 @@ def _q(pars, **units):
 
 
 def _grid(half=3.0, n=81):
-    lon, lat = np.meshgrid(np.linspace(LON0 - half, LON0 + half, n),
-                           np.linspace(LAT0 - half, LAT0 + half, n))
+    lon, lat = np.meshgrid(
+        np.linspace(LON0 - half, LON0 + half, n), np.linspace(LAT0 - half, LAT0 + half, n)
+    )
     return lon.ravel(), lat.ravel()
 
 
@@ -74,8 +91,9 @@ def test_spatial_evaluate(tag, pars):
     od = ours.to_dict()["spatial"]
     assert od["type"] == gd["type"] and od.get("frame") == gd.get("frame")
     assert [p["name"] for p in od["parameters"]] == [p["name"] for p in gd["parameters"]]
-    np.testing.assert_allclose([p["value"] for p in od["parameters"]],
-                               [p["value"] for p in gd["parameters"]])
+    np.testing.assert_allclose(
+        [p["value"] for p in od["parameters"]], [p["value"] for p in gd["parameters"]]
+    )
     # and ours reads Gammapy's dictionary
     back = getattr(S, tag).from_dict(getattr(gm, tag)(frame="galactic", **_q(pars)).to_dict())
     if tag != "ConstantSpatialModel":
@@ -83,9 +101,15 @@ def test_spatial_evaluate(tag, pars):
 
 
 def test_spatial_defaults_match():
-    for tag in ("PointSpatialModel", "GaussianSpatialModel", "GeneralizedGaussianSpatialModel",
-                "DiskSpatialModel", "ShellSpatialModel", "Shell2SpatialModel",
-                "ConstantSpatialModel"):
+    for tag in (
+        "PointSpatialModel",
+        "GaussianSpatialModel",
+        "GeneralizedGaussianSpatialModel",
+        "DiskSpatialModel",
+        "ShellSpatialModel",
+        "Shell2SpatialModel",
+        "ConstantSpatialModel",
+    ):
         g, o = getattr(gm, tag)(), getattr(S, tag)()
         assert g.parameters.names == o.parameters.names, tag
         for gp, op in zip(g.parameters, o.parameters, strict=True):
@@ -97,12 +121,14 @@ def test_spatial_defaults_match():
 def test_point_pixel_weights():
     from gammapy.maps import WcsGeom
 
-    geom = WcsGeom.create(skydir=(LON0, LAT0), binsz=0.1, width=(2.0, 1.6), frame="icrs",
-                          proj="TAN")
+    geom = WcsGeom.create(
+        skydir=(LON0, LAT0), binsz=0.1, width=(2.0, 1.6), frame="icrs", proj="TAN"
+    )
     pos = dict(lon_0=LON0 + 0.037, lat_0=LAT0 - 0.052)
     ref = gm.PointSpatialModel(frame="icrs", **_q(pos)).integrate_geom(geom).data
-    ours = S.PointSpatialModel(**pos).pixel_weights(geom.wcs.to_header().tostring(),
-                                                    geom.data_shape)
+    ours = S.PointSpatialModel(**pos).pixel_weights(
+        geom.wcs.to_header().tostring(), geom.data_shape
+    )
     np.testing.assert_allclose(ours, ref, atol=1e-12)
 
 
@@ -149,19 +175,21 @@ def _mjd(x):
     return Time(x, format="mjd", scale="utc")
 
 
-@pytest.mark.parametrize("tag,pars", TEMPORAL, ids=[f"{t}-{i}" for i, (t, _) in enumerate(TEMPORAL)])
+@pytest.mark.parametrize(
+    "tag,pars", TEMPORAL, ids=[f"{t}-{i}" for i, (t, _) in enumerate(TEMPORAL)]
+)
 def test_temporal_evaluate_and_integral(tag, pars):
     g = getattr(gm, tag)(**_q(pars, sigma="d"))
     o = getattr(T, tag)(**pars)
-    np.testing.assert_allclose(o(TIMES), np.broadcast_to(u.Quantity(g(_mjd(TIMES))).value,
-                                                          TIMES.shape), rtol=RTOL)
+    np.testing.assert_allclose(
+        o(TIMES), np.broadcast_to(u.Quantity(g(_mjd(TIMES))).value, TIMES.shape), rtol=RTOL
+    )
     ref = u.Quantity(g.integral(_mjd(T_MIN), _mjd(T_MAX))).to_value("")
     if tag == "SineTemporalModel":
         # Gammapy 2.1 integrates sin as sin (not -cos): reproduce its formula to
         # show the discrepancy is that, then check ours against the exact integral.
         amp, om, tr = pars["amp"], pars["omega"], pars["t_ref"]
-        wrong = ((T_MAX - T_MIN) - amp / om * (np.sin(om * (T_MAX - tr))
-                                                - np.sin(om * (T_MIN - tr))))
+        wrong = (T_MAX - T_MIN) - amp / om * (np.sin(om * (T_MAX - tr)) - np.sin(om * (T_MIN - tr)))
         np.testing.assert_allclose(ref, wrong / np.sum(T_MAX - T_MIN), rtol=RTOL)
         assert not np.allclose(o.integral(T_MIN, T_MAX), ref, rtol=1e-2)
         return
@@ -184,8 +212,10 @@ def test_lightcurve_template(tmp_path):
     nodes = np.array([0.0, 0.5, 1.0, 2.0, 3.5])
     norms = np.array([0.2, 1.0, 0.6, 0.9, 0.3])
     fn = tmp_path / "lc.fits"
-    Table({"TIME": nodes * 86400 * u.s, "NORM": norms},
-          meta={"MJDREFI": 52000, "MJDREFF": 0.3, "TIMESYS": "utc"}).write(fn)
+    Table(
+        {"TIME": nodes * 86400 * u.s, "NORM": norms},
+        meta={"MJDREFI": 52000, "MJDREFF": 0.3, "TIMESYS": "utc"},
+    ).write(fn)
     g = gm.LightCurveTemplateTemporalModel.read(fn)
     o = T.LightCurveTemplateTemporalModel.read(fn)
     assert o.t_ref.value == pytest.approx(g.t_ref.value, abs=1e-10)

@@ -53,6 +53,8 @@ def read_irf(hdu, hdu_class: str, *, file: str | None = None, obs_id: int | None
     if cls is None:
         raise FormatError(
             f"unknown IRF HDU class {hdu_class!r}; known: {sorted(IRF_CLASSES)}",
-            file=file, obs_id=obs_id, field=getattr(hdu, "name", None),
+            file=file,
+            obs_id=obs_id,
+            field=getattr(hdu, "name", None),
         )
     return cls.from_hdu(hdu, file=file, obs_id=obs_id)

@@ -44,7 +44,13 @@ def _header_flags(header: fits.Header, *, file, obs_id, hdu_name) -> dict:
     attrs: dict = {"point_like": str(header.get("HDUCLAS3", "")).strip().upper() == "POINT-LIKE"}
     if "RAD_MAX" in header:
         attrs["rad_max"] = header_quantity(
-            header, "RAD_MAX", "deg", default_unit="deg", file=file, obs_id=obs_id, hdu_name=hdu_name
+            header,
+            "RAD_MAX",
+            "deg",
+            default_unit="deg",
+            file=file,
+            obs_id=obs_id,
+            hdu_name=hdu_name,
         )
     return attrs
 
@@ -75,11 +81,15 @@ class TableIRF:
                     raise FormatError(f"{type(self).__name__} dataset lacks {name!r}", field=name)
         for cspec in self.columns:
             if cspec.required and cspec.var not in ds:
-                raise FormatError(f"{type(self).__name__} dataset lacks {cspec.var!r}", field=cspec.var)
+                raise FormatError(
+                    f"{type(self).__name__} dataset lacks {cspec.var!r}", field=cspec.var
+                )
         dims = tuple(s.dim for s in self.axes)
-        self.ds = ds.transpose(*dims, ...) if any(
-            ds[c.var].dims != dims for c in self.columns if c.var in ds
-        ) else ds
+        self.ds = (
+            ds.transpose(*dims, ...)
+            if any(ds[c.var].dims != dims for c in self.columns if c.var in ds)
+            else ds
+        )
 
     # -- construction
     @classmethod
@@ -100,8 +110,14 @@ class TableIRF:
                 obs_id = int(hdu.header["OBS_ID"])
             except (TypeError, ValueError):
                 obs_id = None
-        ds = read_table_hdu(hdu, cls.axes, cls.columns, tdim_order=cls._tdim_order(hdu.header),
-                            file=file, obs_id=obs_id)
+        ds = read_table_hdu(
+            hdu,
+            cls.axes,
+            cls.columns,
+            tdim_order=cls._tdim_order(hdu.header),
+            file=file,
+            obs_id=obs_id,
+        )
         ds.attrs.update(cls._extra_attrs(hdu.header, file=file, obs_id=obs_id, hdu_name=hdu.name))
         ds.attrs["hdu_class"] = cls.hdu_class
         if obs_id is not None:
@@ -134,8 +150,13 @@ class TableIRF:
 
     def to_hdu(self) -> fits.BinTableHDU:
         """Write as a GADF binary table HDU (original header keywords kept)."""
-        return write_table_hdu(self.ds, self.axes, self.columns,
-                               extname=self.ds.attrs.get("extname", self.extname), keywords=self._keywords())
+        return write_table_hdu(
+            self.ds,
+            self.axes,
+            self.columns,
+            extname=self.ds.attrs.get("extname", self.extname),
+            keywords=self._keywords(),
+        )
 
     # -- helpers
     def edges(self, dim: str) -> np.ndarray:

@@ -224,10 +224,14 @@ class Background2D(_BackgroundBase):
     _spatial_scales: ClassVar[tuple[str, ...]] = ("lin",)
 
     @classmethod
-    def create(cls, energy_edges: np.ndarray, offset_edges: np.ndarray, background: np.ndarray) -> Background2D:
+    def create(
+        cls, energy_edges: np.ndarray, offset_edges: np.ndarray, background: np.ndarray
+    ) -> Background2D:
         """Create from edges (TeV, deg) and rates of shape ``(n_energy, n_offset)``."""
         return cls._create(
-            {"energy": energy_edges, "offset": offset_edges}, {"background": background}, {"point_like": False}
+            {"energy": energy_edges, "offset": offset_edges},
+            {"background": background},
+            {"point_like": False},
         )
 
     def evaluate(self, energy, offset) -> np.ndarray:

@@ -154,5 +154,9 @@ class EnergyDispersion2D(TableIRF):
         )
         pdf = self.evaluate(energy_true[..., None], self.nodes("migra"), offset[..., None])
         return reco_bin_probabilities(
-            pdf, self.edges("migra"), energy_true, np.asarray(energy_edges, float), threshold=threshold
+            pdf,
+            self.edges("migra"),
+            energy_true,
+            np.asarray(energy_edges, float),
+            threshold=threshold,
         )

@@ -96,7 +96,9 @@ def node_edges(nodes: np.ndarray, scale: str = "lin") -> np.ndarray:
 
 def _table_interpolator(nodes, edges, values) -> GridInterpolator:
     """Interpolator of a (energy_true, offset, rad) table that is zero outside its edges."""
-    return GridInterpolator(nodes, values, scales=("log", "lin", "lin"), edges=edges, fill_value=0.0)
+    return GridInterpolator(
+        nodes, values, scales=("log", "lin", "lin"), edges=edges, fill_value=0.0
+    )
 
 
 def table_density(nodes, edges, psf: np.ndarray, energy_true, offset, rad) -> np.ndarray:
@@ -162,7 +164,10 @@ def pick_radius(rad_grid: np.ndarray, containment: np.ndarray, fraction) -> np.n
 
 def _context(ds: xr.Dataset) -> dict:
     obs_id = ds.attrs.get("obs_id")
-    return {"file": ds.attrs.get("file"), "obs_id": obs_id if isinstance(obs_id, int | np.integer) else None}
+    return {
+        "file": ds.attrs.get("file"),
+        "obs_id": obs_id if isinstance(obs_id, int | np.integer) else None,
+    }
 
 
 class _PSFBase:
@@ -187,7 +192,8 @@ class _PSFBase:
             if ds[col.var].dims != dims:
                 raise FormatError(
                     f"variable {col.var!r} has dims {ds[col.var].dims}, expected {dims}",
-                    field=col.var, **ctx,
+                    field=col.var,
+                    **ctx,
                 )
         self.ds = ds
 
@@ -209,7 +215,9 @@ class _PSFBase:
         if clas4 and clas4 != cls._hduclas4:
             raise FormatError(
                 f"HDUCLAS4 is {clas4!r}, expected {cls._hduclas4!r} for {cls.__name__}",
-                file=file, obs_id=obs_id, field=f"{name}.HDUCLAS4",
+                file=file,
+                obs_id=obs_id,
+                field=f"{name}.HDUCLAS4",
             )
         try:
             ds = read_table_hdu(hdu, cls._axes, cls._column_specs(hdu), file=file, obs_id=obs_id)
@@ -243,7 +251,9 @@ class _PSFBase:
         if not self.ds.attrs.get("fits_header"):
             keywords = {**_GADF_KEYWORDS, "HDUCLAS4": self._hduclas4}
         extname = self.ds.attrs.get("extname", self._extname)
-        return write_table_hdu(self.ds, self._axes, self._columns, extname=extname, keywords=keywords)
+        return write_table_hdu(
+            self.ds, self._axes, self._columns, extname=extname, keywords=keywords
+        )
 
     # -- axes
 
@@ -334,7 +344,9 @@ class PSFTable(_PSFBase):
         nodes, edges, values = self.grid
         cum = table_cumulative(values, edges[2], nodes[2])
         dims = ("energy_true", "offset", "rad")
-        coords = {d: self.ds[d] for d in dims[:2]} | {"rad": ("rad", edges[2][1:], {"units": "deg"})}
+        coords = {d: self.ds[d] for d in dims[:2]} | {
+            "rad": ("rad", edges[2][1:], {"units": "deg"})
+        }
         return xr.DataArray(cum, dims=dims, coords=coords, name="containment")
 
 

@@ -55,9 +55,15 @@ def multi_gauss_norms(scale, sigma_1, sigma_2, sigma_3, ampl_2, ampl_3) -> np.nd
     Component ``i`` has integral ``2 SCALE A_i sigma_i**2`` (``A_1 = 1``); the
     integrals are divided by their NaN-ignoring sum, non-finite results set to 0.
     """
-    sigmas = np.stack(np.broadcast_arrays(*(np.asarray(s, float) for s in (sigma_1, sigma_2, sigma_3))))
+    sigmas = np.stack(
+        np.broadcast_arrays(*(np.asarray(s, float) for s in (sigma_1, sigma_2, sigma_3)))
+    )
     scale = np.asarray(scale, dtype=float)
-    ampl = np.stack(np.broadcast_arrays(np.ones(scale.shape), np.asarray(ampl_2, float), np.asarray(ampl_3, float)))
+    ampl = np.stack(
+        np.broadcast_arrays(
+            np.ones(scale.shape), np.asarray(ampl_2, float), np.asarray(ampl_3, float)
+        )
+    )
     norms = 2 * scale * ampl * sigmas**2
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.nan_to_num(norms / np.nansum(norms, axis=0))
@@ -134,7 +140,9 @@ class _ParametricPSF(_PSFBase):
             values = np.asarray(self.ds[col.var].transpose(*dims).values, dtype=float)
             if "SIGMA" in col.var.upper():
                 values = np.where(values == 0, 1.0, values)
-            out[col.var.lower()] = GridInterpolator(nodes, values, scales=("log", "lin"), fill_value=None)
+            out[col.var.lower()] = GridInterpolator(
+                nodes, values, scales=("log", "lin"), fill_value=None
+            )
         return out
 
     def evaluate_parameters(self, energy_true, offset) -> dict[str, np.ndarray]:
@@ -230,8 +238,14 @@ class PSF3Gauss(_ParametricPSF):
         meta : mapping, optional
             Extra dataset attributes.
         """
-        data = {"SCALE": scale, "SIGMA_1": sigma_1, "SIGMA_2": sigma_2, "SIGMA_3": sigma_3,
-                "AMPL_2": ampl_2, "AMPL_3": ampl_3}
+        data = {
+            "SCALE": scale,
+            "SIGMA_1": sigma_1,
+            "SIGMA_2": sigma_2,
+            "SIGMA_3": sigma_3,
+            "AMPL_2": ampl_2,
+            "AMPL_3": ampl_3,
+        }
         psf = cls._create({"energy_true": energy_true_edges, "offset": offset_edges}, data, meta)
         psf.ds["SCALE"].attrs["units"] = scale_unit
         return cls(psf.ds)

@@ -47,10 +47,15 @@ class RadMax2D(TableIRF):
         return dict(self.keywords)
 
     @classmethod
-    def create(cls, energy_edges: np.ndarray, offset_edges: np.ndarray, rad_max: np.ndarray) -> RadMax2D:
+    def create(
+        cls, energy_edges: np.ndarray, offset_edges: np.ndarray, rad_max: np.ndarray
+    ) -> RadMax2D:
         """Create from edges (TeV, deg) and cut radii (deg) of shape ``(n_energy, n_offset)``."""
-        return cls._create({"energy": energy_edges, "offset": offset_edges}, {"rad_max": rad_max},
-                           {"point_like": True})
+        return cls._create(
+            {"energy": energy_edges, "offset": offset_edges},
+            {"rad_max": rad_max},
+            {"point_like": True},
+        )
 
     @classmethod
     def from_irf(cls, irf) -> RadMax2D:
@@ -65,7 +70,8 @@ class RadMax2D(TableIRF):
         if not irf.ds.attrs.get("point_like") or value is None:
             raise FormatError(
                 "RadMax2D.from_irf needs a point-like IRF with a RAD_MAX keyword",
-                obs_id=irf.ds.attrs.get("obs_id"), field="RAD_MAX",
+                obs_id=irf.ds.attrs.get("obs_id"),
+                field="RAD_MAX",
             )
         e = irf.ds["energy_true_bounds"].values
         o = irf.ds["offset_bounds"].values

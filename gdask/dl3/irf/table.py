@@ -63,9 +63,25 @@ __all__ = [
 
 #: Header keywords that describe the table layout; they are regenerated on write.
 STRUCTURAL_KEYWORDS = (
-    "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "TFIELDS", "THEAP",
+    "XTENSION",
+    "BITPIX",
+    "NAXIS",
+    "PCOUNT",
+    "GCOUNT",
+    "TFIELDS",
+    "THEAP",
 )
-_STRUCTURAL_PREFIXES = ("NAXIS", "TTYPE", "TFORM", "TUNIT", "TDIM", "TNULL", "TSCAL", "TZERO", "TDISP")
+_STRUCTURAL_PREFIXES = (
+    "NAXIS",
+    "TTYPE",
+    "TFORM",
+    "TUNIT",
+    "TDIM",
+    "TNULL",
+    "TSCAL",
+    "TZERO",
+    "TDISP",
+)
 
 
 @dataclass(frozen=True)
@@ -210,27 +226,46 @@ def _read_axis(hdu, spec: AxisSpec, cols, *, file, obs_id) -> tuple[np.ndarray, 
         if name is None:
             raise MissingColumnError(
                 f"axis column {names[0]!r} not found in HDU {hdu.name!r}; it has {list(cols)}",
-                file=file, obs_id=obs_id, field=f"{hdu.name}.{names[0]}",
+                file=file,
+                obs_id=obs_id,
+                field=f"{hdu.name}.{names[0]}",
             )
         raw = np.asarray(hdu.data[name])
         if raw.ndim == 0 or raw.shape[0] < 1:
-            raise FormatError("table has no rows", file=file, obs_id=obs_id, field=f"{hdu.name}.{name}")
+            raise FormatError(
+                "table has no rows", file=file, obs_id=obs_id, field=f"{hdu.name}.{name}"
+            )
         arr = np.atleast_1d(raw[0]).ravel()
         unit_str = hdu.columns[name].unit
-        arr = _convert(arr, unit_str, spec.unit, spec.default_unit, file=file, obs_id=obs_id,
-                       field=f"{hdu.name}.{name}")
+        arr = _convert(
+            arr,
+            unit_str,
+            spec.unit,
+            spec.default_unit,
+            file=file,
+            obs_id=obs_id,
+            field=f"{hdu.name}.{name}",
+        )
         if not np.all(np.isfinite(arr)):
-            raise FormatError("axis edges are not finite", file=file, obs_id=obs_id, field=f"{hdu.name}.{name}")
+            raise FormatError(
+                "axis edges are not finite", file=file, obs_id=obs_id, field=f"{hdu.name}.{name}"
+            )
         values.append(arr)
     lo, hi = values
     if lo.shape != hi.shape:
         raise FormatError(
             f"{spec.column}_LO and {spec.column}_HI have different lengths {lo.size} and {hi.size}",
-            file=file, obs_id=obs_id, field=f"{hdu.name}.{spec.column}_LO",
+            file=file,
+            obs_id=obs_id,
+            field=f"{hdu.name}.{spec.column}_LO",
         )
     if lo.size > 1 and not (np.all(np.diff(lo.astype(float)) > 0)):
-        raise FormatError("axis edges are not increasing", file=file, obs_id=obs_id,
-                          field=f"{hdu.name}.{spec.column}_LO")
+        raise FormatError(
+            "axis edges are not increasing",
+            file=file,
+            obs_id=obs_id,
+            field=f"{hdu.name}.{spec.column}_LO",
+        )
     return lo, hi
 
 
@@ -322,7 +357,9 @@ def read_table_hdu(
     axes: Sequence[AxisSpec],
     columns: Sequence[ColumnSpec],
     *,
-    tdim_order: Sequence[str] | Callable[[tuple[int, ...], Mapping[str, int]], Sequence[str]] | None = None,
+    tdim_order: Sequence[str]
+    | Callable[[tuple[int, ...], Mapping[str, int]], Sequence[str]]
+    | None = None,
     file: str | None = None,
     obs_id: int | None = None,
 ) -> xr.Dataset:
@@ -349,7 +386,9 @@ def read_table_hdu(
         With the layout described in the module docstring.
     """
     if hdu.data is None or not isinstance(hdu, fits.BinTableHDU):
-        raise FormatError("HDU is not a binary table with data", file=file, obs_id=obs_id, field=hdu.name)
+        raise FormatError(
+            "HDU is not a binary table with data", file=file, obs_id=obs_id, field=hdu.name
+        )
     cols = {c.name.upper(): c.name for c in hdu.columns}
     if len(hdu.data) < 1:
         raise FormatError("IRF table has no rows", file=file, obs_id=obs_id, field=hdu.name)
@@ -371,7 +410,9 @@ def read_table_hdu(
                 continue
             raise MissingColumnError(
                 f"column {cspec.column!r} not found in HDU {hdu.name!r}; it has {list(cols)}",
-                file=file, obs_id=obs_id, field=field,
+                file=file,
+                obs_id=obs_id,
+                field=field,
             )
         field = f"{hdu.name}.{name}"
         raw = np.asarray(hdu.data[name][0])
@@ -384,15 +425,25 @@ def read_table_hdu(
             else:
                 raise FormatError(
                     f"data shape {raw.shape} does not match the axes {dict(sizes)} (TDIM order {order})",
-                    file=file, obs_id=obs_id, field=field,
+                    file=file,
+                    obs_id=obs_id,
+                    field=field,
                 )
-        values = _convert(raw, hdu.columns[name].unit, cspec.unit, cspec.default_unit,
-                          file=file, obs_id=obs_id, field=field)
+        values = _convert(
+            raw,
+            hdu.columns[name].unit,
+            cspec.unit,
+            cspec.default_unit,
+            file=file,
+            obs_id=obs_id,
+            field=field,
+        )
         # numpy axes are TDIM reversed; bring them to the requested dims order
         np_dims = tuple(reversed(order))
         values = np.transpose(values, [np_dims.index(d) for d in dims])
         data_vars[cspec.var] = xr.Variable(
-            dims, np.ascontiguousarray(values),
+            dims,
+            np.ascontiguousarray(values),
             attrs={"units": cspec.unit, "fits_column": name, "gadf_tdim": ",".join(order)},
         )
 
@@ -447,8 +498,9 @@ def make_dataset(
     for var, arr in data.items():
         arr = np.asarray(arr)
         if arr.shape != tuple(shape):
-            raise FormatError(f"data shape {arr.shape} does not match the axes shape {tuple(shape)}",
-                              field=var)
+            raise FormatError(
+                f"data shape {arr.shape} does not match the axes shape {tuple(shape)}", field=var
+            )
         data_vars[var] = xr.Variable(
             dims, arr, attrs={"units": (units or {}).get(var, ""), "gadf_tdim": ",".join(dims)}
         )
@@ -492,14 +544,19 @@ def write_table_hdu(
             arr = bounds[:, k]
             m = meta.get(name.upper(), {})
             new_cols[name.upper()] = fits.Column(
-                name=name, format=_tform(arr), array=arr[np.newaxis],
-                unit=_unit_string(m.get("unit"), spec.unit), dim=m.get("dim") or None,
+                name=name,
+                format=_tform(arr),
+                array=arr[np.newaxis],
+                unit=_unit_string(m.get("unit"), spec.unit),
+                dim=m.get("dim") or None,
             )
     dims = tuple(spec.dim for spec in axes)
     for cspec in columns:
         if cspec.var not in ds:
             if cspec.required:
-                raise MissingColumnError(f"dataset has no variable {cspec.var!r}", field=cspec.column)
+                raise MissingColumnError(
+                    f"dataset has no variable {cspec.var!r}", field=cspec.column
+                )
             continue
         var = ds[cspec.var]
         name = var.attrs.get("fits_column") or _pick_name(meta, [cspec.column, *cspec.aliases])
@@ -507,12 +564,14 @@ def write_table_hdu(
         arr = np.asarray(var.transpose(*reversed(order)).values)
         m = meta.get(name.upper(), {})
         new_cols[name.upper()] = fits.Column(
-            name=name, format=_tform(arr), array=arr[np.newaxis],
+            name=name,
+            format=_tform(arr),
+            array=arr[np.newaxis],
             unit=_unit_string(m.get("unit"), cspec.unit),
             dim="(" + ",".join(str(ds.sizes[d]) for d in order) + ")",
         )
 
-    ordered = sorted(new_cols, key=lambda n: (int(meta[n]["index"]) if n in meta else 10_000))
+    ordered = sorted(new_cols, key=lambda n: int(meta[n]["index"]) if n in meta else 10_000)
     hdu = fits.BinTableHDU.from_columns([new_cols[n] for n in ordered], name=extname)
     for card in header_in.cards:
         key = card.keyword
@@ -541,7 +600,10 @@ def _unit_string(original: str | None, internal: str) -> str | None:
     """The file's unit string if it equals the internal unit exactly (factor 1), else the internal one."""
     if original:
         try:
-            if u.Unit(original).to(u.Unit(internal) if internal else u.dimensionless_unscaled) == 1.0:
+            if (
+                u.Unit(original).to(u.Unit(internal) if internal else u.dimensionless_unscaled)
+                == 1.0
+            ):
                 return original
         except (ValueError, u.UnitsError, TypeError):
             pass
