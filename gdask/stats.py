@@ -10,9 +10,18 @@ Conventions follow Gammapy 2.1 bin for bin (truncation of ``mu`` at
 ``TRUNCATION_VALUE``, the treatment of empty bins, the goodness-of-fit terms
 of cstat and wstat, the profiled background of wstat), so that summed
 statistics agree with Gammapy's to rounding.
+
+On top of the per-bin functions, the statistic *interface* a likelihood term
+uses: a `Statistic` is bound to the observed data of the fitted bins and maps
+the predicted signal counts to the summed statistic and its derivative
+(`CashStatistic`, `WStatStatistic`). A term names its statistic with a key
+of `STATISTICS` and builds it with `make_statistic`, which says which data a
+statistic needs.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,6 +46,11 @@ __all__ = [
     "cash_significance",
     "wstat_ts",
     "wstat_significance",
+    "Statistic",
+    "CashStatistic",
+    "WStatStatistic",
+    "STATISTICS",
+    "make_statistic",
 ]
 
 #: Smallest predicted count used in cash and cstat (smaller values, zero and
@@ -434,3 +448,187 @@ def wstat_significance(
     n_on, n_off, alpha = _f64(n_on), _f64(n_off), _f64(alpha)
     excess = n_on - alpha * n_off - _f64(mu_sig)
     return np.sign(excess) * np.sqrt(wstat_ts(n_on, n_off, alpha, mu_sig))
+
+
+# ------------------------------------------------------------ the interface
+
+
+@runtime_checkable
+class Statistic(Protocol):
+    """A fit statistic bound to the observed data of the fitted bins.
+
+    ``mu_sig`` is the predicted *signal* counts of the same bins (flat or any
+    shape matching the data); what else enters (a known background, OFF
+    counts) is data the statistic was built with.
+
+    Attributes
+    ----------
+    name : str
+        The key of the statistic in `STATISTICS` (Gammapy's ``stat_type``).
+    """
+
+    name: ClassVar[str]
+
+    def stat_sum(self, mu_sig: ArrayLike) -> float:
+        """Summed statistic ``-2 log L`` at ``mu_sig``."""
+        ...
+
+    def stat_sum_and_grad(self, mu_sig: ArrayLike) -> tuple[float, Array]:
+        """Summed statistic and its derivative with respect to each ``mu_sig`` bin."""
+        ...
+
+    def npred_background(self, mu_sig: ArrayLike) -> Array:
+        """Background counts the statistic assumes at ``mu_sig`` (known or profiled)."""
+        ...
+
+
+class CashStatistic:
+    """Cash statistic with a known background, as Gammapy's ``stat_type="cash"``.
+
+    ``mu = max(mu_sig + background, 0)`` (Gammapy's clipping of a negative
+    npred), then `cash_sum`; the derivative is 0 where ``mu`` is clipped or
+    truncated.
+
+    Parameters
+    ----------
+    n_on : array_like
+        Observed counts of the fitted bins.
+    background : array_like, optional
+        Known background counts of the same bins (default 0).
+
+    Examples
+    --------
+    >>> s = CashStatistic([3.0, 0.0], background=[1.0, 1.0])
+    >>> round(s.stat_sum([1.0, 0.5]), 6)
+    2.841117
+    """
+
+    name: ClassVar[str] = "cash"
+
+    def __init__(self, n_on: ArrayLike, background: ArrayLike | None = None) -> None:
+        self.n_on = _f64(n_on)
+        self.background = (
+            np.zeros(self.n_on.shape)
+            if background is None
+            else np.broadcast_to(_f64(background), self.n_on.shape).copy()
+        )
+
+    def _mu(self, mu_sig: ArrayLike) -> tuple[Array, Array]:
+        mu_tot = _f64(mu_sig) + self.background
+        return mu_tot, np.where(mu_tot < 0, 0.0, mu_tot)
+
+    def stat_sum(self, mu_sig: ArrayLike) -> float:
+        """Summed cash at ``mu_sig + background``."""
+        return cash_sum(self.n_on, self._mu(mu_sig)[1])
+
+    def stat_sum_and_grad(self, mu_sig: ArrayLike) -> tuple[float, Array]:
+        """Summed cash and ``d/dmu_sig`` per bin."""
+        mu_tot, mu = self._mu(mu_sig)
+        return cash_sum(self.n_on, mu), np.where(mu_tot < 0, 0.0, dcash_dmu(self.n_on, mu))
+
+    def npred_background(self, mu_sig: ArrayLike) -> Array:
+        """The known background (independent of ``mu_sig``)."""
+        return np.broadcast_to(self.background, np.shape(_f64(mu_sig))).copy()
+
+
+class WStatStatistic:
+    """W statistic of ON/OFF counts with the background profiled, as Gammapy's ``"wstat"``.
+
+    Per bin `wstat` with the goodness-of-fit terms; bins where the
+    statistic is not finite contribute 0 (Gammapy's ``nan_to_num``), and so
+    does their derivative.
+
+    Parameters
+    ----------
+    n_on, n_off : array_like
+        ON and OFF counts of the fitted bins.
+    alpha : array_like
+        ON/OFF exposure ratio of the same bins.
+
+    Examples
+    --------
+    >>> s = WStatStatistic([10.0], [20.0], [0.25])
+    >>> round(s.stat_sum([5.0]), 6)
+    0.0
+    """
+
+    name: ClassVar[str] = "wstat"
+
+    def __init__(self, n_on: ArrayLike, n_off: ArrayLike, alpha: ArrayLike) -> None:
+        self.n_on, self.n_off, self.alpha = np.broadcast_arrays(
+            _f64(n_on), _f64(n_off), _f64(alpha)
+        )
+        self._gof = wstat_gof_terms(self.n_on, self.n_off)
+
+    def _per_bin(self, mu_sig: Array) -> tuple[Array, Array]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu_bkg = wstat_mu_bkg(self.n_on, self.n_off, self.alpha, mu_sig)
+            st = wstat(self.n_on, self.n_off, self.alpha, mu_sig, mu_bkg, extra_terms=False)
+        return st + self._gof, mu_bkg
+
+    def stat_sum(self, mu_sig: ArrayLike) -> float:
+        """Summed wstat at ``mu_sig``."""
+        st, _ = self._per_bin(_f64(mu_sig))
+        return float(np.sum(np.nan_to_num(st)))
+
+    def stat_sum_and_grad(self, mu_sig: ArrayLike) -> tuple[float, Array]:
+        """Summed wstat and its total derivative per ``mu_sig`` bin."""
+        mu_sig = _f64(mu_sig)
+        st, mu_bkg = self._per_bin(mu_sig)
+        d = dwstat_dmu_sig(self.n_on, self.n_off, self.alpha, mu_sig, mu_bkg)
+        bad = ~np.isfinite(st) | ~np.isfinite(d)
+        return float(np.sum(np.nan_to_num(st))), np.where(bad, 0.0, d)
+
+    def npred_background(self, mu_sig: ArrayLike) -> Array:
+        """Profiled ON background ``alpha * mu_bkg`` (0 where undefined)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b = self.alpha * wstat_mu_bkg(self.n_on, self.n_off, self.alpha, _f64(mu_sig))
+        return np.nan_to_num(b)
+
+
+#: The statistics a term can name, by Gammapy's ``stat_type``.
+STATISTICS: dict[str, type] = {"cash": CashStatistic, "wstat": WStatStatistic}
+
+_NEEDS = {"cash": ("n_on",), "wstat": ("n_on", "n_off", "alpha")}
+
+
+def make_statistic(
+    name: str,
+    n_on: ArrayLike,
+    *,
+    n_off: ArrayLike | None = None,
+    alpha: ArrayLike | None = None,
+    background: ArrayLike | None = None,
+) -> Statistic:
+    """The statistic ``name`` bound to the data of the fitted bins.
+
+    Parameters
+    ----------
+    name : {"cash", "wstat"}
+        Key of `STATISTICS`.
+    n_on : array_like
+        Observed (ON) counts.
+    n_off, alpha : array_like, optional
+        OFF counts and ON/OFF ratio (needed by ``"wstat"``).
+    background : array_like, optional
+        Known background (``"cash"``; default 0).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name``, or data the statistic needs is missing.
+
+    Examples
+    --------
+    >>> make_statistic("wstat", [4.0], n_off=[8.0], alpha=[0.5]).name
+    'wstat'
+    """
+    if name not in STATISTICS:
+        raise ValueError(f"unknown statistic {name!r}; use one of {sorted(STATISTICS)}")
+    given = {"n_on": n_on, "n_off": n_off, "alpha": alpha}
+    missing = [k for k in _NEEDS[name] if given[k] is None]
+    if missing:
+        raise ValueError(f"statistic {name!r} needs {', '.join(missing)}")
+    if name == "wstat":
+        return WStatStatistic(n_on, n_off, alpha)
+    return CashStatistic(n_on, background)

@@ -254,3 +254,55 @@ def test_wstat_significance_is_li_ma():
     t2 = n_off * np.log((1 + a) * n_off / (n_on + n_off))
     li_ma = np.sign(n_on - a * n_off) * np.sqrt(2 * (t1 + t2))
     np.testing.assert_allclose(stats.wstat_significance(n_on, n_off, a), li_ma, rtol=1e-10)
+
+
+# ------------------------------------------------------------ the interface
+
+
+def test_statistic_protocol_and_registry():
+    for name in stats.STATISTICS:
+        s = stats.make_statistic(name, N_ON, n_off=N_ON + 2, alpha=np.full(6, 0.3))
+        assert isinstance(s, stats.Statistic)
+        assert s.name == name
+    with pytest.raises(ValueError, match="unknown statistic"):
+        stats.make_statistic("chi3", N_ON)
+    with pytest.raises(ValueError, match="needs n_off, alpha"):
+        stats.make_statistic("wstat", N_ON)
+
+
+def test_cash_statistic_matches_functions():
+    bkg = np.array([0.1, 0.5, 1.0, 2.0, 0.0, 3.0])
+    s = stats.CashStatistic(N_ON, background=bkg)
+    mu = MU - np.array([0, 0, 0, 0, 5.0, 0])  # one bin clipped at 0
+    expect = stats.cash_sum(N_ON, np.clip(mu + bkg, 0, None))
+    value, grad = s.stat_sum_and_grad(mu)
+    assert value == pytest.approx(expect, rel=1e-14)
+    assert s.stat_sum(mu) == value
+    assert grad[4] == 0.0
+    inside = np.arange(6) != 4
+    np.testing.assert_allclose(grad[inside], stats.dcash_dmu(N_ON, mu + bkg)[inside])
+    np.testing.assert_array_equal(s.npred_background(mu), bkg)
+
+
+def test_wstat_statistic_matches_functions_and_gradient():
+    n_off = np.array([2.0, 0.0, 5.0, 30.0, 4.0, 1.0])
+    alpha = np.array([0.2, 0.5, 0.1, 0.3, 0.2, 1.0])
+    s = stats.WStatStatistic(N_ON, n_off, alpha)
+    expect = np.sum(np.nan_to_num(stats.wstat(N_ON, n_off, alpha, MU)))
+    value, grad = s.stat_sum_and_grad(MU)
+    assert value == pytest.approx(expect, rel=1e-13)
+    for i in range(MU.size):
+
+        def f(x, i=i):
+            m = MU.copy()
+            m[i] = x
+            return s.stat_sum(m)
+
+        h = 1e-6 * MU[i]
+        assert grad[i] == pytest.approx((f(MU[i] + h) - f(MU[i] - h)) / (2 * h), rel=1e-5)
+    bkg = s.npred_background(MU)
+    np.testing.assert_allclose(bkg, alpha * stats.wstat_mu_bkg(N_ON, n_off, alpha, MU))
+    # undefined bins (negative signal) count 0 in value and gradient
+    bad = np.array([-50.0, 2.0, 3.0, 8.0, 1e-3, 20.0])
+    v, g = s.stat_sum_and_grad(bad)
+    assert np.isfinite(v) and np.all(np.isfinite(g))

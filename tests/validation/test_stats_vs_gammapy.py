@@ -168,3 +168,19 @@ def test_chi2_asymmetric_flux_points():
         c["dnde"], flux, c["dnde_errn"], c["dnde_errp"], c["dnde_err"], c["dnde_ul"], is_ul
     )
     assert_same(ours, ref)
+
+
+def test_statistic_objects_match_gammapy_sums(arrays):
+    """The bound statistics sum as Gammapy's Cash/WStat fit statistics do."""
+    n_on, n_off, alpha, mu = arrays
+    compiled = get_fit_statistics_compiled()
+    bkg = alpha * n_off
+    mu_c = np.clip(mu + bkg, 0, None)
+    ok = mu_c > stats.TRUNCATION_VALUE  # compiled sum has a known deviation below
+    cash = stats.make_statistic("cash", n_on[ok], background=bkg[ok])
+    ref = compiled["cash_sum_compiled"](n_on[ok], mu_c[ok])
+    assert cash.stat_sum(mu[ok]) == pytest.approx(ref, rel=RTOL)
+    w = stats.make_statistic("wstat", n_on, n_off=n_off, alpha=alpha)
+    with np.errstate(invalid="ignore"):
+        ref = np.sum(np.nan_to_num(gp.wstat(n_on, n_off, alpha, mu)))
+    assert w.stat_sum(mu) == pytest.approx(ref, rel=RTOL)
