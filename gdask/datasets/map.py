@@ -332,7 +332,9 @@ class MapDataset(DatasetBase):
         gti = GTI.from_hdu(hdulist["GTI"], file=file) if "GTI" in hdulist else None
         meta_table = Table.read(hdulist["META_TABLE"]) if "META_TABLE" in hdulist else None
         if meta_table is not None and "OBS_ID" in meta_table.colnames:
-            meta.setdefault("obs_ids", [int(v) for v in meta_table["OBS_ID"]])
+            # one row per observation, or (a stacked Gammapy dataset) one row of OBS_ID vectors
+            obs_ids = np.ravel(np.asarray(meta_table["OBS_ID"]))
+            meta.setdefault("obs_ids", [int(v) for v in obs_ids])
         return cls(
             geom,
             e_reco,
