@@ -6,7 +6,10 @@ empty accumulator, i.e. ``Datasets.stack_reduce``):
 
 - ``counts``, ``background``, ``counts_off`` and ``acceptance`` are summed,
   each dataset weighted by its ``mask_safe`` (bins outside a dataset's safe
-  mask contribute nothing);
+  mask contribute nothing); the background enters as its prediction, i.e.
+  scaled by the dataset's FoV background norm (``bkg_norm`` in its attrs or
+  ``meta``), and the stacked dataset carries no norm (Gammapy stacks
+  ``npred_background()``);
 - ``exposure`` is summed where the dataset's safe-mask image (OR over
   reconstructed energy) is True, for all true energies; the livetime of a
   dataset counts only if that image has any True pixel;
@@ -64,6 +67,16 @@ T = TypeVar("T", MapDataset, MapDatasetOnOff, SpectrumDatasetOnOff, xr.Dataset)
 STACKED_ATTR = "stacked"
 EXPOSURE_UNIT = "cm2 s"
 _ONOFF = ("counts_off", "acceptance", "alpha_off")
+#: meta keys that do not carry over to a stacked dataset (the background norm is applied)
+_PER_RUN_META = (
+    "obs_ids",
+    "livetime",
+    "LIVETIME",
+    "OBS_ID",
+    "obs_id",
+    "bkg_norm",
+    "bkg_norm_error",
+)
 _SKY_VARS = (
     "counts",
     "background",
@@ -108,6 +121,12 @@ def _livetime(ds: xr.Dataset) -> float:
         if key in meta:
             return float(meta[key])
     return 0.0
+
+
+def _bkg_norm(ds: xr.Dataset) -> float:
+    """The FoV background norm of a dataset (1 if it has none)."""
+    value = ds.attrs.get("bkg_norm", _meta(ds).get("bkg_norm"))
+    return 1.0 if value is None else float(value)
 
 
 def _obs_ids(ds: xr.Dataset) -> list:
@@ -175,6 +194,8 @@ def _map_terms(ds: xr.Dataset) -> dict[str, Any]:
         arr = _values(ds, key, sky3)
         if arr is not None:
             t[key] = np.where(w, np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0), 0)
+    if "background" in t:
+        t["background"] = t["background"] * _bkg_norm(ds)
     if "counts_off" in t:
         acc_off = _values(ds, "acceptance_off", sky3)
         acc = _values(ds, "acceptance", sky3)
@@ -341,8 +362,7 @@ def _common_meta(metas: Sequence[dict]) -> dict:
     return {
         k: v
         for k, v in first.items()
-        if k not in ("obs_ids", "livetime", "LIVETIME", "OBS_ID", "obs_id")
-        and all(m.get(k) == v for m in metas[1:])
+        if k not in _PER_RUN_META and all(m.get(k) == v for m in metas[1:])
     }
 
 
@@ -414,7 +434,7 @@ def _finalize(
         meta["livetime"] = livetime
         if "livetime" in ds.attrs:
             ds.attrs["livetime"] = livetime
-        for key in ("obs_id",):
+        for key in ("obs_id", "bkg_norm", "bkg_norm_error"):
             ds.attrs.pop(key, None)
     ds.attrs["meta"] = json.dumps(meta, default=str)
     table = t.get("meta_table")

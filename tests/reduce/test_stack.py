@@ -249,6 +249,34 @@ def _cut(d: MapDataset, geom: WcsGeom, irf: WcsGeom) -> MapDataset:
     )
 
 
+def test_background_scaled_by_the_fov_norm():
+    """Stacking sums the predicted background, norm x background (issue 9, item 1)."""
+    a, b = _map(1), _map(2)
+    a_ds, b_ds = a.ds.copy(), b.ds.copy()
+    for ds, norm in ((a_ds, 0.9), (b_ds, 1.2)):
+        meta = __import__("json").loads(ds.attrs["meta"])
+        ds.attrs["meta"] = __import__("json").dumps(dict(meta, bkg_norm=norm, bkg_norm_error=0.1))
+    na, nb = MapDataset.from_dataset(a_ds), MapDataset.from_dataset(b_ds)
+    assert na.meta["bkg_norm"] == 0.9
+    ma, mb = a.mask_safe.values, b.mask_safe.values
+    expect = 0.9 * a.background.values * ma + 1.2 * b.background.values * mb
+    s = stack_pair(na, nb)
+    np.testing.assert_allclose(s.background.values, expect, rtol=1e-12)
+    assert "bkg_norm" not in s.meta and "bkg_norm_error" not in s.meta
+    # the norm is applied once: stacking the stacked dataset again adds nothing
+    c = _map(3)
+    np.testing.assert_allclose(
+        stack_pair(s, c).background.values,
+        expect + c.background.values * c.mask_safe.values,
+        rtol=1e-12,
+    )
+    # the makers' xarray output carries the norm in its attrs
+    a_ds.attrs["bkg_norm"] = 0.5
+    np.testing.assert_allclose(
+        stack_all([a_ds]).background.values, 0.5 * a.background.values * ma, rtol=1e-12
+    )
+
+
 def test_xarray_in_xarray_out_and_errors():
     a, b = _map(1), _map(2)
     s = stack_pair(a.ds, b.ds)

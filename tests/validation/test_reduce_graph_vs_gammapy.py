@@ -9,10 +9,12 @@ identical; exposure, background, PSF, edisp within 1e-3; FoV norm within 1e-6.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
 import pytest
+from gammapy.datasets import Datasets
 
 from gdask.archive.ingest import ingest
 from gdask.config import AnalysisConfig
@@ -27,17 +29,13 @@ RUNS = list(OBS_IDS)
 RTOL = 1e-3
 
 
-@pytest.fixture(scope="module")
-def both(hess_dir, tmp_path_factory, gp_hess_crab):
-    tmp = tmp_path_factory.mktemp("graphval")
-    assert ingest(
-        hess_dir, tmp / "archive.zarr", obs_ids=RUNS, progress=False, n_workers=2, processes=False
-    ).ok
-    cfg = AnalysisConfig.from_dict(
+def _config(tmp, **datasets) -> AnalysisConfig:
+    return AnalysisConfig.from_dict(
         {
             "observations": {"store": "archive.zarr", "obs_ids": RUNS},
             "datasets": {
                 "type": "3d",
+                **datasets,
                 "geom": {
                     "wcs": {
                         "skydir": {"lon": 83.633, "lat": 22.014},
@@ -60,11 +58,25 @@ def both(hess_dir, tmp_path_factory, gp_hess_crab):
                     "exclusion": {"regions": ["icrs;circle(83.633,22.014,0.3)"]},
                 },
             },
-            "output": {"store": "datasets.zarr"},
+            "output": {"store": "stacked.zarr" if datasets.get("stack") else "datasets.zarr"},
         },
         tmp,
     )
-    assert reduce(cfg, progress=False, n_workers=2).ok
+
+
+@pytest.fixture(scope="module")
+def archive(hess_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("graphval")
+    assert ingest(
+        hess_dir, tmp / "archive.zarr", obs_ids=RUNS, progress=False, n_workers=2, processes=False
+    ).ok
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def both(archive, gp_hess_crab):
+    tmp = archive
+    assert reduce(_config(tmp), progress=False, n_workers=2).ok
     store = DatasetStore(tmp / "datasets.zarr")
     ours = {i: store.read(str(i), lazy=False) for i in RUNS}
 
@@ -101,3 +113,21 @@ def test_graph_datasets_match_gammapy(both, obs_id):
         ref.background_model.spectral_model.norm.value, rel=1e-6
     )
     assert ours.gti.time_sum == pytest.approx(ref.gti.time_sum.to_value("s"))
+
+
+def test_stacked_background_is_gammapy_stack_of_fov_normed_runs(archive, gp_hess_crab):
+    """``stack: true`` with the FoV background: the stacked background is Gammapy's own
+    ``Datasets.stack_reduce`` of its FoV-normalised runs (it stacks ``npred_background()``)."""
+    warnings.simplefilter("ignore")
+    summary = reduce(_config(archive, stack=True), progress=False, n_workers=2)
+    assert summary.ok and summary.stacked == "stacked"
+    ours = DatasetStore(archive / "stacked.zarr").read("stacked", lazy=False)
+    runs = [copy.deepcopy(gp_hess_crab.datasets[i]) for i in RUNS]
+    norms = [ds.background_model.spectral_model.norm.value for ds in runs]
+    assert not np.allclose(norms, 1.0, atol=0.01)  # the norms matter on these runs
+    ref = Datasets(runs).stack_reduce(name="stacked")
+    bkg, ref_bkg = np.asarray(ours.background.values, float), np.asarray(ref.background.data, float)
+    np.testing.assert_array_equal(ours.mask_safe.values, ref.mask_safe.data)
+    np.testing.assert_allclose(bkg.sum(), ref_bkg.sum(), rtol=1e-6)
+    np.testing.assert_allclose(bkg, ref_bkg, rtol=1e-6, atol=1e-6 * ref_bkg.max())
+    assert "bkg_norm" not in ours.meta
