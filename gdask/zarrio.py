@@ -12,6 +12,15 @@ variables with an xarray ``encoding`` that xarray would use (e.g. read back
 from a store, with ``fill_value_attr=True``), dask-backed variables, CF coding attributes (``_FillValue``, ``scale_factor`` ...) -- makes
 the whole dataset go through xarray's own writer instead, so the result is
 always what xarray would have written.
+
+Integrity: with ``checksums=True`` the writer records the size and CRC-32 of
+every file of every array (metadata and chunks) and a CRC-32 of the group's
+other attributes in one group attribute, ``gdask_checksums`` (a plain zarr
+attribute: the group stays readable by xarray and zarr-python). `read_dataset`
+then verifies each file it reads and that no array, chunk or metadata file is
+missing or unexpected (an absent chunk would otherwise read as the fill value),
+and raises `gdask.errors.ArchiveError` naming the group and the array.
+`verify_group` checks a group without decoding it (e.g. before a lazy open).
 """
 
 from __future__ import annotations
@@ -20,13 +29,19 @@ import json
 import math
 import os
 import shutil
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["write_dataset", "read_dataset"]
+from gdask.errors import ArchiveError
+
+__all__ = ["write_dataset", "read_dataset", "verify_group", "CHECKSUM_ATTR"]
+
+#: the group attribute holding the checksum manifest (see the module docstring)
+CHECKSUM_ATTR = "gdask_checksums"
 
 #: xarray's encoding of a NaN ``_FillValue`` attribute in zarr (base64 of a little-endian double).
 _NAN_FILL_ATTR = "AAAAAAAA+H8="
@@ -197,6 +212,7 @@ def write_dataset(
     chunks: Mapping[str, int] | None = None,
     chunk_data_vars_only: bool = False,
     fill_value_attr: bool = True,
+    checksums: bool = False,
 ) -> None:
     """Write ``ds`` as the zarr v3 group at ``path`` (replaced if present).
 
@@ -217,12 +233,28 @@ def write_dataset(
         ``encoding`` of its own goes through xarray). False: as with
         ``encoding={v: {"_FillValue": None} for v in ds.variables}``, which
         replaces (ignores) the variables' own encodings.
+    checksums : bool
+        Also record the checksum manifest (group attribute ``gdask_checksums``)
+        that `read_dataset` and `verify_group` check.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"counts": ("x", np.arange(3.0))})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_dataset(ds, f"{d}/g", checksums=True)
+    ...     verify_group(f"{d}/g")
+    True
     """
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
+    if CHECKSUM_ATTR in ds.attrs:  # a manifest read back with the data: stale
+        ds = ds.assign_attrs({k: v for k, v in ds.attrs.items() if k != CHECKSUM_ATTR})
     if not _supported(ds, check_encoding=fill_value_attr):
         _write_with_xarray(ds, path, chunks, chunk_data_vars_only, fill_value_attr)
+        if checksums:
+            _seal(path)
         return
     var_coords, global_coords = _coordinates_attrs(ds)
     path.mkdir(parents=True)
@@ -247,8 +279,12 @@ def write_dataset(
         folder.mkdir()
         docs[folder / "zarr.json"] = _array_doc(var, chunk_shape, attrs, fill)
         _write_chunks(folder, np.asarray(var.values), chunk_shape, fill)
+    group_doc = docs.pop(path / "zarr.json")
     for file, doc in docs.items():
         file.write_bytes(_dumps(doc))
+    if checksums:
+        group_attrs[CHECKSUM_ATTR] = _manifest(path, group_attrs)
+    (path / "zarr.json").write_bytes(_dumps(group_doc))  # last: a group is complete once it exists
 
 
 def _write_with_xarray(ds, path: Path, chunks, chunk_data_vars_only: bool, fill_value_attr: bool):
@@ -264,6 +300,149 @@ def _write_with_xarray(ds, path: Path, chunks, chunk_data_vars_only: bool, fill_
         if enc:
             encoding[name] = enc
     ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3, encoding=encoding or None)
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def _attrs_crc(attrs: Mapping[str, Any]) -> int:
+    """CRC-32 of the group attributes other than the manifest, in a canonical JSON form."""
+    plain = json.loads(json.dumps({k: v for k, v in attrs.items() if k != CHECKSUM_ATTR}))
+    return zlib.crc32(json.dumps(plain, sort_keys=True, allow_nan=True).encode())
+
+
+def _array_files(folder: Path) -> list[str]:
+    """The files of one array: its ``zarr.json`` and its chunk keys (``c/i/j``)."""
+    files = ["zarr.json"] if (folder / "zarr.json").is_file() else []
+    chunks = folder / "c"
+    if chunks.is_file():  # the one chunk of a 0-d array
+        files.append("c")
+    for root, _, names in os.walk(chunks):
+        rel = Path(root).relative_to(folder).as_posix()
+        files.extend(f"{rel}/{n}" for n in names)
+    return sorted(files)
+
+
+def _array_children(path: Path) -> list[str]:
+    """Names of the array children of a group (subgroups are not part of its dataset)."""
+    out = []
+    for child in os.scandir(path):
+        meta = Path(child.path) / "zarr.json"
+        if child.is_dir() and meta.is_file():
+            try:
+                doc = json.loads(meta.read_bytes())
+            except ValueError:
+                out.append(child.name)  # unreadable metadata: its checksum will say so
+                continue
+            if doc.get("node_type") == "array":
+                out.append(child.name)
+    return sorted(out)
+
+
+def _manifest(path: Path, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The checksum manifest of the group at ``path`` (its arrays' files as written)."""
+    arrays = {}
+    for name in _array_children(path):
+        entries = {}
+        for key in _array_files(path / name):
+            data = (path / name / key).read_bytes()
+            entries[key] = [len(data), zlib.crc32(data)]
+        arrays[name] = entries
+    return {"algorithm": "crc32", "attributes": _attrs_crc(attrs), "arrays": arrays}
+
+
+def _seal(path: Path) -> None:
+    """Add the manifest to a group written by xarray (rewriting its ``zarr.json``)."""
+    doc = json.loads((path / "zarr.json").read_bytes())
+    attrs = doc.setdefault("attributes", {})
+    attrs[CHECKSUM_ATTR] = _manifest(path, attrs)
+    (path / "zarr.json").write_bytes(_dumps(doc))
+
+
+def _damaged(path: Path, array: str | None, what: str) -> ArchiveError:
+    where = f"array {array!r}: " if array else ""
+    return ArchiveError(f"damaged zarr group: {where}{what}", file=str(path), field=array)
+
+
+def _group_doc(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((path / "zarr.json").read_bytes())
+    except FileNotFoundError:
+        raise _damaged(path, None, "zarr.json is missing") from None
+    except ValueError as exc:
+        raise _damaged(path, None, f"zarr.json is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise _damaged(path, None, "zarr.json is not a zarr group document")
+    return doc
+
+
+def _check_layout(path: Path, manifest: Any, attrs: Mapping[str, Any]) -> dict[str, dict]:
+    """Compare the files present with the manifest; return its ``arrays`` entry."""
+    try:
+        arrays = manifest["arrays"]
+        expected_attrs = int(manifest["attributes"])
+        if manifest.get("algorithm") != "crc32" or not isinstance(arrays, dict):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise _damaged(path, None, f"unreadable {CHECKSUM_ATTR} attribute") from None
+    if _attrs_crc(attrs) != expected_attrs:
+        raise _damaged(path, None, "the group attributes fail their checksum")
+    present = set(_array_children(path))
+    for name in sorted(set(arrays) - present):
+        raise _damaged(path, name, "the array is missing")
+    for name in sorted(present - set(arrays)):
+        raise _damaged(path, name, "an array not listed in the checksum manifest")
+    for name, entries in arrays.items():
+        files = set(_array_files(path / name))
+        for key in sorted(set(entries) - files):
+            raise _damaged(path, name, f"file {key} is missing")
+        for key in sorted(files - set(entries)):
+            raise _damaged(path, name, f"unexpected file {key}")
+    return arrays
+
+
+def _check_file(path: Path, array: str, key: str, data: bytes, entry: Any) -> None:
+    if [len(data), zlib.crc32(data)] != list(entry):
+        raise _damaged(path, array, f"file {key} fails its checksum (size/CRC-32 differ)")
+
+
+def verify_group(path: str | os.PathLike, *, full: bool = True) -> bool:
+    """Check a group against its checksum manifest; False if it has none.
+
+    Parameters
+    ----------
+    path : path-like
+        Group directory.
+    full : bool
+        Read and checksum every file (default); False checks only that every
+        array and file is there with its recorded size (cheap, for lazy opens).
+
+    Raises
+    ------
+    gdask.errors.ArchiveError
+        If the group is damaged; the message names the group and the array.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_dataset(xr.Dataset({"x": ("i", np.ones(4))}), f"{d}/g", checksums=True)
+    ...     verify_group(f"{d}/g", full=False)
+    True
+    """
+    path = Path(path)
+    attrs = _group_doc(path).get("attributes") or {}
+    if CHECKSUM_ATTR not in attrs:
+        return False
+    arrays = _check_layout(path, attrs[CHECKSUM_ATTR], attrs)
+    for name, entries in arrays.items():
+        for key, entry in entries.items():
+            file = path / name / key
+            if full:
+                _check_file(path, name, key, file.read_bytes(), entry)
+            elif file.stat().st_size != entry[0]:
+                raise _damaged(path, name, f"file {key} has the wrong size")
+    return True
 
 
 class _Unsupported(Exception):
@@ -291,7 +470,14 @@ def read_dataset(path: str | Path):
     The same result as ``xr.open_zarr(path, consolidated=False).load()`` for
     the groups `write_dataset` writes (numeric and bool arrays, bytes + zstd
     codecs, NaN ``_FillValue`` on floats), without zarr-python's per-array
-    overhead; any other group is read by xarray.
+    overhead; any other group is read by xarray. A group with a checksum
+    manifest is verified (every file read is checksummed, missing or extra
+    arrays and chunks are errors) and the manifest is not returned in ``attrs``.
+
+    Raises
+    ------
+    gdask.errors.ArchiveError
+        If the group fails its checksum manifest or cannot be decoded.
     """
     path = Path(path)
     try:
@@ -299,39 +485,52 @@ def read_dataset(path: str | Path):
     except _Unsupported:
         import xarray as xr
 
-        return xr.open_zarr(path, consolidated=False, chunks=None).load()
+        verify_group(path)
+        ds = xr.open_zarr(path, consolidated=False, chunks=None).load()
+        ds.attrs.pop(CHECKSUM_ATTR, None)
+        return ds
 
 
 def _read_lean(path: Path):
     import xarray as xr
 
-    with open(path / "zarr.json", "rb") as fh:
-        group = json.load(fh)
+    group = _group_doc(path)
     if group.get("zarr_format") != 3 or group.get("node_type") != "group":
         raise _Unsupported
     attrs = dict(group.get("attributes", {}))
+    manifest = attrs.pop(CHECKSUM_ATTR, None)
+    arrays = None if manifest is None else _check_layout(path, manifest, attrs)
     coord_names = set(str(attrs.pop("coordinates", "")).split())
     variables = {}
-    for child in sorted(os.scandir(path), key=lambda e: e.name):
-        meta = Path(child.path) / "zarr.json"
-        if not child.is_dir() or not meta.exists():
-            continue
-        with open(meta, "rb") as fh:
-            doc = json.load(fh)
-        if doc.get("node_type") != "array":
-            continue  # subgroups are not part of the dataset (as in xarray)
-        data, var_attrs = _read_array(Path(child.path), doc)
+    for name in _array_children(path):
+        folder = path / name
+        entries = None if arrays is None else arrays[name]
+        raw = (folder / "zarr.json").read_bytes()
+        if entries is not None:
+            _check_file(path, name, "zarr.json", raw, entries["zarr.json"])
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise _damaged(path, name, f"zarr.json is not valid JSON ({exc})") from None
+        try:
+            data, var_attrs = _read_array(folder, doc, entries)
+        except (ArchiveError, _Unsupported):
+            raise
+        except Exception as exc:  # a chunk that does not decode (bad codec data, size)
+            raise _damaged(path, name, f"cannot decode: {type(exc).__name__}: {exc}") from None
         coord_names.update(str(var_attrs.pop("coordinates", "")).split())
         dims = tuple(doc.get("dimension_names") or ())
-        variables[child.name] = xr.Variable(dims, data, var_attrs)
+        variables[name] = xr.Variable(dims, data, var_attrs)
     dims = {d for v in variables.values() for d in v.dims}
     coords = {n: v for n, v in variables.items() if n in coord_names or n in dims}
     data_vars = {n: v for n, v in variables.items() if n not in coords}
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def _read_array(folder: Path, doc: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Decode one array (all its chunks) and its xarray-visible attributes."""
+def _read_array(
+    folder: Path, doc: dict[str, Any], entries: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode one array (all its chunks, checked against ``entries``) and its attributes."""
     kind = doc.get("data_type")
     codecs = doc.get("codecs", [])
     grid, keys = doc.get("chunk_grid", {}), doc.get("chunk_key_encoding", {})
@@ -369,7 +568,10 @@ def _read_array(folder: Path, doc: dict[str, Any]) -> tuple[np.ndarray, dict[str
             try:
                 raw = key.read_bytes()
             except FileNotFoundError:
-                continue  # an unwritten chunk holds the fill value
+                continue  # an unwritten chunk holds the fill value (the manifest lists the written)
+            if entries is not None:
+                rel = key.relative_to(folder).as_posix()
+                _check_file(folder.parent, folder.name, rel, raw, entries[rel])
             block = np.frombuffer(decode(raw), dtype=dtype).reshape(chunk_shape)
             sel = tuple(
                 slice(i * c, min((i + 1) * c, n))

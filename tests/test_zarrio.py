@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from gdask.zarrio import read_dataset, write_dataset
+from gdask.errors import ArchiveError
+from gdask.zarrio import CHECKSUM_ATTR, read_dataset, verify_group, write_dataset
 
 RNG = np.random.default_rng(3)
 
@@ -228,6 +229,112 @@ def test_read_real_stores_equals_xarray(hess_dir, tmp_path):
         if '"node_type": "group"' not in doc:
             continue
         want = xr.open_zarr(group, consolidated=False).load()
+        want.attrs.pop(CHECKSUM_ATTR, None)  # verified and dropped by read_dataset
         xr.testing.assert_identical(read_dataset(group), want)
         checked += 1
     assert checked >= 8
+
+
+# ----------------------------------------------------------------------------- checksums
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_checksummed_group_is_xarray_readable(tmp_path, case):
+    """With checksums the group is still a plain zarr group; the data read back is the same."""
+    make, chunks = CASES[case]
+    ds = make()
+    plain, sealed = tmp_path / "plain", tmp_path / "sealed"
+    write_dataset(ds, plain, chunks=chunks)
+    write_dataset(ds, sealed, chunks=chunks, checksums=True)
+    want = xr.open_zarr(plain, consolidated=False).load()
+    got = xr.open_zarr(sealed, consolidated=False).load()
+    assert CHECKSUM_ATTR in got.attrs
+    got.attrs.pop(CHECKSUM_ATTR)
+    xr.testing.assert_identical(got, want)
+    assert sorted(zarr.open_group(sealed, mode="r").array_keys()) == sorted(map(str, ds.variables))
+    xr.testing.assert_identical(read_dataset(sealed), read_dataset(plain))
+    assert verify_group(sealed) and verify_group(sealed, full=False)
+    assert not verify_group(plain)
+    # only the group document differs from the unchecked writer's files
+    assert {k: v for k, v in _tree(sealed).items() if k != "zarr.json"} == {
+        k: v for k, v in _tree(plain).items() if k != "zarr.json"
+    }
+
+
+def _sealed_map(tmp_path: Path) -> Path:
+    path = tmp_path / "g"
+    write_dataset(_map_like(), path, chunks={"lon": 2}, checksums=True)
+    return path
+
+
+def _flip(file: Path, at: int = -1) -> None:
+    data = bytearray(file.read_bytes())
+    data[at] ^= 0x40
+    file.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "deleted_chunk": (lambda g: (g / "counts" / "c" / "0" / "0" / "1").unlink(), "counts"),
+    "flipped_chunk_byte": (lambda g: _flip(g / "npred" / "c" / "0" / "0" / "0", 5), "npred"),
+    "flipped_last_byte": (lambda g: _flip(g / "counts" / "c" / "0" / "0" / "0"), "counts"),
+    "deleted_array": (lambda g: __import__("shutil").rmtree(g / "mask"), "mask"),
+    "truncated_chunk": (
+        lambda g: (g / "idx" / "c" / "0" / "0").write_bytes(b""),
+        "idx",
+    ),
+    "array_metadata": (
+        lambda g: (g / "npred" / "zarr.json").write_text(
+            (g / "npred" / "zarr.json").read_text().replace('"float64"', '"float32"')
+        ),
+        "npred",
+    ),
+    "extra_chunk": (
+        lambda g: (
+            (g / "zeros" / "c" / "0").mkdir(parents=True)
+            or (g / "zeros" / "c" / "0" / "0").write_bytes(
+                (g / "idx" / "c" / "0" / "0").read_bytes()
+            )
+        ),
+        "zeros",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_group_is_an_error_naming_the_array(tmp_path, damage):
+    path = _sealed_map(tmp_path)
+    read_dataset(path)  # intact
+    apply, array = DAMAGE[damage]
+    apply(path)
+    with pytest.raises(ArchiveError) as err:
+        read_dataset(path)
+    assert err.value.field == array and repr(array) in str(err.value)
+    assert str(path) in str(err.value)
+    with pytest.raises(ArchiveError, match=array):
+        verify_group(path)
+
+
+def test_damaged_attributes_are_an_error(tmp_path):
+    path = _sealed_map(tmp_path)
+    doc = (path / "zarr.json").read_text()
+    (path / "zarr.json").write_text(doc.replace('"MapDataset"', '"MapDatasetOnOff"'))
+    with pytest.raises(ArchiveError, match="attributes fail their checksum"):
+        read_dataset(path)
+
+
+def test_unsupported_group_is_verified_before_xarray_reads_it(tmp_path):
+    """A group the lean reader leaves to xarray (strings) is checksummed all the same."""
+    path = tmp_path / "s"
+    write_dataset(CASES["string"][0](), path, checksums=True)
+    assert "NAME" in read_dataset(path)
+    _flip(next((path / "TIME" / "c").rglob("*")), 3)
+    with pytest.raises(ArchiveError, match="TIME"):
+        read_dataset(path)
+
+
+def test_rewriting_a_read_dataset_gives_a_fresh_manifest(tmp_path):
+    path = _sealed_map(tmp_path)
+    ds = xr.open_zarr(path, consolidated=False).load()  # carries the old manifest
+    ds = ds.drop_vars("npred")
+    write_dataset(ds, tmp_path / "again", fill_value_attr=False, checksums=True)
+    assert verify_group(tmp_path / "again")

@@ -12,6 +12,13 @@ A dataset is written completely under ``_staging/`` and moved into
 a killed writer leaves at most junk under ``_staging/``, removed by the next
 writer. Reading is lazy (``xarray.open_zarr``: Dask arrays), so workers load
 only what they touch.
+
+Integrity: every group carries a checksum manifest (`gdask.zarrio`). A
+damaged dataset -- a deleted chunk or array, a flipped byte, an array the
+dataset type requires missing -- is an `~gdask.errors.ArchiveError` naming the
+store, the dataset and the array, never data read silently as zeros. Eager
+reads (``lazy=False``, what the fit uses) checksum every file; lazy reads check
+that every array and file is present with its recorded size.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from gdask.errors import ArchiveError
 __all__ = ["DatasetStore"]
 
 Dataset = MapDataset | SpectrumDatasetOnOff
+#: arrays every stored dataset has (the others are optional, the manifest lists them)
+REQUIRED_VARIABLES = ("counts",)
 _NAME = re.compile(r"^[A-Za-z0-9_.+\-=]+$")
 
 
@@ -53,8 +62,17 @@ class DatasetStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        for sub in ("datasets", "_staging", "_trash"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise ArchiveError(
+                "the dataset store path exists and is not a directory", file=str(self.path)
+            )
+        try:
+            for sub in ("datasets", "_staging", "_trash"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot create the dataset store: {exc.strerror or exc}", file=str(self.path)
+            ) from exc
 
     def _group(self, name: str) -> Path:
         return self.path / "datasets" / _check_name(name)
@@ -94,7 +112,7 @@ class DatasetStore:
         try:
             # = ds.to_zarr(staging, mode="w", consolidated=False, zarr_format=3,
             #             encoding={k: {"_FillValue": None} for k in ds.variables})  (no masking on read)
-            write_dataset(ds, staging, fill_value_attr=False)
+            write_dataset(ds, staging, fill_value_attr=False, checksums=True)
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise ArchiveError(f"cannot write dataset {name!r}: {exc}", file=str(staging)) from exc
@@ -112,11 +130,29 @@ class DatasetStore:
         group = self._group(name)
         if not group.is_dir():
             raise ArchiveError(f"no dataset {name!r} in the store", file=str(self.path), field=name)
-        if lazy:
-            return self.wrap(xr.open_zarr(group, consolidated=False))
-        from gdask.zarrio import read_dataset
+        from gdask.zarrio import CHECKSUM_ATTR, read_dataset, verify_group
 
-        return self.wrap(read_dataset(group))
+        try:
+            if not verify_group(group, full=False):  # cheap: every array and file is there
+                raise ArchiveError(
+                    "no checksum manifest (damaged, or written by an older gdask: reduce again)",
+                    field=CHECKSUM_ATTR,
+                )
+            if lazy:
+                ds = xr.open_zarr(group, consolidated=False)
+                ds.attrs.pop(CHECKSUM_ATTR, None)
+            else:
+                ds = read_dataset(group)  # checksums every file it reads
+            for var in REQUIRED_VARIABLES:
+                if var not in ds.variables:
+                    raise ArchiveError(f"required array {var!r} is missing", field=var)
+        except ArchiveError as exc:
+            raise ArchiveError(
+                f"dataset {name!r} in the store {self.path}: {exc.message}",
+                file=str(group),
+                field=exc.field,
+            ) from exc
+        return self.wrap(ds)
 
     @staticmethod
     def wrap(ds: xr.Dataset) -> Dataset:
