@@ -339,7 +339,12 @@ class ArchiveStore:
             from gdask.zarrio import read_dataset
 
             return read_dataset(self.path / group)
-        return xr.open_zarr(self.path, group=group, consolidated=False, chunks={})
+        from gdask.zarrio import CHECKSUM_ATTR, verify_group
+
+        verify_group(self.path / group, full=False)  # read_dataset checksums as it reads
+        ds = xr.open_zarr(self.path, group=group, consolidated=False, chunks={})
+        ds.attrs.pop(CHECKSUM_ATTR, None)
+        return ds
 
     def open_observation(
         self, obs_id: int, *, irfs: Iterable[str] | None = None, lazy: bool = True
@@ -393,7 +398,7 @@ def _write_dataset(ds, root: Path, group: str | None, chunk: dict[str, int] | No
 
     ds = _to_zarr_safe(ds)
     target = root / group if group else root
-    write_dataset(ds, target, chunks=chunk, chunk_data_vars_only=True)
+    write_dataset(ds, target, chunks=chunk, chunk_data_vars_only=True, checksums=True)
 
 
 def _index_dataset(records: list[ObservationRecord]):
