@@ -74,7 +74,7 @@ class JointProblem:
 def read_models(path: str | Path) -> Models:
     """`Models.read` with a `ConfigError` naming the file."""
     try:
-        return Models.read(path)
+        return Models.read(path, require_free=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"cannot read the models: {exc}", file=str(path), field="fit.models"

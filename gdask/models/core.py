@@ -32,11 +32,15 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from astropy import units as u
+
+from gdask.errors import ConfigError, GdaskError
 
 from .parameters import Parameter, Parameters, ParameterSpec
 
@@ -46,6 +50,8 @@ __all__ = [
     "register_model",
     "get_model_class",
     "model_from_dict",
+    "parameter_items",
+    "update_parameter",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,26 +90,129 @@ def get_model_class(model_type: str, tag: str) -> type:
 
 
 def model_from_dict(data: Mapping[str, Any], model_type: str | None = None) -> ModelBase:
-    """Build a model from a Gammapy-YAML dictionary.
+    """Build a model from a Gammapy-YAML dictionary (see `gdask.models.io.model_from_dict`).
 
     ``data`` is either ``{model_type: {"type": tag, ...}}`` or the inner
     dictionary together with ``model_type``.
     """
-    if model_type is None:
-        if len(data) != 1:
-            raise ValueError(
-                "model dictionary needs a single key (spectral, spatial...) "
-                "or an explicit model_type"
-            )
-        model_type, data = next(iter(data.items()))
-    cls = get_model_class(model_type, data["type"])
-    return cls.from_dict(data)
+    from .io import model_from_dict as _model_from_dict
+
+    return _model_from_dict(data, model_type)
 
 
 def _as_float_array(x: Any, unit: str | None) -> np.ndarray:
     if isinstance(x, u.Quantity):
         return x.to_value(unit if unit is not None else u.dimensionless_unscaled)
     return np.asarray(x, dtype=float)
+
+
+_NUMBER_KEYS = ("value", "min", "max", "error")
+
+
+def parameter_items(
+    items: Any, owner: str, names: Sequence[str] | None = None
+) -> dict[str, Mapping[str, Any]]:
+    """The YAML ``parameters`` list of a model as ``{name: item}``, checked.
+
+    Parameters
+    ----------
+    items : list of dict
+        ``[{name, value, unit, min, max, frozen, ...}, ...]``.
+    owner : str
+        Model class name, for the messages.
+    names : list of str, optional
+        The model's parameter names; any other name is an error.
+
+    Raises
+    ------
+    ConfigError
+        Not a list, an item that is not a mapping or has no name, a name
+        given twice or not one of ``names`` (``field`` is the parameter).
+
+    Examples
+    --------
+    >>> parameter_items([{"name": "index", "value": 2.0}], "PowerLawSpectralModel")
+    {'index': {'name': 'index', 'value': 2.0}}
+    """
+    if items is None:
+        return {}
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+        raise ConfigError(
+            f"{owner}: 'parameters' must be a list of {{name, value, ...}}, got {items!r}",
+            field="parameters",
+        )
+    out: dict[str, Mapping[str, Any]] = {}
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"{owner}: parameter #{i + 1} is not a {{name: ..., value: ...}} mapping: {item!r}",
+                field=f"parameters[{i}]",
+            )
+        if name in out:
+            raise ConfigError(f"{owner}: parameter {name!r} is given twice", field=name)
+        if names is not None and name not in names:
+            raise ConfigError(
+                f"{owner}: unknown parameter {name!r} (its parameters are: {', '.join(names)})",
+                field=name,
+            )
+        out[name] = item
+    return out
+
+
+def update_parameter(par: Parameter, item: Mapping[str, Any], owner: str) -> None:
+    """Update ``par`` from its YAML item and check the result.
+
+    Raises
+    ------
+    ConfigError
+        A value of the wrong type (``value``/``min``/``max``/``error`` not a
+        number or quantity string, ``frozen`` not a boolean), a unit not
+        convertible to the parameter's, ``min > max``, or a value outside
+        ``[min, max]``; ``field`` is the parameter (``name.key`` for a key).
+
+    Examples
+    --------
+    >>> from gdask.models import Parameter
+    >>> p = Parameter("index", 2.0)
+    >>> update_parameter(p, {"name": "index", "value": 2.5, "min": 1, "max": 4}, "PL")
+    >>> p.value
+    2.5
+    """
+    name = par.name
+    for key in _NUMBER_KEYS:
+        v = item.get(key)
+        if v is not None and (
+            isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, str, u.Quantity))
+        ):
+            raise ConfigError(
+                f"{owner}: parameter {name!r}: {key} must be a number, got {v!r}",
+                field=f"{name}.{key}",
+            )
+    frozen = item.get("frozen")
+    if frozen is not None and not (
+        isinstance(frozen, (bool, np.bool_)) or frozen in ("True", "False", "true", "false")
+    ):
+        raise ConfigError(
+            f"{owner}: parameter {name!r}: frozen must be true or false, got {frozen!r}",
+            field=f"{name}.frozen",
+        )
+    try:
+        par.update_from_dict(dict(item))
+    except GdaskError as exc:  # from the prior
+        raise ConfigError(
+            f"{owner}: parameter {name!r}: prior: {exc.message}", field=f"{name}.prior"
+        ) from exc
+    except (ValueError, TypeError, KeyError, u.UnitsError) as exc:
+        raise ConfigError(f"{owner}: parameter {name!r}: {exc}", field=name) from exc
+    lo, hi, value = par.min, par.max, par.value
+    if not math.isnan(lo) and not math.isnan(hi) and lo > hi:
+        raise ConfigError(f"{owner}: parameter {name!r}: min {lo:g} > max {hi:g}", field=name)
+    if (not math.isnan(lo) and value < lo) or (not math.isnan(hi) and value > hi):
+        raise ConfigError(
+            f"{owner}: parameter {name!r}: value {value:g} is outside its bounds [{lo:g}, {hi:g}]",
+            field=name,
+        )
 
 
 class ModelBase:
@@ -313,16 +422,26 @@ class ModelBase:
             raise ValueError(f"invalid model type {data.get('type')!r} for {cls.__name__}")
         return data
 
-    @staticmethod
+    @classmethod
     def _parameters_from_dict(
-        items: Sequence[Mapping[str, Any]], defaults: Sequence[ParameterSpec]
+        cls, items: Sequence[Mapping[str, Any]], defaults: Sequence[ParameterSpec]
     ) -> dict[str, Parameter]:
-        by_name = {d["name"]: d for d in items}
+        """Parameters from their YAML items, checked (see `update_parameter`).
+
+        Raises
+        ------
+        ConfigError
+            An item without a name, a duplicated or unknown name (a misspelt
+            parameter would otherwise be dropped with its value and bounds),
+            or a bad value (see `update_parameter`); ``field`` is the parameter.
+        """
+        names = [spec.name for spec in defaults]
+        by_name = parameter_items(items, cls.__name__, names)
         out = {}
         for spec in defaults:
             par = spec.create()
             if spec.name in by_name:
-                par.update_from_dict(by_name[spec.name])
+                update_parameter(par, by_name[spec.name], cls.__name__)
             else:
                 log.warning(
                     "parameter %r not in model dictionary, using default %s %s",

@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from astropy import units as u
 
-from .core import ModelBase, get_model_class
+from gdask.errors import ConfigError, GdaskError
+
+from .core import MODEL_REGISTRY, ModelBase, get_model_class
 
 __all__ = [
     "COMPONENT_REGISTRY",
@@ -43,6 +47,8 @@ __all__ = [
     "to_yaml",
     "from_yaml",
     "read_yaml",
+    "read_models_file",
+    "GAMMAPY_ONLY",
     "write_yaml",
     "model_from_dict",
     "model_to_dict",
@@ -111,6 +117,66 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return from_yaml(Path(path).read_text())
 
 
+def read_models_file(path: str | Path) -> dict[str, Any]:
+    """Read a models YAML file into its dictionary, checking its layout.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, is not valid YAML (the message
+        gives the line), or is not a models file: no top-level
+        ``components`` list, an empty one, or a component that is not a
+        mapping. ``file`` is the path.
+
+    Examples
+    --------
+    >>> read_models_file("models.yaml")["components"][0]["name"]  # doctest: +SKIP
+    'crab'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError("models file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the models file: {exc}", file=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(path)) from exc
+    if not isinstance(data, dict) or "components" not in data:
+        found = (
+            f"top-level keys: {', '.join(map(str, data))}"
+            if isinstance(data, dict)
+            else f"a {type(data).__name__}"
+        )
+        raise ConfigError(
+            f"not a models file: no top-level 'components' list ({found})",
+            file=str(path),
+            field="components",
+        )
+    comps = data["components"]
+    if not isinstance(comps, list) or not comps:
+        raise ConfigError(
+            "the models file has no components (need a non-empty list of SkyModel / "
+            "FoVBackgroundModel mappings)",
+            file=str(path),
+            field="components",
+        )
+    for i, comp in enumerate(comps):
+        if not isinstance(comp, dict):
+            raise ConfigError(
+                f"component #{i + 1} is not a mapping {{name, type, spectral, ...}}: {comp!r}",
+                file=str(path),
+                field=f"components[{i}]",
+            )
+    data.pop("checksum", None)
+    return data
+
+
 def write_yaml(data: dict[str, Any], path: str | Path, overwrite: bool = False) -> None:
     """Write a dictionary as YAML."""
     path = Path(path)
@@ -120,21 +186,78 @@ def write_yaml(data: dict[str, Any], path: str | Path, overwrite: bool = False) 
     path.write_text(to_yaml(data))
 
 
+#: Gammapy 2.1 model tags gdask does not implement, for a message in Gammapy's terms
+GAMMAPY_ONLY: dict[str, tuple[str, ...]] = {
+    "spectral": (
+        "EBLAbsorptionNormSpectralModel",
+        "NaimaSpectralModel",
+        "TemplateNDSpectralModel",
+        "ebl-norm",
+        "naima",
+        "templateND",
+    ),
+    "spatial": ("PiecewiseNormSpatialModel", "TemplateNDSpatialModel", "piecewise-norm"),
+    "temporal": (
+        "GeneralizedGaussianTemporalModel",
+        "TemplatePhaseCurveTemporalModel",
+        "gengauss",
+        "template-phase",
+    ),
+}
+
+
+def _model_class(model_type: str, tag: Any) -> type:
+    try:
+        return get_model_class(model_type, tag)
+    except KeyError:
+        load_plugins()
+    try:
+        return get_model_class(model_type, tag)
+    except KeyError:
+        known = sorted({c.tag[0] for c in MODEL_REGISTRY.get(model_type, {}).values()})
+        what = (
+            "a Gammapy 2.1 model that gdask does not implement"
+            if tag in GAMMAPY_ONLY.get(model_type, ())
+            else "not a model type of Gammapy 2.1 or gdask"
+        )
+        raise ConfigError(
+            f"unknown {model_type} model type {tag!r}: {what} (gdask reads: {', '.join(known)})",
+            field=f"{model_type}.type",
+        ) from None
+
+
 def model_from_dict(data: dict[str, Any], model_type: str | None = None) -> ModelBase:
     """Component model (spectral, spatial, temporal, prior) from its dictionary.
 
     ``data`` is ``{model_type: {...}}`` or the inner dictionary with ``model_type``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model type, or a bad parameter; ``field`` is
+        ``<model_type>.<parameter>`` (or ``<model_type>.type``).
     """
     if model_type is None:
-        if len(data) != 1:
-            raise ValueError("need {type: {...}} or an explicit model_type")
+        if not isinstance(data, Mapping) or len(data) != 1:
+            raise ConfigError(
+                "a model dictionary needs a single key (spectral, spatial, ...) "
+                f"or an explicit model type, got {data!r}"
+            )
         model_type, data = next(iter(data.items()))
+    if not isinstance(data, Mapping) or "type" not in data:
+        raise ConfigError(
+            f"the {model_type} model must be a mapping {{type: ..., parameters: [...]}}, "
+            f"got {data!r}",
+            field=model_type,
+        )
+    cls = _model_class(model_type, data["type"])
     try:
-        cls = get_model_class(model_type, data["type"])
-    except KeyError:
-        load_plugins()
-        cls = get_model_class(model_type, data["type"])
-    return cls.from_dict(data)
+        return cls.from_dict(data)
+    except GdaskError as exc:
+        field = model_type if exc.field is None else f"{model_type}.{exc.field}"
+        raise ConfigError(exc.message, file=exc.file, field=field) from exc
+    except (ValueError, KeyError, TypeError, u.UnitsError) as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}", field=model_type) from exc
 
 
 def model_to_dict(model: ModelBase, full_output: bool = False) -> dict[str, Any]:

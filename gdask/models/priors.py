@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import gammaln
 
-from .core import ModelBase, get_model_class
+from .core import ModelBase
 from .parameters import Parameter, Parameters
 from .parameters import ParameterSpec as P
 
@@ -192,10 +192,11 @@ class LogUniformPrior(_BoundedPrior):
 
 def prior_from_dict(data: dict[str, Any]) -> Prior:
     """Prior from ``{"type": ..., "parameters": [...], "weight": ...}`` (or wrapped in ``prior``)."""
+    from .io import model_from_dict
+
     if "prior" in data and "type" not in data:
         data = data["prior"]
-    cls = get_model_class("prior", data["type"])
-    return cls.from_dict(data)
+    return model_from_dict(data, "prior")
 
 
 def priors_stat_sum(parameters: Parameters) -> float:

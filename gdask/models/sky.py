@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from gdask.errors import ConfigError, GdaskError
+
 from .core import ModelBase
 from .io import (
     COMPONENT_REGISTRY,
     from_yaml,
     model_from_dict,
+    read_models_file,
     register_component,
     to_yaml,
 )
@@ -129,6 +132,8 @@ class SkyModel(_Component):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkyModel:
+        if data.get("spectral") is None:
+            raise ConfigError("a SkyModel needs a spectral model", field="spectral")
         parts = {
             k: model_from_dict(data[k], k) if data.get(k) is not None else None
             for k in ("spectral", "spatial", "temporal")
@@ -199,6 +204,31 @@ class FoVBackgroundModel(_Component):
 
     def __repr__(self) -> str:
         return f"FoVBackgroundModel(dataset={self.datasets_names[0]!r}, {self.spectral_model!r})"
+
+
+def _component_from_dict(comp: Any, i: int) -> Any:
+    """One top-level component of a models dictionary; errors name the model."""
+    label = f"components[{i}]"
+    if not isinstance(comp, dict):
+        raise ConfigError(f"{label} is not a mapping {{name, type, spectral, ...}}", field=label)
+    name = comp.get("name")
+    if name is None and comp.get("datasets_names"):
+        name = f"{comp['datasets_names'][0]}-bkg"
+    label = str(name) if name is not None else label
+    ctype = comp.get("type")
+    if ctype not in COMPONENT_REGISTRY:
+        raise ConfigError(
+            f"model {label!r}: unknown component type {ctype!r} "
+            f"(known: {', '.join(sorted(COMPONENT_REGISTRY))})",
+            field=f"{label}.type",
+        )
+    try:
+        return COMPONENT_REGISTRY[ctype].from_dict(comp)
+    except GdaskError as exc:
+        field = label if exc.field is None else f"{label}.{exc.field}"
+        raise ConfigError(f"model {label!r}: {exc.message}", file=exc.file, field=field) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"model {label!r}: {exc}", field=label) from exc
 
 
 class Models(collections.abc.Sequence):
@@ -285,15 +315,21 @@ class Models(collections.abc.Sequence):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str | Path = "") -> Models:
-        models = []
-        for comp in data.get("components", []):
-            ctype = comp.get("type")
-            if ctype not in COMPONENT_REGISTRY:
-                raise KeyError(
-                    f"unknown component type {ctype!r}; known: {sorted(COMPONENT_REGISTRY)}"
-                )
-            models.append(COMPONENT_REGISTRY[ctype].from_dict(comp))
-        out = cls(models)
+        """Models from a Gammapy models dictionary ``{components: [...], covariance: ...}``.
+
+        Raises
+        ------
+        ConfigError
+            An unknown component or model type, or a bad parameter; the
+            message names the model, ``field`` is ``<model>.<type>.<parameter>``.
+        """
+        models = [
+            _component_from_dict(comp, i) for i, comp in enumerate(data.get("components", []))
+        ]
+        try:
+            out = cls(models)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="components") from exc
         out.sync_links()
         if "covariance" in data:
             cov = Path(path) / data["covariance"]
@@ -312,10 +348,39 @@ class Models(collections.abc.Sequence):
         return cls.from_dict(from_yaml(text), path=path)
 
     @classmethod
-    def read(cls, filename: str | Path) -> Models:
-        """Read a Gammapy models YAML file (and its covariance file if referenced)."""
+    def read(cls, filename: str | Path, require_free: bool = False) -> Models:
+        """Read a Gammapy models YAML file (and its covariance file if referenced).
+
+        Parameters
+        ----------
+        filename : str or Path
+        require_free : bool
+            Fail if no parameter is free (a models file to fit).
+
+        Raises
+        ------
+        ConfigError
+            The file is missing, not YAML, not a models file, or a model or
+            parameter in it is bad (see `from_dict`); ``file`` is the path.
+
+        Examples
+        --------
+        >>> Models.read("models.yaml", require_free=True)  # doctest: +SKIP
+        """
         filename = Path(filename)
-        return cls.from_yaml(filename.read_text(), path=filename.parent)
+        data = read_models_file(filename)
+        try:
+            out = cls.from_dict(data, path=filename.parent)
+        except GdaskError as exc:
+            raise exc.with_context(file=str(filename)) from exc
+        if require_free and not any(not p.frozen for p in out.parameters):
+            raise ConfigError(
+                f"no free parameter in the models ({', '.join(out.names)}): a fit needs at "
+                "least one (set frozen: false on some parameter)",
+                file=str(filename),
+                field="frozen",
+            )
+        return out
 
     def write(
         self,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
-from .core import _stack_grads
+from .core import _stack_grads, parameter_items, update_parameter
 from .parameters import Parameter, Parameters
 from .parameters import ParameterSpec as P
 from .spectral import (
@@ -235,9 +235,9 @@ class PiecewiseNormSpectralModel(SpectralModel):
         data = cls._unwrap(data)
         energy = u.Quantity(data["energy"]["data"], data["energy"]["unit"])
         norms = []
-        for d in data["parameters"]:
-            p = Parameter(d["name"], 1.0)
-            p.update_from_dict(d)
+        for name, d in parameter_items(data["parameters"], cls.__name__).items():
+            p = Parameter(name, 1.0)
+            update_parameter(p, d, cls.__name__)
             norms.append(p)
         return cls(energy=energy, norms=norms, interp=data.get("interp", "log"))
 

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.special
 from astropy import units as u
 
-from .core import ModelBase
+from .core import ModelBase, parameter_items, update_parameter
 from .parameters import ParameterSpec
 
 __all__ = [
@@ -518,7 +518,7 @@ class LightCurveTemplateTemporalModel(TemporalModel):
         if inner.get("format", "table") != "table":
             raise NotImplementedError("only the 'table' light-curve format is supported")
         model = cls.read(inner["filename"], scale=inner.get("scale", "utc"))
-        by_name = {d["name"]: d for d in inner.get("parameters") or []}
+        by_name = parameter_items(inner.get("parameters"), cls.__name__, ["t_ref"])
         if "t_ref" in by_name:
-            model.parameters["t_ref"].update_from_dict(by_name["t_ref"])
+            update_parameter(model.parameters["t_ref"], by_name["t_ref"], cls.__name__)
         return model

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 import gdask.models as gm
+from gdask.errors import ConfigError
 from gdask.models import Models, SkyModel
 from gdask.models.io import from_yaml, to_yaml
 
@@ -91,7 +92,7 @@ def test_spectral_yaml_roundtrip(model):
 
 
 def test_unknown_tag():
-    with pytest.raises(KeyError, match="unknown spectral model type"):
+    with pytest.raises(ConfigError, match="unknown spectral model type"):
         gm.model_from_dict({"spectral": {"type": "NoSuchModel", "parameters": []}})
 
 
