@@ -2,12 +2,15 @@
 #   make demo   -- install into .venv, then run the main job on an embedded LocalCluster
 #   make test   -- install into .venv (with the test extras, the Gammapy oracle and the deploy
 #                  validation tools), then run the tests
+# Habits (docs/contributing.md):
+#   make lint       -- ruff check, ruff format --check, mypy (configured in pyproject.toml)
+#   make test-fast  -- unit tests only: no slow, real-data or Gammapy-validation tests
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench install
+.PHONY: demo test test-fast lint bench install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not realdata and not validation"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py

@@ -32,3 +32,18 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def hess_dir(data_dir: Path) -> Path:
     return data_dir / "hess-dl3-dr1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers follow from what a test uses, so ``-m`` selections are consistent.
+
+    A test that asks for the real data (``data_dir`` or a fixture built on it) is
+    ``realdata``; a test under ``tests/validation`` (Gammapy as the oracle) is
+    ``validation``. ``make test-fast`` deselects both and ``slow``.
+    """
+    validation_dir = Path(__file__).parent / "validation"
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+        if validation_dir in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.validation)

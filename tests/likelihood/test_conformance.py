@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import importlib
 import pickle
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gdask.likelihood
 import gdask.models as gm
 from gdask.datasets import DatasetStore
 from gdask.errors import ConfigError
@@ -40,9 +42,9 @@ from gdask.stats import STATISTICS, make_statistic
 from tests.likelihood import test_map as map_cases
 from tests.likelihood import test_spectrum as spectrum_cases
 
-# the built-in builders register on import (build_term imports them on first use)
-for _module in ("gdask.likelihood.spectrum", "gdask.likelihood.map"):
-    importlib.import_module(_module)
+# builders register on import: import every module of the likelihood package
+for _info in pkgutil.iter_modules(gdask.likelihood.__path__, "gdask.likelihood."):
+    importlib.import_module(_info.name)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ EXAMPLES: dict[str, Example] = {
     "map": Example(_map_source, lambda: map_cases.make_models("lp", "gauss"), "ds"),
 }
 
-KINDS = sorted(TERM_BUILDERS)
+#: gdask's own term kinds (tests register toy kinds of their own, e.g. tests/fit)
+KINDS = sorted(k for k, f in TERM_BUILDERS.items() if f.__module__.startswith("gdask."))
 COMBINATIONS = [(kind, stat) for kind in KINDS for stat in sorted(STATISTICS)]
 
 
