@@ -69,6 +69,17 @@ def _security(args: argparse.Namespace):
     return resolve_security(**given)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdask", description="Gamma-ray astronomy analysis on Dask (DL3 -> DL4 -> joint fits)."
@@ -86,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify SHA-256 of every source file, even when size and mtime are unchanged",
     )
     p.add_argument(
-        "--chunk-events", type=int, default=None, help="events per zarr chunk (default 1,000,000)"
+        "--chunk-events",
+        type=_positive_int,
+        default=None,
+        help="events per zarr chunk, >= 1 (default 1,000,000)",
     )
     _add_cluster_args(p)
     p.set_defaults(func=cmd_ingest)
@@ -183,7 +197,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         n_workers=args.workers,
         processes=not args.threads,
-        chunk_events=args.chunk_events or DEFAULT_CHUNK_EVENTS,
+        chunk_events=DEFAULT_CHUNK_EVENTS if args.chunk_events is None else args.chunk_events,
     )
     print(summary.format())
     return 0 if summary.ok else 1
@@ -320,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (``gdask info STORE | head``): stop quietly, like other tools
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -331,6 +351,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gdask {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests' StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,13 @@ The work splits in three:
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
+import numbers
 import os
+import shutil
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +29,7 @@ from typing import Any
 
 from gdask import __version__
 from gdask.archive.store import STORE_FORMAT, ArchiveStore
-from gdask.errors import GdaskError
+from gdask.errors import ArchiveError, ConfigError, FileReadError, GdaskError
 
 __all__ = [
     "ObservationPlan",
@@ -49,10 +54,44 @@ def sha256_file(path: str | Path, blocksize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_fingerprint(path: str | Path) -> dict[str, Any]:
-    """Cheap identity of a file: absolute path, size and mtime (ns)."""
+def check_source_file(path: str | Path, obs_id: int | None = None) -> os.stat_result:
+    """``stat`` a source file; a `FileReadError` unless it is a readable regular file.
+
+    Catches what would otherwise hang or abort a whole ingest: a missing file,
+    a symlink loop, a directory or FIFO where a file is expected (reading a
+    FIFO blocks forever) and a file the process may not read.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        why = {
+            errno.ENOENT: "file not found",
+            errno.ELOOP: "symlink loop",
+            errno.EACCES: "permission denied",
+            errno.ENOTDIR: "file not found (a path component is not a folder)",
+        }.get(exc.errno, f"cannot stat file: {exc.strerror or exc}")
+        raise FileReadError(why, file=str(path), obs_id=obs_id) from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "not a regular file"
+        )
+        raise FileReadError(f"expected a FITS file, found {kind}", file=str(path), obs_id=obs_id)
+    if not os.access(path, os.R_OK):
+        raise FileReadError("permission denied (not readable)", file=str(path), obs_id=obs_id)
+    return st
+
+
+def file_fingerprint(path: str | Path, obs_id: int | None = None) -> dict[str, Any]:
+    """Cheap identity of a file: absolute path, size and mtime (ns).
+
+    Raises `FileReadError` if it is not a readable regular file (`check_source_file`).
+    """
+    st = check_source_file(path, obs_id)
     p = Path(path).resolve()
-    st = p.stat()
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
@@ -73,7 +112,7 @@ class ObservationPlan:
 class IngestReport:
     """The outcome of one observation's ingest task."""
 
-    obs_id: int
+    obs_id: int | None  # None: an index row without a usable OBS_ID
     status: str  # "ingested", "replaced", "unchanged", "failed"
     n_events: int = 0
     n_bytes: int = 0
@@ -81,6 +120,19 @@ class IngestReport:
     error: str | None = None
     file: str | None = None
     field: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_error(cls, obs_id: int | None, exc: GdaskError, **kw: Any) -> IngestReport:
+        """A ``failed`` report carrying a gdask error's message, file and field."""
+        return cls(
+            obs_id if obs_id is not None else exc.obs_id,
+            "failed",
+            error=exc.message,
+            file=exc.file,
+            field=exc.field,
+            **kw,
+        )
 
 
 @dataclass
@@ -90,6 +142,8 @@ class IngestSummary:
     reports: list[IngestReport]
     seconds: float
     store: str
+    #: store-level failures (e.g. the index could not be rewritten)
+    errors: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.reports)
@@ -100,7 +154,7 @@ class IngestSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.errors
 
     @property
     def n_bytes(self) -> int:
@@ -122,9 +176,13 @@ class IngestSummary:
                 for x in (f"file {r.file}" if r.file else "", f"field {r.field}" if r.field else "")
                 if x
             )
-            lines.append(
-                f"  FAILED OBS_ID {r.obs_id}: {r.error}" + (f" [{where}]" if where else "")
-            )
+            who = f"OBS_ID {r.obs_id}" if r.obs_id is not None else "index row"
+            lines.append(f"  FAILED {who}: {r.error}" + (f" [{where}]" if where else ""))
+        for r in self.reports:
+            for w in r.warnings:
+                lines.append(f"  WARNING OBS_ID {r.obs_id}: {w}")
+        for e in self.errors:
+            lines.append(f"  STORE ERROR: {e}")
         return "\n".join(lines)
 
 
@@ -184,13 +242,8 @@ def plan_ingest(
     for obs_id in obs_ids if obs_ids is not None else index.obs_ids:
         obs_id = int(obs_id)
         try:
-            fps = [file_fingerprint(p) for p in _source_files(index, obs_id)]
+            fps = [file_fingerprint(p, obs_id) for p in _source_files(index, obs_id)]
             entry = index_entry_hash(index, obs_id)
-        except FileNotFoundError as exc:
-            plans.append(
-                ObservationPlan(obs_id, "error", error="file not found", file=exc.filename)
-            )
-            continue
         except GdaskError as exc:
             plans.append(
                 ObservationPlan(obs_id, "error", error=exc.message, file=exc.file, field=exc.field)
@@ -220,7 +273,12 @@ def plan_ingest(
     for plan in plans:
         if plan.action in ("new", "changed"):
             for fp in plan.sources:
-                fp["sha256"] = sha(fp["path"])
+                try:
+                    fp["sha256"] = sha(fp["path"])
+                except OSError as exc:  # unreadable although stat-able
+                    plan.action, plan.file = "error", fp["path"]
+                    plan.error = f"cannot read file: {exc.strerror or exc}"
+                    break
     return plans
 
 
@@ -241,6 +299,7 @@ def ingest_one(
 
     t0 = time.perf_counter()
     store = ArchiveStore(store_path)
+    staging = None
     try:
         obs = read_observation(index, obs_id)
         attrs = {
@@ -256,13 +315,15 @@ def ingest_one(
         }
         staging = store.write_observation_staged(obs, attrs, chunk_events=chunk_events)
         store.commit_observation(obs_id, staging)
+        staging = None
     except GdaskError as exc:
+        return IngestReport.from_error(obs_id, exc, seconds=time.perf_counter() - t0)
+    except OSError as exc:  # the store's disk: full, read-only, quota...
         return IngestReport(
             obs_id,
             "failed",
-            error=exc.message,
-            file=exc.file,
-            field=exc.field,
+            error=f"cannot write the store: {exc.strerror or exc}",
+            file=str(store.path),
             seconds=time.perf_counter() - t0,
         )
     except Exception as exc:  # an unexpected bug must not lose the other observations
@@ -272,6 +333,9 @@ def ingest_one(
             error=f"unexpected {type(exc).__name__}: {exc}",
             seconds=time.perf_counter() - t0,
         )
+    finally:
+        if staging is not None:  # a failed write leaves nothing behind
+            shutil.rmtree(staging, ignore_errors=True)
     return IngestReport(
         obs_id,
         "replaced" if replace else "ingested",
@@ -309,45 +373,87 @@ def ingest(
     """
     from gdask.dl3.index import DL3Index
 
+    if (
+        isinstance(chunk_events, bool)
+        or not isinstance(chunk_events, numbers.Integral)
+        or chunk_events < 1
+    ):
+        raise ConfigError(
+            f"chunk_events must be a positive integer, not {chunk_events!r}",
+            field="--chunk-events",
+        )
     t0 = time.perf_counter()
     index = DL3Index.read(source)
+    # index rows without a usable OBS_ID (or a duplicated one) are reported, not fatal
+    rejected = [
+        e for e in index.rejected if obs_ids is None or e.obs_id is None or e.obs_id in obs_ids
+    ]
     if obs_ids is not None:
-        index = index.select(obs_ids=obs_ids)
-    store = ArchiveStore.create(store_path)
-    reports: list[IngestReport] = []
-    with store.lock():
-        store.clean_staging()
-        plans = plan_ingest(index, store, checksum=checksum)
-        for p in plans:
-            if p.action == "unchanged":
-                reports.append(IngestReport(p.obs_id, "unchanged"))
-            elif p.action == "error":
-                reports.append(
-                    IngestReport(p.obs_id, "failed", error=p.error, file=p.file, field=p.field)
-                )
-        todo = [p for p in plans if p.action in ("new", "changed")]
-        if todo:
-            reports.extend(
-                _run_tasks(
+        bad = {e.obs_id for e in rejected}
+        index = index.select(obs_ids=[o for o in obs_ids if o not in bad])
+    reports: list[IngestReport] = [IngestReport.from_error(None, e) for e in rejected]
+    try:
+        store = ArchiveStore.create(store_path)
+        with store.lock():
+            try:
+                errors = _ingest_locked(
                     index,
-                    todo,
                     store,
-                    scheduler,
-                    client,
-                    progress,
-                    n_workers,
-                    processes,
-                    chunk_events,
-                    on_report,
-                    security,
+                    reports,
+                    checksum,
+                    lambda todo: _run_tasks(
+                        index,
+                        todo,
+                        store,
+                        scheduler,
+                        client,
+                        progress,
+                        n_workers,
+                        processes,
+                        chunk_events,
+                        on_report,
+                        security,
+                    ),
                 )
+            finally:
+                store.clean_staging()  # leftovers of failed writes and of tasks lost with a worker
+    except OSError as exc:  # store-level I/O (its folder, lock, metadata): no traceback
+        raise ArchiveError(
+            f"cannot write the store: {exc.strerror or exc}", file=str(exc.filename or store_path)
+        ) from exc
+    reports.sort(key=lambda r: (r.obs_id is not None, r.obs_id or 0))
+    return IngestSummary(reports, time.perf_counter() - t0, str(store.path), errors)
+
+
+def _ingest_locked(
+    index, store, reports: list[IngestReport], checksum: bool, run_tasks: Callable
+) -> list[str]:
+    """Plan, run the tasks and rewrite the index (lock held); append to ``reports``.
+
+    Returns the store-level errors.
+    """
+    errors: list[str] = []
+    store.clean_staging()
+    plans = plan_ingest(index, store, checksum=checksum)
+    for p in plans:
+        if p.action == "unchanged":
+            reports.append(IngestReport(p.obs_id, "unchanged"))
+        elif p.action == "error":
+            reports.append(
+                IngestReport(p.obs_id, "failed", error=p.error, file=p.file, field=p.field)
             )
-        if todo or not store.index_is_current():
+    todo = [p for p in plans if p.action in ("new", "changed")]
+    if todo:
+        reports.extend(run_tasks(todo))
+    if todo or not store.index_is_current():
+        try:
             store.write_index()
-        if todo:
-            store.clean_staging()  # leftovers of tasks lost with a worker
-    reports.sort(key=lambda r: r.obs_id)
-    return IngestSummary(reports, time.perf_counter() - t0, str(store.path))
+        except OSError as exc:  # the observations' own records still list them
+            errors.append(
+                f"the store index was not rewritten ({exc.strerror or exc}); it is rebuilt "
+                f"from the observations when read, re-run ingest to rewrite it [file {store.path}]"
+            )
+    return errors
 
 
 def _run_tasks(

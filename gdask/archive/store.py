@@ -123,6 +123,7 @@ class ArchiveStore:
     def create(cls, path: str | Path) -> ArchiveStore:
         """Open the store at ``path``, creating an empty one if nothing is there."""
         store = cls(path)
+        store._check_folder()
         root = store.path / "zarr.json"
         if root.exists():
             store._check_root()
@@ -139,10 +140,19 @@ class ArchiveStore:
     def open(cls, path: str | Path) -> ArchiveStore:
         """Open an existing store (error if absent or not a gdask store)."""
         store = cls(path)
+        store._check_folder()
         if not (store.path / "zarr.json").exists():
             raise ArchiveError("no gdask archive store here", file=str(store.path))
         store._check_root()
         return store
+
+    def _check_folder(self) -> None:
+        """An `ArchiveError` if the store path exists but is not a folder."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ArchiveError(
+                "the store path is a file, not a folder (a gdask store is a folder)",
+                file=str(self.path),
+            )
 
     @staticmethod
     def _root_attrs() -> dict[str, Any]:

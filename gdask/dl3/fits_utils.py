@@ -33,6 +33,8 @@ def open_fits(path: str | Path, obs_id: int | None = None) -> fits.HDUList:
     path = Path(path)
     if not path.exists():
         raise FileReadError("file not found", file=str(path), obs_id=obs_id)
+    if not path.is_file():  # a directory, or a FIFO that would block forever
+        raise FileReadError("not a regular file", file=str(path), obs_id=obs_id)
     try:
         hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
         for hdu in hdulist:

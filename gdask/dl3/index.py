@@ -34,7 +34,13 @@ from astropy.table import Table
 from astropy.time import Time
 
 from gdask.dl3.fits_utils import open_fits
-from gdask.errors import FileReadError, FormatError, MissingHDUError, SelectionError
+from gdask.errors import (
+    FileReadError,
+    FormatError,
+    GdaskError,
+    MissingHDUError,
+    SelectionError,
+)
 
 __all__ = ["DL3Index", "HDULocation", "python_scalar"]
 
@@ -156,18 +162,30 @@ class DL3Index:
             hdu_table[name] = np.char.strip(col)
         hdu_table["HDU_TYPE"] = np.char.lower(np.asarray(hdu_table["HDU_TYPE"]))
         hdu_table["HDU_CLASS"] = np.char.lower(np.asarray(hdu_table["HDU_CLASS"]))
-        obs = np.asarray(obs_table["OBS_ID"]).astype(np.int64)
+        #: rows that cannot be used (bad or duplicated OBS_ID), one error each; left out
+        self.rejected: list[GdaskError] = []
+        obs_table, obs = self._usable_rows(obs_table, "obs-index", obs_file)
+        hdu_table, hdu_obs = self._usable_rows(hdu_table, "hdu-index", hdu_file)
         uniq, counts = np.unique(obs, return_counts=True)
-        if np.any(counts > 1):
-            raise FormatError(
-                f"obs-index lists OBS_ID {uniq[counts > 1].tolist()} more than once",
-                file=_s(obs_file),
-                obs_id=int(uniq[counts > 1][0]),
-                field="OBS_ID",
-            )
+        dups = uniq[counts > 1]
+        if dups.size:
+            for dup in dups:
+                rows = (np.flatnonzero(obs == dup) + 1).tolist()
+                self.rejected.append(
+                    FormatError(
+                        f"obs-index lists OBS_ID {int(dup)} {len(rows)} times (rows {rows}); "
+                        "the observation is ambiguous and is left out",
+                        file=_s(obs_file),
+                        obs_id=int(dup),
+                        field="OBS_ID",
+                    )
+                )
+            obs_keep = ~np.isin(obs, dups)
+            hdu_keep = ~np.isin(hdu_obs, dups)
+            obs_table, obs = obs_table[obs_keep], obs[obs_keep]
+            hdu_table, hdu_obs = hdu_table[hdu_keep], hdu_obs[hdu_keep]
         self.obs_table = obs_table
         self.hdu_table = hdu_table
-        hdu_obs = np.asarray(hdu_table["OBS_ID"]).astype(np.int64)
         in_hdu = np.isin(obs, hdu_obs)
         self._obs_ids = [int(x) for x in obs[in_hdu]]
         self.obs_only_ids = [int(x) for x in obs[~in_hdu]]
@@ -176,6 +194,42 @@ class DL3Index:
         self._hdu_rows: dict[int, list[int]] = {}
         for i, o in enumerate(hdu_obs):
             self._hdu_rows.setdefault(int(o), []).append(i)
+
+    def _usable_rows(self, table: Table, what: str, file: Path | None) -> tuple[Table, np.ndarray]:
+        """``table`` without the rows whose OBS_ID is not an integer (recorded in `rejected`).
+
+        Integer-valued strings and floats are read as integers (with a warning).
+        """
+        col = table["OBS_ID"]
+        values = np.asarray(col)
+        if values.dtype.kind in "iu" and not np.ma.is_masked(col):
+            return table, values.astype(np.int64)
+        ids = np.zeros(len(values), dtype=np.int64)
+        ok = np.ones(len(values), dtype=bool)
+        mask = np.ma.getmaskarray(col)
+        for i, value in enumerate(values):
+            parsed = None if mask[i] else _as_obs_id(value)
+            if parsed is None:
+                ok[i] = False
+                shown = "a masked value" if mask[i] else repr(python_scalar(value))
+                self.rejected.append(
+                    FormatError(
+                        f"{what} row {i + 1}: OBS_ID {shown} is not an integer; the row is left out",
+                        file=_s(file),
+                        field="OBS_ID",
+                    )
+                )
+            else:
+                ids[i] = parsed
+        if ok.any():
+            warnings.warn(
+                f"{file}: the {what} OBS_ID column holds {values.dtype.name} values, "
+                "read as integers",
+                stacklevel=3,
+            )
+        table = table[ok]
+        table["OBS_ID"] = ids[ok]
+        return table, ids[ok]
 
     # -- reading -----------------------------------------------------------------
 
@@ -217,6 +271,8 @@ class DL3Index:
                 raise FormatError("no obs-index table found", file=str(path))
         (hdu_file, hdu_table), (obs_file, obs_table) = hdu[0], obs[0]
         index = cls(obs_table, hdu_table, hdu_file.parent, hdu_file=hdu_file, obs_file=obs_file)
+        for err in index.rejected:
+            warnings.warn(f"DL3 index: {err}", stacklevel=2)
         if index.obs_only_ids or index.hdu_only_ids:
             warnings.warn(
                 f"DL3 index {hdu_file.parent}: {len(index.obs_only_ids)} observation(s) of the "
@@ -515,6 +571,21 @@ def write_index_table(
     meta["HDUCLAS2"] = hduclas2
     table.meta = meta
     table.write(path, format="fits", overwrite=overwrite)
+
+
+def _as_obs_id(value: Any) -> int | None:
+    """An OBS_ID cell as an int, or None if it is not an integer (strings of digits are)."""
+    value = python_scalar(value)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
 
 
 def _s(path: Path | None) -> str | None:

@@ -159,3 +159,197 @@ def test_killed_ingest_resumes(hess_dir, tmp_path):
     assert s.count("ingested") == len(runs) - len(done)
     assert store.obs_ids() == sorted(int(r) for r in runs)
     assert not any((store_path / "_staging").iterdir())
+
+
+# -- issue 9: one bad run, index row or disk must not lose the other runs -----------------
+
+GOOD = [23523, 23526]
+
+
+def _ingest_quiet(root, store_path, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("processes", False)
+    kw.setdefault("n_workers", 1)
+    return ingest(root, store_path, **kw)
+
+
+def _assert_good_runs_intact(store_path: Path, root: Path, good) -> None:
+    store = ArchiveStore.open(store_path)
+    assert set(good) <= set(store.obs_ids())
+    for obs_id in good:
+        obs = store.open_observation(obs_id)
+        with fits.open(_file(root, obs_id)) as hdul:
+            np.testing.assert_array_equal(obs.events.ds["TIME"].values, hdul["EVENTS"].data["TIME"])
+
+
+def test_unreadable_sources_are_reported_and_the_rest_ingested(hess_dir, tmp_path):
+    """A symlink loop, a directory and a FIFO in place of a run's file.
+
+    Tests run as root, for whom chmod 000 changes nothing, so unreadability is
+    emulated by a directory and a FIFO where the FITS file is expected (before
+    the fix the directory aborted the whole ingest with IsADirectoryError and
+    the FIFO blocked it forever). The os.access check covers a non-root user.
+    """
+    root = copy_archive(hess_dir, tmp_path / "dl3", [*GOOD, 23559, 23592, 20136])
+    kinds = {23559: "symlink loop", 23592: "directory", 20136: "FIFO"}
+    for obs_id in kinds:
+        _file(root, obs_id).unlink()
+    os.symlink(_file(root, 23559).name, _file(root, 23559))
+    _file(root, 23592).mkdir()
+    os.mkfifo(_file(root, 20136))
+    s = _ingest_quiet(root, tmp_path / "s.zarr")
+    assert sorted(r.obs_id for r in s.failed) == sorted(kinds)
+    for r in s.failed:
+        assert kinds[r.obs_id] in r.error and r.file == str(_file(root, r.obs_id))
+    assert s.count("ingested") == 2
+    _assert_good_runs_intact(tmp_path / "s.zarr", root, GOOD)
+
+
+def test_bad_obs_ids_in_the_obs_index_are_reported_and_the_rest_ingested(hess_dir, tmp_path):
+    """A non-integer OBS_ID string and a duplicated OBS_ID each lose only their run."""
+    root = copy_archive(hess_dir, tmp_path / "dl3", [*GOOD, 23559, 23592])
+    path = root / "obs-index.fits.gz"
+    t = Table.read(path)
+    ids = [str(o) for o in t["OBS_ID"]]
+    ids[ids.index("23559")] = "run-23559"
+    t.replace_column("OBS_ID", ids)
+    t.add_row(t[ids.index("23592")])  # 23592 listed twice
+    t.write(path, overwrite=True)
+    with pytest.warns(UserWarning):
+        s = _ingest_quiet(root, tmp_path / "s.zarr")
+    assert not s.ok and len(s.failed) == 2
+    text = s.format()
+    assert "OBS_ID 'run-23559' is not an integer" in text and "obs-index.fits.gz" in text
+    dup = [r for r in s.failed if r.obs_id == 23592]
+    assert dup and dup[0].field == "OBS_ID" and "2 times" in dup[0].error
+    assert s.count("ingested") == 2
+    _assert_good_runs_intact(tmp_path / "s.zarr", root, GOOD)
+
+
+def test_numeric_obs_id_strings_are_read_as_integers(hess_dir, tmp_path):
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD)
+    path = root / "obs-index.fits.gz"
+    t = Table.read(path)
+    t.replace_column("OBS_ID", [str(o) for o in t["OBS_ID"]])
+    t.write(path, overwrite=True)
+    with pytest.warns(UserWarning, match="read as integers"):
+        s = _ingest_quiet(root, tmp_path / "s.zarr")
+    assert s.ok and s.count("ingested") == 2
+    _assert_good_runs_intact(tmp_path / "s.zarr", root, GOOD)
+
+
+def test_full_disk_reports_the_failed_runs_and_leaves_a_valid_store(
+    hess_dir, tmp_path, monkeypatch
+):
+    """ENOSPC injected at the zarr write layer (gdask.zarrio.write_dataset) after some writes.
+
+    A real small tmpfs needs mount privileges CI may not have; the injection
+    raises exactly what a full disk raises, OSError(errno.ENOSPC), from the
+    writer every store file goes through.
+    """
+    import errno
+
+    import gdask.zarrio
+
+    root = copy_archive(hess_dir, tmp_path / "dl3", [*GOOD, 23559, 23592])
+    store_path = tmp_path / "s.zarr"
+    assert _ingest_quiet(root, store_path, obs_ids=GOOD).ok
+    before = tree_digest(store_path / "obs")
+    real = gdask.zarrio.write_dataset
+    calls = {"n": 0}
+
+    def filling(ds, path, **kw):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the first run's events, gti and aeff fit; then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(ds, path, **kw)
+
+    monkeypatch.setattr(gdask.zarrio, "write_dataset", filling)
+    code = main(["ingest", str(root), "--store", str(store_path), "--threads", "--no-progress"])
+    assert code == 1
+    monkeypatch.setattr(gdask.zarrio, "write_dataset", real)
+    store = ArchiveStore.open(store_path)
+    assert store.obs_ids() == GOOD  # nothing half-written became visible
+    assert tree_digest(store_path / "obs") == before
+    assert not any((store_path / "_staging").iterdir())
+    # the store still reads, and the next ingest (disk freed) completes it
+    assert sorted(int(i) for i in store.index()["obs"].values) == GOOD
+    s = _ingest_quiet(root, store_path)
+    assert s.ok and s.count("ingested") == 2 and s.count("unchanged") == 2
+
+
+def test_full_disk_summary_names_the_runs_without_traceback(
+    hess_dir, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    import gdask.zarrio
+
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD)
+
+    def full(ds, path, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(gdask.zarrio, "write_dataset", full)
+    code = main(
+        ["ingest", str(root), "--store", str(tmp_path / "s.zarr"), "--threads", "--no-progress"]
+    )
+    out = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out.out + out.err
+    for obs_id in GOOD:
+        assert f"FAILED OBS_ID {obs_id}: cannot write the store: No space left on device" in out.out
+    assert "STORE ERROR: the store index was not rewritten (No space left on device)" in out.out
+    assert not any((tmp_path / "s.zarr" / "_staging").iterdir())
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "many"])
+def test_chunk_events_must_be_positive(hess_dir, tmp_path, value, capsys):
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD[:1])
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", str(root), "--store", str(tmp_path / "s.zarr"), "--chunk-events", value])
+    assert exc.value.code == 2
+    assert "--chunk-events: must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "s.zarr").exists()
+    from gdask.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="chunk_events must be a positive integer"):
+        ingest(root, tmp_path / "s.zarr", chunk_events=0)
+
+
+@pytest.mark.parametrize("command", ["ingest", "info"])
+def test_store_path_that_is_a_file(hess_dir, tmp_path, command, capsys):
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD[:1])
+    path = tmp_path / "store.zarr"
+    path.write_text("not a store")
+    args = (
+        ["ingest", str(root), "--store", str(path), "--threads", "--no-progress"]
+        if command == "ingest"
+        else ["info", str(path)]
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"gdask {command}: error: the store path is a file" in err and str(path) in err
+    assert path.read_text() == "not a store"
+
+
+def test_info_into_a_closed_pipe_has_no_traceback(hess_dir, tmp_path):
+    """``gdask info STORE | head``: the reader is gone before gdask writes (a real pipe)."""
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD)
+    assert _ingest_quiet(root, tmp_path / "s.zarr").ok
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get(
+        "PYTHONPATH", ""
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `head` having exited before the first line
+    proc = subprocess.run(
+        [sys.executable, "-m", "gdask.cli", "info", str(tmp_path / "s.zarr")],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141

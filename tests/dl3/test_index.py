@@ -215,9 +215,33 @@ def test_duplicate_obs_id(tmp_path: Path) -> None:
             "HDU_NAME": ["EVENTS"],
         }
     ).write(tmp_path / "hdu-index.fits")
-    with pytest.raises(FormatError) as err:
-        DL3Index.read(tmp_path)
-    assert err.value.obs_id == 1
+    with pytest.warns(UserWarning, match="lists OBS_ID 1 2 times"):
+        index = DL3Index.read(tmp_path)
+    # the ambiguous observation is left out and reported, not fatal to the other rows
+    assert index.obs_ids == [] and index.hdu_only_ids == [] and index.obs_only_ids == []
+    (err,) = index.rejected
+    assert isinstance(err, FormatError) and err.obs_id == 1 and err.field == "OBS_ID"
+    assert err.file == str(tmp_path / "obs-index.fits")
+
+
+def test_non_integer_obs_ids_are_rejected_per_row(tmp_path: Path) -> None:
+    Table({"OBS_ID": ["1", "x", " 2 "]}).write(tmp_path / "obs-index.fits")
+    Table(
+        {
+            "OBS_ID": [1, 2, 3],
+            "HDU_TYPE": ["events"] * 3,
+            "HDU_CLASS": ["events"] * 3,
+            "FILE_DIR": ["."] * 3,
+            "FILE_NAME": ["a.fits", "b.fits", "c.fits"],
+            "HDU_NAME": ["EVENTS"] * 3,
+        }
+    ).write(tmp_path / "hdu-index.fits")
+    with pytest.warns(UserWarning):
+        index = DL3Index.read(tmp_path)
+    assert index.obs_ids == [1, 2] and index.hdu_only_ids == [3]
+    (err,) = index.rejected
+    assert "row 2: OBS_ID 'x' is not an integer" in err.message and err.field == "OBS_ID"
+    assert index.select(obs_ids=[2]).obs_ids == [2]
 
 
 def test_to_fits_round_trip(hess: DL3Index, tmp_path: Path) -> None:
