@@ -1,4 +1,4 @@
-"""The likelihood term of a map (3D) dataset: cash statistic and its gradient from one pass.
+"""The likelihood term of a map (3D) dataset: cash or wstat and its gradient from one pass.
 
 ``npred = sum_sources npred_source + background * norm(E_reco)`` where each
 source is evaluated on a cutout by a `~gdask.likelihood.evaluator.SourceEvaluator`
@@ -10,6 +10,13 @@ centres.  The statistic is Gammapy's cash over ``mask_safe & mask_fit``
 The hot loop works on precomputed masked arrays: the sum of ``npred`` over the
 fitted bins uses per-energy background sums plus the source cutouts, and
 ``log(npred)`` is only evaluated where counts are positive.
+
+A `~gdask.datasets.MapDatasetOnOff` (ring background) is fitted with
+``stat="wstat"`` by default, as Gammapy does: the background is profiled from
+``counts_off`` and ``alpha`` bin by bin (`gdask.stats.WStatStatistic` on the
+fitted bins, the source signal ``npred_signal`` as prediction) and no
+background model applies. With ``stat="cash"`` its known background is
+``alpha * counts_off`` (Gammapy's ``MapDatasetOnOff.background``).
 """
 
 from __future__ import annotations
@@ -18,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 from numpy.typing import NDArray
 
-from gdask.datasets.map import MapDataset
+from gdask.datasets.map import MapDataset, MapDatasetOnOff
+from gdask.errors import ConfigError
 from gdask.likelihood.evaluator import DatasetIRFs, SourceEvaluator
 from gdask.likelihood.folding import energy_range_mask
 from gdask.likelihood.psf_kernel import PSFKernelMaker
 from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
 from gdask.models import FoVBackgroundModel, Models, SkyModel
-from gdask.stats import TRUNCATION_VALUE
+from gdask.stats import STATISTICS, TRUNCATION_VALUE, Statistic, make_statistic
 
 __all__ = ["MapTerm", "build_map_term", "read_map_dataset"]
 
@@ -53,6 +62,9 @@ class MapTerm(LikelihoodTerm):
     energy_min, energy_max : float, optional
         Fit range in TeV: only reco-energy bins fully inside are fitted (Gammapy's
         ``geom.energy_mask`` as ``mask_fit``).
+    stat : {"cash", "wstat"}, optional
+        The statistic (a key of `gdask.stats.STATISTICS`); default ``"wstat"``
+        for a `~gdask.datasets.MapDatasetOnOff`, else ``"cash"``.
     """
 
     def __init__(
@@ -62,8 +74,18 @@ class MapTerm(LikelihoodTerm):
         name: str | None = None,
         energy_min: float | None = None,
         energy_max: float | None = None,
+        stat: str | None = None,
     ) -> None:
         self.name = name or dataset.name
+        on_off = isinstance(dataset, MapDatasetOnOff) and "counts_off" in dataset.ds
+        self.stat_type = stat or ("wstat" if on_off else "cash")
+        if self.stat_type not in STATISTICS:
+            raise ConfigError(
+                f"unknown statistic {self.stat_type!r}; use one of {sorted(STATISTICS)}",
+                field="stat",
+            )
+        if self.stat_type == "wstat" and not on_off:
+            raise ConfigError(f"dataset {self.name!r} has no OFF counts for wstat", field="stat")
         self.models = models
         params = models.parameters
         self.n_parameters = len(params)
@@ -81,7 +103,21 @@ class MapTerm(LikelihoodTerm):
         if energy_min is not None or energy_max is not None:
             edges = dataset.energy_axis.to_unit("TeV").axis.edges
             mask &= energy_range_mask(edges, energy_min, energy_max)[:, None, None]
-        bkg = np.asarray(ds["background"].values, float) if "background" in ds else np.zeros(shape)
+        if "background" in ds:
+            bkg = np.asarray(ds["background"].values, float)
+        elif on_off:
+            bkg = np.asarray(dataset.alpha.values, float) * np.asarray(ds["counts_off"].values)
+        else:
+            bkg = np.zeros(shape)
+        self.statistic: Statistic | None = None
+        if self.stat_type == "wstat":
+            self.statistic = make_statistic(
+                "wstat",
+                counts[mask],
+                n_off=np.asarray(ds["counts_off"].values, float)[mask],
+                alpha=np.asarray(dataset.alpha.values, float)[mask],
+            )
+            bkg = np.zeros(shape)  # profiled, not modelled
         self.shape = shape
         self.counts = counts
         self.mask = mask
@@ -107,6 +143,12 @@ class MapTerm(LikelihoodTerm):
             sl = slice(offset, offset + n)
             offset += n
             if isinstance(m, FoVBackgroundModel):
+                if m.datasets_names[0] == self.name and self.statistic is not None:
+                    raise ConfigError(
+                        f"FoVBackgroundModel {m.name!r} does not apply to {self.name!r}: "
+                        "wstat profiles the background",
+                        field="models",
+                    )
                 if m.datasets_names[0] == self.name and self.bkg_model is None:
                     self.bkg_model, self.bkg_slice = m, sl
                     self._model_slices.append((m, sl))
@@ -198,6 +240,8 @@ class MapTerm(LikelihoodTerm):
         return self._src_cache[key]
 
     def _evaluate(self, values: np.ndarray, grad: bool) -> tuple[float, Array | None]:
+        if self.statistic is not None:
+            return self._evaluate_statistic(values, grad)
         theta = self._set_values(values)
         norm, dnorm = self._bkg_norm(theta, grad)
         if norm.min() >= 0 and all(ev.folds_after_psf for ev, _ in self.sources):
@@ -308,13 +352,34 @@ class MapTerm(LikelihoodTerm):
                 gcan[sl] += ev.backward(np.ascontiguousarray(w))
         return stat, gcan * self.to_canonical
 
+    def _evaluate_statistic(self, values: np.ndarray, grad: bool) -> tuple[float, Array | None]:
+        """A statistic of the signal alone (wstat): dense signal on the fitted bins."""
+        theta = self._set_values(values)
+        sig = np.zeros(self.shape)
+        parts = []
+        for ev, sl in self.sources:
+            out = ev.npred(theta[sl], grad=grad)
+            if out is not None:
+                ys, xs = ev.slices
+                sig[:, ys, xs] += out
+                parts.append((ev, sl, ys, xs))
+        if not grad:
+            return self.statistic.stat_sum(sig[self.mask]), None
+        value, dmu = self.statistic.stat_sum_and_grad(sig[self.mask])
+        w = np.zeros(self.shape)
+        w[self.mask] = dmu
+        gcan = np.zeros(self.n_parameters)
+        for ev, sl, ys, xs in parts:
+            gcan[sl] += ev.backward(np.ascontiguousarray(w[:, ys, xs]))
+        return value, gcan * self.to_canonical
+
     # ------------------------------------------------------------ interface
     def stat(self, values: np.ndarray) -> float:
-        """Cash statistic at the joint parameter vector ``values`` (stored units)."""
+        """The statistic at the joint parameter vector ``values`` (stored units)."""
         return self._evaluate(values, grad=False)[0]
 
     def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
-        """Cash statistic and its gradient per stored unit of every joint parameter."""
+        """The statistic and its gradient per stored unit of every joint parameter."""
         stat, g = self._evaluate(values, grad=True)
         return stat, g
 
@@ -330,8 +395,15 @@ class MapTerm(LikelihoodTerm):
         return out
 
     def npred(self, values: np.ndarray) -> Array:
-        """Total predicted counts ``(energy, lat, lon)`` (negative values clipped to 0)."""
+        """Total predicted counts ``(energy, lat, lon)`` (negative values clipped to 0).
+
+        With wstat the background is the profiled one on the fitted bins (0 elsewhere).
+        """
         sig = self.npred_signal(values)
+        if self.statistic is not None:
+            bkg = np.zeros(self.shape)
+            bkg[self.mask] = self.statistic.npred_background(sig[self.mask])
+            return np.clip(sig + bkg, 0, None)
         norm, _ = self._bkg_norm(np.asarray(values, float) * self.to_canonical, False)
         return np.clip(sig + self.background * norm[:, None, None], 0, None)
 
@@ -339,6 +411,7 @@ class MapTerm(LikelihoodTerm):
         """Name, shape, number of fitted bins and counts in them."""
         return {
             "name": self.name,
+            "stat_type": self.stat_type,
             "shape": self.shape,
             "n_fit_bins": int(self.mask.sum()),
             "counts": float(self.counts[self.mask].sum()),
@@ -347,27 +420,34 @@ class MapTerm(LikelihoodTerm):
 
 
 def read_map_dataset(source: str, name: str | None = None) -> MapDataset:
-    """Read a map dataset from a GADF-DL4 FITS file or ``"<dataset store path>::<name>"``."""
+    """Read a map dataset from a GADF-DL4 FITS file or ``"<dataset store path>::<name>"``.
+
+    A FITS file with a ``COUNTS_OFF`` HDU is read as a `~gdask.datasets.MapDatasetOnOff`.
+    """
     if "::" in source:
         from gdask.datasets.store import DatasetStore
 
         path, group = source.split("::", 1)
         return DatasetStore(path).read(group, lazy=False)
-    return MapDataset.read(Path(source), name=name)
+    path = Path(source)
+    try:
+        with fits.open(path) as hdul:
+            on_off = "COUNTS_OFF" in hdul
+    except OSError:
+        on_off = False  # MapDataset.read names the unreadable file
+    return (MapDatasetOnOff if on_off else MapDataset).read(path, name=name)
 
 
 @register_term("map")
 def build_map_term(spec: TermSpec) -> MapTerm:
     """Build a `MapTerm` from a `TermSpec` (``source``: FITS file or ``store::name``).
 
-    Options: ``energy_min``, ``energy_max`` (TeV, the fit range); ``stat`` must be
-    ``"cash"``; unknown options raise ``ValueError``.
+    Options: ``energy_min``, ``energy_max`` (TeV, the fit range) and ``stat``
+    (``"cash"`` or ``"wstat"``, see `MapTerm`); unknown options raise ``ValueError``.
     """
     unknown = set(spec.options) - {"stat", "energy_min", "energy_max"}
     if unknown:
         raise ValueError(f"unknown map term options {sorted(unknown)}")
-    if spec.options.get("stat", "cash") != "cash":
-        raise ValueError("map terms support the cash statistic only")
     dataset = read_map_dataset(spec.source, name=spec.name)
     models = Models.from_dict(spec.models)
     return MapTerm(
@@ -376,4 +456,5 @@ def build_map_term(spec: TermSpec) -> MapTerm:
         name=spec.name,
         energy_min=spec.options.get("energy_min"),
         energy_max=spec.options.get("energy_max"),
+        stat=spec.options.get("stat"),
     )

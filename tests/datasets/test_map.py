@@ -156,3 +156,16 @@ def test_real_contents(data_dir: Path) -> None:
     hawc = MapDataset.read(data_dir / MAP_FILES[2])
     assert hawc.name == "nHit-5" and hawc.psf.is_reco and hawc.meta["obs_ids"] == [103000133]
     assert len(hawc.gti.start) == 39250 and hawc.meta_table["OBS_ID"][0] == 103000133
+
+
+def test_read_stacked_meta_table_vector_obs_id(small: MapDataset, tmp_path: Path) -> None:
+    """Gammapy's stacked datasets hold one META_TABLE row with a vector OBS_ID."""
+    from astropy.table import Table
+
+    small.write(tmp_path / "d.fits")
+    table = Table({"OBS_ID": [[23523, 23526, 23559]], "TELESCOP": [["HESS"] * 3]})
+    with fits.open(tmp_path / "d.fits", mode="append") as hdul:
+        hdul.append(fits.table_to_hdu(table))
+        hdul[-1].name = "META_TABLE"
+    back = MapDataset.read(tmp_path / "d.fits")
+    assert back.meta["obs_ids"] == [23523, 23526, 23559]

@@ -230,3 +230,66 @@ def test_convolver_adjoint():
     np.testing.assert_allclose(
         conv.adjoint_sparse(cube, iy, ix), conv.adjoint(cube)[iy, ix], atol=1e-12
     )
+
+
+# -- ON/OFF (ring background) datasets: wstat ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dataset_onoff(dataset):
+    from gdask.reduce.ring import ring_background
+
+    excl = np.ones(dataset.geom.shape, bool)
+    excl[12:18, 12:18] = False
+    return ring_background(dataset, r_in=0.2, width=0.16, exclusion_mask=excl)
+
+
+def _source_only(spectral: str = "pl", spatial: str = "gauss") -> gm.Models:
+    models = make_models(spectral, spatial)
+    return gm.Models([m for m in models if not isinstance(m, gm.FoVBackgroundModel)])
+
+
+@pytest.mark.parametrize("spatial", ["point", "gauss"])
+def test_wstat_default_and_gradient(dataset_onoff, spatial):
+    from gdask.stats import wstat
+
+    models = _source_only("lp", spatial)
+    term = MapTerm(dataset_onoff, models)
+    assert term.stat_type == "wstat"
+    values = models.parameters.value.copy()
+    stat, grad = term.stat_and_grad(values)
+    # the value: per-bin wstat of the signal on the fitted bins
+    ds = dataset_onoff
+    sig = term.npred_signal(values)
+    mask = term.mask
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_bin = wstat(
+            ds.counts.values[mask], ds.counts_off.values[mask], ds.alpha.values[mask], sig[mask]
+        )
+    assert stat == pytest.approx(np.sum(np.nan_to_num(per_bin)), rel=1e-12)
+    assert term.stat(values) == pytest.approx(stat, rel=1e-12)
+    for i, p in enumerate(models.parameters):
+        if not p.frozen:
+            assert grad[i] == pytest.approx(
+                _fd_grad(term, values, i), rel=1e-5, abs=1e-6 * abs(stat)
+            ), p.name
+    npred = term.npred(values)
+    assert np.all(npred[mask] >= sig[mask] - 1e-12)
+
+
+def test_onoff_cash_uses_alpha_counts_off(dataset_onoff):
+    models = _source_only()
+    term = MapTerm(dataset_onoff, models, stat="cash")
+    ds = dataset_onoff
+    np.testing.assert_allclose(term.background, ds.alpha.values * ds.counts_off.values)
+
+
+def test_wstat_errors(dataset, dataset_onoff):
+    from gdask.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no OFF counts"):
+        MapTerm(dataset, _source_only(), stat="wstat")
+    with pytest.raises(ConfigError, match="unknown statistic"):
+        MapTerm(dataset_onoff, _source_only(), stat="chi2")
+    with pytest.raises(ConfigError, match="wstat profiles the background"):
+        MapTerm(dataset_onoff, make_models("pl", "point"))
