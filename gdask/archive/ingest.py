@@ -69,7 +69,7 @@ def check_source_file(path: str | Path, obs_id: int | None = None) -> os.stat_re
             errno.ELOOP: "symlink loop",
             errno.EACCES: "permission denied",
             errno.ENOTDIR: "file not found (a path component is not a folder)",
-        }.get(exc.errno, f"cannot stat file: {exc.strerror or exc}")
+        }.get(exc.errno or -1, f"cannot stat file: {exc.strerror or exc}")
         raise FileReadError(why, file=str(path), obs_id=obs_id) from exc
     if not stat.S_ISREG(st.st_mode):
         kind = (
