@@ -184,6 +184,9 @@ class SpectrumDatasetOnOff(DatasetBase):
         Other metadata (JSON-serialisable).
     effective_area : array_like, optional
         ARF effective area per true-energy bin, cm2.
+    background : array_like, optional
+        Known background counts per reconstructed-energy bin (a dataset
+        without OFF counts, Gammapy's ``SpectrumDataset``; fitted with cash).
     """
 
     tag = "SpectrumDatasetOnOff"
@@ -206,6 +209,7 @@ class SpectrumDatasetOnOff(DatasetBase):
         gti: GTI | None = None,
         meta: dict | None = None,
         effective_area: ArrayLike | None = None,
+        background: ArrayLike | None = None,
     ) -> None:
         if effective_area is None and exposure is not None:
             if livetime <= 0:
@@ -236,6 +240,7 @@ class SpectrumDatasetOnOff(DatasetBase):
                 (n,),
             )
         put("areascal", areascal, ("energy",), (n,))
+        put("background", background, ("energy",), (n,))
         put(
             "mask_safe",
             np.asarray(ones if mask_safe is None else mask_safe, dtype=bool),

@@ -11,18 +11,22 @@ average of the temporal model over the dataset's GTIs (1 without a temporal
 model).  As in Gammapy for an OGIP spectrum (region without PSF), the spatial
 model is ignored.  ``apply_irf`` switches of the SkyModel are honoured
 (``edisp: False`` uses the diagonal response).  Only SkyModels whose
-``datasets_names`` is None or contains the dataset name contribute;
-`FoVBackgroundModel` is not supported for spectra (error).
+``datasets_names`` is None or contains the dataset name contribute.
 
-Statistics (per fitted bin, summed):
+Statistics (the term names one of `gdask.stats.STATISTICS` and evaluates it
+through the `gdask.stats.Statistic` interface on the fitted bins):
 
 ``wstat``
     default when the dataset has OFF counts; background profiled
-    (`gdask.stats.wstat`, NaN set to 0 as Gammapy's ``nan_to_num``).
+    (`gdask.stats.WStatStatistic`, NaN set to 0 as Gammapy's ``nan_to_num``).
 ``cash``
-    known background: the dataset's ``background`` variable if present, else
-    ``alpha * counts_off``, else 0; ``mu = max(npred_sig + bkg, 0)``
-    (Gammapy's npred clipping) into `gdask.stats.cash_sum`.
+    default without OFF counts; known background: the dataset's
+    ``background`` variable if present, else ``alpha * counts_off``, else 0;
+    ``mu = max(npred_sig + bkg, 0)`` (Gammapy's npred clipping) into
+    `gdask.stats.CashStatistic`. A `FoVBackgroundModel` bound to the dataset
+    (``datasets_names``) scales the known background by its spectral model at
+    the reco-energy bin centres, as Gammapy's ``npred_background`` of a
+    ``SpectrumDataset``.
 
 Fitted bins are ``mask_safe & mask_fit (if stored) & energy range``; the
 energy range keeps reco bins fully inside ``[energy_min, energy_max]``, as
@@ -58,11 +62,11 @@ from gdask.likelihood.folding import (
 from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
 from gdask.models import FoVBackgroundModel, Models, SkyModel
 from gdask.models.integrate import DEFAULT_NDECADE
-from gdask.stats import cash_sum, dcash_dmu, dwstat_dmu_sig, wstat, wstat_gof_terms, wstat_mu_bkg
+from gdask.stats import STATISTICS, Statistic, make_statistic, wstat_mu_bkg
 
 __all__ = ["SpectrumOnOffTerm", "build_spectrum_term", "STATS"]
 
-STATS = ("wstat", "cash")
+STATS = tuple(STATISTICS)
 Array = NDArray[np.float64]
 _OPTIONS = ("stat", "energy_min", "energy_max", "energy_scale", "ndecade")
 
@@ -178,10 +182,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self.mask = mask & energy_range_mask(self.edges, self.energy_min, self.energy_max)
         self._cols = np.flatnonzero(self.mask)
         self._n_on = self.counts[self._cols]
-        if has_off:
-            self._n_off = self.counts_off[self._cols]
-            self._alpha = self.alpha[self._cols]
-            self._gof = wstat_gof_terms(self._n_on, self._n_off)
+        cols = self._cols
         if stat == "cash":
             if "background" in ds:
                 bkg = np.asarray(ds["background"].values, float)
@@ -190,7 +191,17 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             else:
                 bkg = np.zeros(n_reco)
             self.background = bkg
-            self._bkg = bkg[self._cols]
+            self._bkg = bkg[cols]
+        # the FoV background model bound to this dataset (cash only), set below
+        self._bkg_model: Any = None
+        self._bkg_pos = np.zeros(0, np.intp)
+        self.statistic: Statistic = make_statistic(
+            stat,
+            self._n_on,
+            n_off=self.counts_off[cols] if has_off else None,
+            alpha=self.alpha[cols] if has_off else None,
+            background=self._bkg if stat == "cash" else None,
+        )
 
         # -- IRFs -------------------------------------------------------------------
         exposure = dataset.exposure
@@ -214,12 +225,8 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         for m in models:
             n = len(m.parameters)
             applies = m.datasets_names is None or self.name in m.datasets_names
-            if isinstance(m, FoVBackgroundModel) and applies:
-                raise ConfigError(
-                    f"FoVBackgroundModel {m.name!r} is not supported on spectrum "
-                    f"dataset {self.name!r}",
-                    field="models",
-                )
+            if isinstance(m, FoVBackgroundModel) and m.datasets_names[0] == self.name:
+                self._bind_background_model(m, offset)
             if isinstance(m, SkyModel) and applies and m.spectral_model is not None:
                 self._sources.append(self._make_source(m, offset, gti))
             offset += n
@@ -230,6 +237,35 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self._last: Array = self._x0.copy()
 
     # ------------------------------------------------------------------ setup helpers
+    def _bind_background_model(self, m: FoVBackgroundModel, offset: int) -> None:
+        if self.stat_type != "cash":
+            raise ConfigError(
+                f"FoVBackgroundModel {m.name!r} needs the cash statistic on spectrum "
+                f"dataset {self.name!r} ({self.stat_type} profiles the background)",
+                field="models",
+            )
+        if self._bkg_model is not None:
+            raise ConfigError(
+                f"two FoVBackgroundModels bound to spectrum dataset {self.name!r}",
+                field="models",
+            )
+        self._bkg_model = m.spectral_model
+        self._bkg_pos = np.arange(offset, offset + len(m.spectral_model.parameters))
+        self._e_center = np.sqrt(self.edges[:-1] * self.edges[1:])[self._cols]
+        self.statistic = make_statistic("cash", self._n_on)  # background enters mu_sig
+
+    def _bkg_norm(
+        self, values: Array, grad: bool, energy: Array | None = None
+    ) -> tuple[Array, Array | None]:
+        """The FoV model's norm at the fitted bins' reco centres (or ``energy``), and d/dtheta."""
+        energy = self._e_center if energy is None else energy
+        theta = values[self._bkg_pos] * self._to_canonical[self._bkg_pos]
+        sm = self._bkg_model
+        norm = np.asarray(sm.evaluate_theta(energy, theta=theta), float)
+        if not grad:
+            return norm, None
+        return norm, np.asarray(sm.evaluate_grad_theta(energy, theta=theta), float)
+
     def _group(self, apply_irf: dict[str, bool]) -> int:
         key = (bool(apply_irf.get("exposure", True)), bool(apply_irf.get("edisp", True)))
         if key not in self._group_keys:
@@ -343,40 +379,25 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             mu += f @ g.kernel
         return mu, parts, scale
 
-    def _stat_parts(self, mu: Array, grad: bool) -> tuple[float, Array | None]:
-        if self.stat_type == "wstat":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mu_bkg = wstat_mu_bkg(self._n_on, self._n_off, self._alpha, mu)
-                st = (
-                    wstat(self._n_on, self._n_off, self._alpha, mu, mu_bkg, extra_terms=False)
-                    + self._gof
-                )
-            bad = ~np.isfinite(st)
-            value = float(np.sum(np.nan_to_num(st)))
-            if not grad:
-                return value, None
-            d = dwstat_dmu_sig(self._n_on, self._n_off, self._alpha, mu, mu_bkg)
-            return value, np.where(bad | ~np.isfinite(d), 0.0, d)
-        mu_tot = mu + self._bkg
-        mu_c = np.where(mu_tot < 0, 0.0, mu_tot)
-        value = cash_sum(self._n_on, mu_c)
-        if not grad:
-            return value, None
-        return value, np.where(mu_tot < 0, 0.0, dcash_dmu(self._n_on, mu_c))
-
     def stat(self, values: np.ndarray) -> float:
         """Statistic at the joint parameter vector ``values`` (stored units)."""
         values = np.asarray(values, dtype=float)
         self._last = values.copy()
         mu, _, _ = self._mu_sig(values, grad=False)
-        return self._stat_parts(mu, grad=False)[0]
+        if self._bkg_model is not None:
+            mu = mu + self._bkg * self._bkg_norm(values, grad=False)[0]
+        return self.statistic.stat_sum(mu)
 
     def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
         """Statistic and its gradient with respect to every entry of ``values``."""
         values = np.asarray(values, dtype=float)
         self._last = values.copy()
         mu, parts, scale = self._mu_sig(values, grad=True)
-        value, dmu = self._stat_parts(mu, grad=True)
+        dnorm = None
+        if self._bkg_model is not None:
+            norm, dnorm = self._bkg_norm(values, grad=True)
+            mu = mu + self._bkg * norm
+        value, dmu = self.statistic.stat_sum_and_grad(mu)
         out = np.zeros(self.n_parameters)
         vg = [g.kernel @ dmu for g in self._groups]  # d stat / d (flux x T) per true row
         dscale = 0.0
@@ -387,6 +408,8 @@ class SpectrumOnOffTerm(LikelihoodTerm):
                 out[src.temp_pos] += c["dtnorm"] * float(c["flux"] @ v)
             if self._escale_pos is not None:
                 dscale += float(c["dscale"] @ v) * c["tnorm"]
+        if dnorm is not None:
+            out[self._bkg_pos] += dnorm @ (dmu * self._bkg)
         out *= self._to_canonical
         if self._escale_pos is not None:
             out[self._escale_pos] += dscale * self._to_canonical[self._escale_pos]
@@ -416,7 +439,11 @@ class SpectrumOnOffTerm(LikelihoodTerm):
     def npred_background(self, values: np.ndarray | None = None) -> Array:
         """Background counts in the ON region: ``alpha * mu_off`` profiled (wstat) or known (cash)."""
         if self.stat_type == "cash":
-            return self.background.copy()
+            if self._bkg_model is None:
+                return self.background.copy()
+            values = self._last if values is None else np.asarray(values, dtype=float)
+            centres = np.sqrt(self.edges[:-1] * self.edges[1:])
+            return self.background * self._bkg_norm(values, False, centres)[0]
         mu_sig = self.npred_signal(values)
         with np.errstate(invalid="ignore", divide="ignore"):
             b = self.alpha * wstat_mu_bkg(self.counts, self.counts_off, self.alpha, mu_sig)

@@ -341,3 +341,47 @@ def test_empty_fit_range_and_linked_parameters() -> None:
 
     _, g = term.stat_and_grad(lay.expand(u0))
     np.testing.assert_allclose(lay.reduce_grad(g), fd_grad(f, u0), rtol=1e-5, atol=1e-6)
+
+
+def _on_only(name: str = "d1") -> SpectrumDatasetOnOff:
+    """A dataset without OFF counts but with a known background (Gammapy's SpectrumDataset)."""
+    on = make_dataset(name)
+    ds = on.ds
+    return SpectrumDatasetOnOff(
+        EnergyAxis(EDGES),
+        EnergyAxis(EDGES_TRUE, name="energy_true"),
+        counts=ds["counts"].values,
+        background=on.alpha.values * ds["counts_off"].values,
+        effective_area=ds["effective_area"].values,
+        livetime=1800.0,
+        edisp=_edisp(EDGES_TRUE, EDGES),
+        mask_safe=ds["mask_safe"].values,
+        name=name,
+    )
+
+
+def test_background_model_on_dataset_without_off() -> None:
+    ds = _on_only()
+    src = SkyModel(SPECTRA["lp"](), name="src")
+    bkg = FoVBackgroundModel("d1", spectral_model=PowerLawNormSpectralModel(norm=1.2, tilt=0.1))
+    bkg.spectral_model.tilt.frozen = False
+    models = Models([src, bkg])
+    term = SpectrumOnOffTerm(ds, models, energy_min=0.2, energy_max=50)
+    assert term.stat_type == "cash"
+    x = models.parameters.value
+    assert_grad(term, x)
+    # the value: cash of signal + norm(E) x background on the fitted bins
+    centres = np.sqrt(EDGES[:-1] * EDGES[1:])
+    norm = 1.2 * (centres / 1.0) ** -0.1
+    b = ds.ds["background"].values * norm
+    np.testing.assert_allclose(term.npred_background(x), b, rtol=1e-13)
+    mu = np.clip(term.npred_signal(x) + b, 0, None)
+    m = term.mask
+    assert term.stat(x) == pytest.approx(cash_sum(ds.counts.values[m], mu[m]), rel=1e-12)
+    # without the model the known background is used as is
+    plain = SpectrumOnOffTerm(ds, Models([src]), energy_min=0.2, energy_max=50)
+    np.testing.assert_array_equal(plain.npred_background(), ds.ds["background"].values)
+    with pytest.raises(ConfigError, match="no OFF counts"):
+        SpectrumOnOffTerm(ds, Models([src]), stat="wstat")
+    with pytest.raises(ConfigError, match="two FoVBackgroundModels"):
+        SpectrumOnOffTerm(ds, Models([src, bkg, FoVBackgroundModel("d1", name="b2")]))

@@ -218,3 +218,59 @@ def test_fit_reaches_gammapy_best_fit(joint) -> None:
     pulls = (best_d - best_g) / err_g
     assert np.all(np.abs(pulls) < 0.01), pulls
     assert fcn(np.asarray(m.values)) == pytest.approx(result.total_stat, abs=1e-3)
+
+
+def test_cash_with_background_model(data_dir: Path) -> None:
+    """A dataset without OFF counts, known background scaled by a FoVBackgroundModel (cash)."""
+    from gammapy.modeling.models import FoVBackgroundModel as GFoV
+    from gammapy.modeling.models import Models as GModels
+
+    from gdask.geometry.axes import EnergyAxis
+    from gdask.models import FoVBackgroundModel, PowerLawNormSpectralModel
+
+    pha = data_dir / "joint-crab" / "spectra" / "hess" / "pha_obs23523.fits"
+    on = GSpectrumDatasetOnOff.read(pha, name="h")
+    g = GSpectrumDataset(
+        counts=on.counts,
+        exposure=on.exposure,
+        edisp=on.edisp,
+        background=on.background,
+        mask_safe=on.mask_safe,
+        name="h",
+    )
+    g.mask_fit = g.counts.geom.energy_mask(0.66 * u.TeV, 30 * u.TeV)
+    gbkg = GFoV(dataset_name="h")
+    gbkg.spectral_model.tilt.frozen = False
+    gmodels = GModels([_gmodel(), gbkg])
+    g.models = gmodels
+
+    d = SpectrumDatasetOnOff.read(pha, name="h")
+    dd = SpectrumDatasetOnOff(
+        EnergyAxis(d.energy_axis.quantity_edges.to_value("TeV")),
+        EnergyAxis(d.energy_axis_true.quantity_edges.to_value("TeV"), name="energy_true"),
+        counts=d.counts.values,
+        background=d.alpha.values * d.counts_off.values,
+        effective_area=d.ds["effective_area"].values,
+        livetime=d.livetime,
+        edisp=d.ds["edisp"].transpose("energy_true", "energy").values,
+        mask_safe=d.mask_safe.values,
+        name="h",
+    )
+    dbkg = FoVBackgroundModel("h", spectral_model=PowerLawNormSpectralModel())
+    dbkg.spectral_model.tilt.frozen = False
+    dmodels = Models([*_dmodels(), dbkg])
+    term = SpectrumOnOffTerm(dd, dmodels, energy_min=0.66, energy_max=30)
+    assert term.stat_type == "cash"
+    for point, (norm, tilt) in zip(
+        POINTS, [(1.0, 0.0), (1.1, 0.1), (0.9, -0.2), (1.3, 0.05)], strict=True
+    ):
+        _set(gmodels["crab"], point)
+        gbkg.spectral_model.norm.value, gbkg.spectral_model.tilt.value = norm, tilt
+        x = _vector(dmodels, point)
+        names = dmodels.parameters.names
+        x[names.index("norm")], x[names.index("tilt")] = norm, tilt
+        ref = float(g.stat_sum())
+        assert term.stat(x) == pytest.approx(ref, rel=1e-6), (point, norm, tilt)
+        np.testing.assert_allclose(
+            term.npred_background(x), g.npred_background().data.ravel(), rtol=1e-6
+        )
