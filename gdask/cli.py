@@ -234,7 +234,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         processes=not args.threads,
     )
     print(summary.format())
-    return 0 if summary.ok else 1
+    # a failed run, or no run reduced at all (every run skipped, e.g. no OFF region), is an error
+    return 0 if summary.ok and summary.count("done") else 1
 
 
 def cmd_info(args: argparse.Namespace) -> int:

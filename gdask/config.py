@@ -257,10 +257,14 @@ def _check_time(bounds: list, path: str) -> None:
 
 
 def _column_rule(value: Any, path: str) -> tuple:
-    """``[min, max]`` (numbers, null for open) -> ("range", lo, hi); strings -> ("in", values)."""
-    if isinstance(value, str):
+    """``[min, max]`` (numbers, null for open) -> ("range", lo, hi); a string, a number or a list
+    holding any string -> ("in", values) (equality with any of the values)."""
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
         return ("in", (value,))
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and value and any(isinstance(v, str) for v in value):
+        for i, v in enumerate(value):
+            if not isinstance(v, str | int | float) or isinstance(v, bool):
+                _fail(f"{path}[{i}]", f"must be a string or a number, got {v!r}")
         return ("in", tuple(value))
     if isinstance(value, list) and len(value) == 2:
         lo, hi = (None if v is None else _number(v, f"{path}[{i}]") for i, v in enumerate(value))

@@ -27,6 +27,7 @@ __all__ = [
     "ArchiveStore",
     "ObservationRecord",
     "read_json_attrs",
+    "exclusive_lock",
 ]
 
 #: Version of the on-disk layout; bump when the layout changes incompatibly.
@@ -38,6 +39,41 @@ _TRASH = "_trash"
 _INDEX = "index"
 _LOCK = ".ingest.lock"
 _COMPONENTS = ("events", "gti")
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    folder: Path, lock_name: str, busy: str, field: str | None = None
+) -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``folder/lock_name`` (created if missing).
+
+    The lock is released on exit and by the OS if the process dies, so a killed
+    writer never leaves a store locked.
+
+    Raises
+    ------
+    ArchiveError
+        Another process holds the lock (message ``busy``, naming ``folder`` and ``field``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with exclusive_lock(Path(tempfile.mkdtemp()), ".lock", "busy"):
+    ...     pass
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / lock_name, "w")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ArchiveError(busy, file=str(folder), field=field) from exc
+        yield
+    finally:
+        fh.close()
 
 
 def read_json_attrs(group_dir: Path) -> dict[str, Any]:
@@ -208,23 +244,9 @@ class ArchiveStore:
         return {i: r for i in self.obs_ids() if (r := self.record(i)) is not None}
 
     # ------------------------------------------------------------------ writing
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the store's exclusive ingest lock (released even if the process dies)."""
-        import fcntl
-
-        self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path / _LOCK, "w")
-        try:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise ArchiveError(
-                    "another ingest is writing this store", file=str(self.path)
-                ) from exc
-            yield
-        finally:
-            fh.close()
+        return exclusive_lock(self.path, _LOCK, "another ingest is writing this store")
 
     def clean_staging(self) -> int:
         """Remove leftovers of interrupted writes; return how many were removed.

@@ -87,6 +87,16 @@ class DatasetStore:
     def __len__(self) -> int:
         return len(self.names())
 
+    def lock(self):
+        """Hold the store's exclusive writer lock (`gdask.archive.store.exclusive_lock`): one
+        ``gdask reduce`` at a time writes a store (its start-up `cleanup` would remove another
+        writer's staging)."""
+        from gdask.archive.store import exclusive_lock
+
+        return exclusive_lock(
+            self.path, ".write.lock", "another reduce is writing this dataset store", "output.store"
+        )
+
     def cleanup(self) -> None:
         """Remove leftovers of interrupted writes (staging and trash)."""
         for sub in ("_staging", "_trash"):

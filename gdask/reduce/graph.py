@@ -31,6 +31,7 @@ __all__ = [
     "RunReport",
     "ReduceSummary",
     "select_obs_ids",
+    "column_matches",
     "plan_reduction",
     "reduce_run",
     "reduce",
@@ -128,6 +129,40 @@ def _as_time(value: str | float):
     )
 
 
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def column_matches(values: np.ndarray, wanted: Sequence[str | float]) -> np.ndarray:
+    """Rows of an index column equal to any of ``wanted`` (strings compared as trimmed text,
+    numbers numerically where the column is numeric, else as text).
+
+    Works for every dtype an index column can have (numpy ``StringDType``, fixed-width
+    unicode or bytes, object, numbers).
+
+    Examples
+    --------
+    >>> column_matches(np.array(["Crab", "Off data"]), ["Crab"]).tolist()
+    [True, False]
+    >>> column_matches(np.array([23523, 23526]), ["23526", 23523]).tolist()
+    [True, True]
+    """
+    values = np.asarray(values)
+    text = np.array([_as_text(v) for v in values.ravel()], dtype=object).reshape(values.shape)
+    keep = np.zeros(values.shape, dtype=bool)
+    numeric = values.dtype.kind in "iuf"
+    for w in wanted:
+        if numeric and not isinstance(w, str):
+            keep |= values == w
+        else:
+            keep |= text == _as_text(w)
+    return keep
+
+
 def select_obs_ids(config: AnalysisConfig, store) -> list[int]:
     """OBS_IDs of the archive store matching ``config.observations`` (sorted).
 
@@ -184,13 +219,15 @@ def select_obs_ids(config: AnalysisConfig, store) -> list[int]:
             )
         values = index[name].values
         if rule[0] == "in":
-            keep &= np.isin(values.astype(str), rule[1])
+            keep &= column_matches(values, rule[1])
         else:
             try:
                 v = values.astype(float)
             except (TypeError, ValueError) as exc:
                 raise SelectionError(
-                    f"column {name!r} is not numeric", field=f"observations.columns.{name}"
+                    f"column {name!r} is not numeric; select it by value(s)",
+                    file=str(store.path),
+                    field=f"observations.columns.{name}",
                 ) from exc
             if rule[1] is not None:
                 keep &= v >= rule[1]
@@ -482,16 +519,39 @@ def _export_fits(dataset, outdir: Path, overwrite: bool) -> None:
         dataset.write(outdir / f"{dataset.name}.fits.gz", overwrite=overwrite)
 
 
+def _unusable(spec: ReductionSpec, dataset) -> str | None:
+    """Why a made dataset holds nothing usable (a 1D run without OFF regions), else None."""
+    if spec.kind != "1d" or int(dataset.meta.get("n_off_regions", 1)) > 0:
+        return None
+    method = spec.config.makers.background.method
+    offset = float(dataset.meta.get("offset", float("nan")))
+    return (
+        f"no OFF region: the {method} region finder found none (ON region {offset:.2f} deg "
+        "from the pointing); the run would be fully masked"
+    )
+
+
 def reduce_run(spec: ReductionSpec, obs_id: int) -> tuple[RunReport, Any]:
     """Reduce one run (a Dask task): open, make, write atomically; return (report, dataset or None).
 
     The dataset is returned when the spec asks to keep it or to stack; any
-    error becomes a ``failed`` report naming the OBS_ID.
+    error becomes a ``failed`` report naming the OBS_ID. A run without anything
+    usable (1D: no OFF region found) is ``skipped`` with the reason, and not written.
     """
     t0 = time.perf_counter()
     try:
         obs = _open(spec, obs_id)
         dataset = _make_3d(spec, obs) if spec.kind == "3d" else _make_1d(spec, obs)
+        reason = _unusable(spec, dataset)
+        if reason is not None:  # nothing usable: not written, not stacked
+            return RunReport(
+                obs_id,
+                "skipped",
+                str(obs_id),
+                time.perf_counter() - t0,
+                error=reason,
+                field="makers.background",
+            ), None
         if spec.write:
             out = spec.config.output
             write_dataset(out.store, dataset)
@@ -649,28 +709,29 @@ def reduce(
         if not summary.ok:
             raise SelectionError("ingest failed:\n" + summary.format(), field="observations.dl3")
     spec, todo, skipped = plan_reduction(config, keep=keep)
-    if config.output.store.exists() and not config.output.overwrite:
-        from gdask.datasets import DatasetStore
+    from gdask.datasets import DatasetStore
 
-        existing = set(DatasetStore(config.output.store).names())
-        names = {str(i) for i in todo} if spec.write else set()
-        names |= {STACKED_NAME} if config.datasets.stack else set()
-        clash = sorted(existing & names)
-        if clash:
-            raise ConfigError(
-                f"the dataset store already holds {clash[:5]}{'...' if len(clash) > 5 else ''}; "
-                "set output.overwrite: true",
-                field="output.overwrite",
-                file=str(config.output.store),
-            )
-    if client is not None:
-        reports, stacked, datasets = _run(client, spec, todo, progress)
-    else:
-        from gdask.cluster import get_client
+    store = DatasetStore(config.output.store)
+    with store.lock():  # one reduce per output store: its clean-up would hit another's staging
+        if not config.output.overwrite:
+            names = {str(i) for i in todo} if spec.write else set()
+            names |= {STACKED_NAME} if config.datasets.stack else set()
+            clash = sorted(set(store.names()) & names)
+            if clash:
+                raise ConfigError(
+                    f"the dataset store already holds {clash[:5]}"
+                    f"{'...' if len(clash) > 5 else ''}; set output.overwrite: true",
+                    field="output.overwrite",
+                    file=str(config.output.store),
+                )
+        if client is not None:
+            reports, stacked, datasets = _run(client, spec, todo, progress)
+        else:
+            from gdask.cluster import get_client
 
-        n = n_workers or min(len(todo), os.cpu_count() or 1)
-        with get_client(scheduler, n_workers=n, processes=processes, security=security) as c:
-            reports, stacked, datasets = _run(c, spec, todo, progress)
+            n = n_workers or min(len(todo), os.cpu_count() or 1)
+            with get_client(scheduler, n_workers=n, processes=processes, security=security) as c:
+                reports, stacked, datasets = _run(c, spec, todo, progress)
     reports = sorted(reports + skipped, key=lambda r: r.obs_id)
     return ReduceSummary(
         reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets

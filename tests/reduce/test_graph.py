@@ -338,3 +338,34 @@ def test_missing_irf_and_bad_run_name_the_obs_id(archive, client, tmp_path):
     (bad,) = summary.failed
     assert bad.obs_id == 23559 and "OBS_ID 23559" in summary.format()
     assert DatasetStore(cfg.output.store).names() == ["23523"]
+
+
+def test_run_without_off_region_is_skipped_with_the_reason(archive, client, tmp_path):
+    """An ON region on run 23523's pointing leaves the reflected finder nothing for that run:
+    it is reported skipped (not "reduced" and fully masked), not written, not stacked."""
+    d = {
+        "observations": {"store": str(archive)},
+        "datasets": {
+            "type": "1d",
+            "stack": True,
+            "on_region": {"lon": 83.63333, "lat": 21.514444, "radius": 0.11},
+            "geom": {
+                "axes": {
+                    "energy": {"min": 0.7, "max": 30, "nbin": 6},
+                    "energy_true": {"min": 0.3, "max": 60, "nbin": 12},
+                }
+            },
+        },
+        "makers": {"safe_mask": {"methods": ["aeff-max"]}, "background": {"method": "reflected"}},
+        "output": {"store": str(tmp_path / "spec.zarr"), "per_run": True},
+    }
+    cfg = AnalysisConfig.from_dict(d, tmp_path)
+    summary = reduce(cfg, client=client, progress=False, keep=True)
+    status = {r.obs_id: r.status for r in summary.reports}
+    assert status == {23523: "skipped", 23526: "done", 23559: "done", 23592: "done"}
+    (skip,) = [r for r in summary.reports if r.status == "skipped"]
+    assert "no OFF region" in skip.error and skip.field == "makers.background"
+    assert "SKIPPED OBS_ID 23523: no OFF region" in summary.format()
+    assert "3 runs reduced, 1 skipped, 0 failed" in summary.format()
+    assert sorted(DatasetStore(cfg.output.store).names()) == ["23526", "23559", "23592", "stacked"]
+    assert summary.datasets["stacked"].meta["obs_ids"] == [23526, 23559, 23592]
