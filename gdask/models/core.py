@@ -227,6 +227,8 @@ class ModelBase:
 
     tag: ClassVar[tuple[str, ...]] = ()
     type: ClassVar[str | None] = None
+    #: True for a model Gammapy 2.1 cannot read (listed in docs/models.md; writing it warns)
+    gdask_only: ClassVar[bool] = False
     _defaults: ClassVar[tuple[ParameterSpec, ...]] = ()
     input_units: ClassVar[tuple[str, ...]] = ()
     output_unit: ClassVar[str] = ""

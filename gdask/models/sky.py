@@ -10,6 +10,7 @@ parameter.
 from __future__ import annotations
 
 import collections.abc
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ from .spectral_base import SpectralModel
 from .spectral_norm import PowerLawNormSpectralModel
 
 __all__ = ["SkyModel", "FoVBackgroundModel", "Models"]
+
+log = logging.getLogger(__name__)
 
 _APPLY_IRF_DEFAULT = {"exposure": True, "psf": True, "edisp": True}
 
@@ -397,6 +400,20 @@ class Models(collections.abc.Sequence):
             cov_name = filename.stem + "_covariance.dat"
             self.write_covariance(filename.parent / cov_name, overwrite=overwrite)
             self._covar_file = cov_name
+        only = sorted(
+            {
+                c.tag[0]
+                for m in self._models
+                for c in (m._components + [p.prior for p in m.parameters if p.prior is not None])
+                if c.gdask_only
+            }
+        )
+        if only:
+            log.warning(
+                "%s: %s gdask-only (see docs/models.md): Gammapy 2.1 cannot read this file",
+                filename,
+                ", ".join(only),
+            )
         filename.parent.mkdir(parents=True, exist_ok=True)
         filename.write_text(self.to_yaml(full_output))
 

@@ -9,7 +9,7 @@ cm-2 s-1, ``lambda_`` TeV-1).  Gradients are analytic.  See
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from scipy.special import erf, erfc, expit
@@ -17,6 +17,12 @@ from scipy.special import erf, erfc, expit
 from .integrate import powerlaw_integral_factor
 from .parameters import ParameterSpec as P
 from .spectral_base import DNDE_UNIT, ENERGY_UNIT, CompoundSpectralModel, SpectralModel
+from .spectral_logparabola import (
+    _AMPL,  # the amplitude spec shared by the dN/dE models
+    LogParabola2SpectralModel,
+    LogParabola10SpectralModel,
+    LogParabolaSpectralModel,
+)
 
 __all__ = [
     "BrokenPowerLawSpectralModel",
@@ -26,6 +32,7 @@ __all__ = [
     "ExpCutoffPowerLawSpectralModel",
     "GaussianSpectralModel",
     "LogParabola10SpectralModel",
+    "LogParabola2SpectralModel",
     "LogParabolaSpectralModel",
     "PowerLaw2SpectralModel",
     "PowerLawSpectralModel",
@@ -37,9 +44,7 @@ __all__ = [
     "TemplateSpectralModel",
 ]
 
-_AMPL = P("amplitude", 1e-12, DNDE_UNIT, interp="log")
 _REF1 = P("reference", 1.0, ENERGY_UNIT, frozen=True)
-_LN10 = math.log(10.0)
 
 
 class ConstantSpectralModel(SpectralModel):
@@ -400,66 +405,6 @@ class SuperExpCutoffPowerLaw4FGLDR3SpectralModel(SpectralModel):
             "index_1": -f * ln_,
             "index_2": -f * expfactor * ln_**3 * dh,
         }
-
-
-class LogParabolaSpectralModel(SpectralModel):
-    r"""Log parabola, natural log: :math:`\phi_0 x^{-\alpha - \beta \ln x}`, ``x = E/E_0``."""
-
-    tag = ("LogParabolaSpectralModel", "lp")
-    _defaults = (
-        _AMPL,
-        P("reference", 10.0, ENERGY_UNIT, frozen=True),
-        P("alpha", 2.0),
-        P("beta", 1.0),
-    )
-    _beta_factor: ClassVar[float] = 1.0  # ln x = _beta_factor * (log used by beta)
-
-    @classmethod
-    def from_log10(cls, amplitude: Any, reference: Any, alpha: float, beta: float) -> Any:
-        """Build from the log10 parametrisation (``beta_ln = beta_log10 / ln 10``)."""
-        return cls(amplitude=amplitude, reference=reference, alpha=alpha, beta=beta / _LN10)
-
-    @classmethod
-    def evaluate(
-        cls, energy: Any, amplitude: float, reference: float, alpha: float, beta: float
-    ) -> np.ndarray:
-        ln_ = np.log(energy / reference)
-        return amplitude * np.exp(-ln_ * (alpha + beta * ln_ / cls._beta_factor))
-
-    @classmethod
-    def evaluate_grad(
-        cls, energy: Any, amplitude: float, reference: float, alpha: float, beta: float
-    ) -> dict[str, Any]:
-        ln_ = np.log(energy / reference)
-        c = 1.0 / cls._beta_factor
-        shape = np.exp(-ln_ * (alpha + beta * ln_ * c))
-        f = amplitude * shape
-        return {
-            "amplitude": shape,
-            "reference": f * (alpha + 2.0 * beta * c * ln_) / reference,
-            "alpha": -f * ln_,
-            "beta": -f * ln_**2 * c,
-        }
-
-
-class LogParabola10SpectralModel(LogParabolaSpectralModel):
-    r"""Log parabola with base-10 log: :math:`\phi_0 x^{-\alpha - \beta \log_{10} x}`.
-
-    Not in Gammapy (write it as `LogParabolaSpectralModel` with ``beta / ln 10``
-    via :meth:`to_natural` for Gammapy users).
-    """
-
-    tag = ("LogParabola10SpectralModel", "lp10")
-    _beta_factor = _LN10
-
-    def to_natural(self) -> LogParabolaSpectralModel:
-        """Equivalent natural-log `LogParabolaSpectralModel`."""
-        return LogParabolaSpectralModel(
-            amplitude=self.amplitude.quantity,
-            reference=self.reference.quantity,
-            alpha=self.alpha.value,
-            beta=self.beta.value / _LN10,
-        )
 
 
 class BrokenPowerLawSpectralModel(SpectralModel):

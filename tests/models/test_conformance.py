@@ -324,6 +324,16 @@ def test_yaml_round_trip(cls: type, tmp_path: Path) -> None:
             p.value = p.value * 1.01 if p.value != 0 else 0.01  # not the defaults
     text = yaml.safe_dump(model.to_dict(), sort_keys=False)
     back = model_from_dict(yaml.safe_load(text))
+    written = yaml.safe_load(text)[cls.type]["type"]
+    if written not in cls.tag:  # a gdask-only model written as its Gammapy equivalent
+        assert written in type(back).tag
+        x = coordinates(model)
+        np.testing.assert_allclose(
+            _value(back, x, back.parameters.canonical_value),
+            _value(model, x, model.parameters.canonical_value),
+            rtol=1e-12,
+        )
+        return
     _same_model(model, back)
     assert [p.value for p in back.parameters] == [p.value for p in model.parameters]
     assert [p.frozen for p in back.parameters] == [p.frozen for p in model.parameters]

@@ -59,7 +59,7 @@ SPECTRAL = [
     gm.SuperExpCutoffPowerLaw4FGLSpectralModel(expfactor=2e-14),
     gm.SuperExpCutoffPowerLaw4FGLDR3SpectralModel(expfactor=0.2),
     gm.LogParabolaSpectralModel(alpha=2.1, beta=0.3),
-    gm.LogParabola10SpectralModel(alpha=2.1, beta=0.3),
+    gm.LogParabola2SpectralModel(alpha=2.1, beta=0.3, escale="0.5 TeV"),
     gm.BrokenPowerLawSpectralModel(index1=1.5, index2=3),
     gm.SmoothBrokenPowerLawSpectralModel(index1=1.5, index2=3),
     gm.GaussianSpectralModel(mean="2 TeV"),

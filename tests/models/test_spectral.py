@@ -104,6 +104,14 @@ CASES = [
         False,
     ),
     (
+        gm.LogParabola2SpectralModel,
+        dict(amplitude=3e-12, reference=1.5, alpha=2.2, beta=0.2, escale=0.7),
+        lambda e, amplitude, reference, alpha, beta, escale: (
+            amplitude * (e / reference) ** (-alpha - beta * np.log(e / escale))
+        ),
+        False,
+    ),
+    (
         gm.LogParabola10SpectralModel,
         dict(amplitude=3e-12, reference=1.5, alpha=2.2, beta=0.4),
         lambda e, amplitude, reference, alpha, beta: (
@@ -254,6 +262,41 @@ def test_logparabola10_matches_natural():
         amplitude="1e-12 cm-2 s-1 TeV-1", reference="1 TeV", alpha=2.1, beta=0.5
     )
     np.testing.assert_allclose(m2(E), m(E), rtol=1e-13)
+
+
+def test_logparabola10_writes_gammapy_logparabola():
+    """Gammapy has no log10 log parabola: gdask writes the same spectrum under Gammapy's tag."""
+    m10 = gm.LogParabola10SpectralModel(alpha=2.1, beta=0.5, reference="2 TeV")
+    m10.beta.min, m10.beta.max, m10.beta.error = 0.0, 2.0, 0.1
+    m10.alpha.frozen = True
+    data = m10.to_dict()
+    assert data["spectral"]["type"] == "LogParabolaSpectralModel"
+    back = gm.model_from_dict(data)
+    assert type(back) is gm.LogParabolaSpectralModel
+    np.testing.assert_allclose(back(E), m10(E), rtol=1e-13)
+    beta = back.beta
+    np.testing.assert_allclose([beta.min, beta.max, beta.error], [0.0, 2.0 / LN10, 0.1 / LN10])
+    assert back.alpha.frozen and back.reference.value == 2.0
+    # the gdask-only tag of earlier files is still read, with its own meaning
+    old = {"spectral": {"type": "LogParabola10SpectralModel", "parameters": []}}
+    assert type(gm.model_from_dict(old)) is gm.LogParabola10SpectralModel
+    m10.beta.prior = gm.GaussianPrior(mu=0.5, sigma=0.1)
+    with pytest.raises(gm.core.ConfigError, match="use LogParabolaSpectralModel"):
+        m10.to_dict()
+
+
+def test_logparabola2_is_logparabola_at_equal_scales():
+    m2 = gm.LogParabola2SpectralModel(alpha=2.1, beta=0.3, reference="2 TeV", escale="2 TeV")
+    m = gm.LogParabolaSpectralModel(alpha=2.1, beta=0.3, reference="2 TeV")
+    np.testing.assert_allclose(m2(E), m(E), rtol=1e-13)
+    m10 = gm.LogParabola2SpectralModel.from_log10(
+        amplitude="1e-12 cm-2 s-1 TeV-1",
+        reference="2 TeV",
+        alpha=2.1,
+        beta=0.3 * LN10,
+        escale="2 TeV",
+    )
+    np.testing.assert_allclose(m10(E), m(E), rtol=1e-13)
 
 
 def test_gaussian_tails_stable():

@@ -35,6 +35,9 @@ CASES = {
     "LogParabolaSpectralModel": dict(
         alpha=2.2, beta=0.2, reference="1 TeV", amplitude="4e-12 cm-2 s-1 TeV-1"
     ),
+    "LogParabola2SpectralModel": dict(
+        alpha=2.2, beta=0.2, reference="3 TeV", escale="0.7 TeV", amplitude="4e-12 cm-2 s-1 TeV-1"
+    ),
     "BrokenPowerLawSpectralModel": dict(index1=1.5, index2=2.8, ebreak="3.3 TeV"),
     "SmoothBrokenPowerLawSpectralModel": dict(
         index1=1.5, index2=2.8, ebreak="3.3 TeV", beta=1.5, reference="2 TeV"
