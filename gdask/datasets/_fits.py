@@ -21,7 +21,7 @@ import numpy as np
 from astropy.io import fits
 from numpy.typing import NDArray
 
-from gdask.datasets._axes import AXIS_UNITS, BandAxis, make_axis
+from gdask.datasets.axes import AXIS_UNITS, BandAxis, make_axis
 from gdask.errors import FormatError, MissingColumnError, MissingHDUError
 from gdask.geometry.wcs import WcsGeom
 

@@ -31,8 +31,8 @@ import xarray as xr
 from astropy.io import fits
 from numpy.typing import NDArray
 
-from gdask.datasets._axes import BandAxis, make_axis
 from gdask.datasets._fits import GadfMap, gadf_map_hdus, read_gadf_map
+from gdask.datasets.axes import BandAxis, make_axis
 from gdask.errors import FormatError
 from gdask.geometry.wcs import SKY_COORDS, SKY_DIMS, WCS_ATTR, WcsGeom
 

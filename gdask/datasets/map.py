@@ -30,8 +30,8 @@ from astropy.io import fits
 from astropy.table import Table
 from numpy.typing import ArrayLike
 
-from gdask.datasets._axes import BandAxis
 from gdask.datasets._fits import gadf_map_hdus, read_gadf_map
+from gdask.datasets.axes import BandAxis
 from gdask.datasets.base import DatasetBase
 from gdask.datasets.irf_maps import EXPOSURE_UNIT, EDispKernelMap, PSFMap
 from gdask.dl3.gti import GTI

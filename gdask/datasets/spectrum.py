@@ -33,7 +33,7 @@ import xarray as xr
 from astropy.io import fits
 from numpy.typing import ArrayLike, NDArray
 
-from gdask.datasets._axes import BandAxis
+from gdask.datasets.axes import BandAxis
 from gdask.datasets.base import DatasetBase
 from gdask.dl3.gti import GTI
 from gdask.errors import FileReadError, FormatError, GdaskError, MissingColumnError, MissingHDUError

@@ -26,7 +26,7 @@ import scipy.fft
 from astropy.coordinates import SkyCoord
 from numpy.typing import NDArray
 
-from gdask.datasets._axes import BandAxis
+from gdask.datasets.axes import BandAxis
 from gdask.datasets.irf_maps import PSFMap
 from gdask.geometry.wcs import WcsGeom
 from gdask.models.spatial import sky_geometry

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from astropy.table import Table
 
-from gdask.datasets._axes import BandAxis
+from gdask.datasets.axes import BandAxis
 from gdask.datasets.irf_maps import EXPOSURE_UNIT, EDispKernelMap, PSFMap
 from gdask.datasets.map import MapDataset
 from gdask.datasets.spectrum import SpectrumDatasetOnOff

@@ -34,7 +34,7 @@ import xarray as xr
 from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time
 
-from gdask.datasets._axes import BandAxis
+from gdask.datasets.axes import BandAxis
 from gdask.datasets.irf_maps import EDispKernelMap, PSFMap
 from gdask.dl3.irf import Background2D, EffectiveArea2D, EnergyDispersion2D, PSFTable
 from gdask.dl3.irf.bkg import integrate_bins

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import gdask.models as gm
-from gdask.datasets import MapDataset
-from gdask.datasets._axes import BandAxis
+from gdask.datasets import BandAxis, MapDataset
 from gdask.datasets.irf_maps import EDispKernelMap, PSFMap
 from gdask.geometry.axes import Axis, EnergyAxis
 from gdask.geometry.wcs import WcsGeom
