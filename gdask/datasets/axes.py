@@ -93,6 +93,26 @@ class BandAxis:
         """The nodes of a node axis, the axis bin centres otherwise."""
         return self.axis.center if self.nodes is None else self.nodes
 
+    @property
+    def edges(self) -> NDArray[np.float64]:
+        """Bin edges (for a node axis the derived ones), in `unit`."""
+        return self.axis.edges
+
+    @property
+    def quantity_edges(self) -> u.Quantity:
+        """Bin edges as a Quantity."""
+        return self.axis.quantity_edges
+
+    @property
+    def unit(self) -> str:
+        """Unit of edges and nodes."""
+        return self.axis.unit
+
+    @property
+    def interp(self) -> str:
+        """Interpolation scale of the axis (``"log"``, ``"lin"``...)."""
+        return self.axis.interp
+
     def to_unit(self, unit: str) -> BandAxis:
         """Same axis in another unit."""
         if u.Unit(unit) == u.Unit(self.axis.unit):

@@ -292,14 +292,14 @@ class SpectrumDatasetOnOff(DatasetBase):
         return self._alpha()
 
     @property
-    def energy_axis(self) -> EnergyAxis:
-        """Reconstructed energy axis."""
-        return BandAxis.from_dataset(self.ds, "energy").axis  # type: ignore[return-value]
+    def energy_axis(self) -> BandAxis:
+        """Reconstructed energy axis (the same type as `MapDataset.energy_axis`)."""
+        return BandAxis.from_dataset(self.ds, "energy")
 
     @property
-    def energy_axis_true(self) -> EnergyAxis:
+    def energy_axis_true(self) -> BandAxis:
         """True energy axis."""
-        return BandAxis.from_dataset(self.ds, "energy_true").axis  # type: ignore[return-value]
+        return BandAxis.from_dataset(self.ds, "energy_true")
 
     def __repr__(self) -> str:
         return (
