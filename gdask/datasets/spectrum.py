@@ -42,6 +42,8 @@ from gdask.geometry.axes import EnergyAxis
 __all__ = ["SpectrumDatasetOnOff"]
 
 EXPOSURE_UNIT = "cm2 s"
+#: ``meta`` key of the reco-energy edges in the read file's unit (``{"unit", "edges"}``)
+FILE_EBOUNDS = "file_ebounds"
 _PHA_OWN_KEYS = {
     "XTENSION",
     "BITPIX",
@@ -90,6 +92,13 @@ def _energy_edges(table: fits.FITS_rec, lo: str, hi: str, path: Path) -> NDArray
     return u.Quantity(edges, unit).to_value("TeV")
 
 
+def _file_edges(table: fits.FITS_rec, lo: str, hi: str) -> dict[str, Any]:
+    """The edges as the file stores them: ``{"unit", "edges"}`` (no conversion)."""
+    unit = table.columns[lo].unit or "keV"
+    edges = np.append(np.asarray(table[lo], float), float(table[hi][-1]))
+    return {"unit": str(unit), "edges": edges.tolist()}
+
+
 def _column_or_key(hdu: fits.BinTableHDU, name: str, n: int, default: float) -> NDArray[np.float64]:
     """Per-channel column, or its keyword broadcast (OGIP allows both)."""
     if name in hdu.columns.names:
@@ -111,6 +120,7 @@ def _read_pha(path: Path) -> dict[str, Any]:
             "quality": _column_or_key(hdu, "QUALITY", n, 0.0).astype(int),
             "header": hdu.header,
             "edges": _energy_edges(_hdu(hdulist, "EBOUNDS", path).data, "E_MIN", "E_MAX", path),
+            "ebounds": _file_edges(_hdu(hdulist, "EBOUNDS", path).data, "E_MIN", "E_MAX"),
             "gti": GTI.from_hdu(hdulist["GTI"], file=str(path)) if "GTI" in hdulist else None,
         }
     return out
@@ -301,6 +311,25 @@ class SpectrumDatasetOnOff(DatasetBase):
         """True energy axis."""
         return BandAxis.from_dataset(self.ds, "energy_true")
 
+    def energy_edges_as_read(self) -> tuple[NDArray[np.float64], str]:
+        """Reco-energy edges and unit as the OGIP file stored them (else the TeV edges).
+
+        Gammapy selects fit-range bins on the file's own numbers (keV for most
+        OGIP spectra); the TeV edges differ from them in the last digit.
+
+        Examples
+        --------
+        >>> edges, unit = dataset.energy_edges_as_read()  # doctest: +SKIP
+        """
+        tev = self.energy_axis.quantity_edges.to_value("TeV")
+        stored = self.meta.get(FILE_EBOUNDS)
+        if isinstance(stored, dict) and len(stored.get("edges", ())) == tev.size:
+            edges = np.asarray(stored["edges"], dtype=float)
+            unit = str(stored.get("unit", "keV"))
+            if np.allclose(u.Quantity(edges, unit).to_value("TeV"), tev, rtol=1e-9, atol=0):
+                return edges, unit
+        return tev, "TeV"
+
     def __repr__(self) -> str:
         return (
             f"SpectrumDatasetOnOff(name={self.name!r}, nbin={self.ds.sizes['energy']}, "
@@ -381,6 +410,8 @@ class SpectrumDatasetOnOff(DatasetBase):
         obs_ids = [c.value for c in header.cards if c.keyword == "OBS_ID"]
         if len(obs_ids) > 1:  # a stacked spectrum lists every run
             meta["obs_ids"] = obs_ids
+        # the reco edges in the file's own unit: the fit range selects bins on them as Gammapy
+        meta[FILE_EBOUNDS] = pha["ebounds"]
         if name is None:
             stem = path.stem.removeprefix("pha_").removeprefix("obs")
             name = str(obs_ids[0]) if len(obs_ids) == 1 else stem
@@ -405,11 +436,11 @@ class SpectrumDatasetOnOff(DatasetBase):
         return {k: f"{k}_obs{name}.fits" for k in ("pha", "bkg", "arf", "rmf")}
 
     def _ebounds_hdu(self) -> fits.BinTableHDU:
-        edges = self.energy_axis.edges
+        edges, unit = self.energy_edges_as_read()  # a read file's numbers are written back
         cols = [
             fits.Column("CHANNEL", "I", array=np.arange(edges.size - 1, dtype=np.int16)),
-            fits.Column("E_MIN", "D", unit="TeV", array=edges[:-1]),
-            fits.Column("E_MAX", "D", unit="TeV", array=edges[1:]),
+            fits.Column("E_MIN", "D", unit=unit, array=edges[:-1]),
+            fits.Column("E_MAX", "D", unit=unit, array=edges[1:]),
         ]
         hdu = fits.BinTableHDU.from_columns(cols, name="EBOUNDS")
         for key, value in (

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from astropy import units as u
 from numpy.typing import ArrayLike, NDArray
 
 from gdask.models.integrate import DEFAULT_NDECADE, log_grid, trapz_loglog, trapz_loglog_weights
@@ -48,24 +49,44 @@ _DLNE = 1e-5
 
 
 def energy_range_mask(
-    edges: ArrayLike, energy_min: float | None = None, energy_max: float | None = None
+    edges: ArrayLike,
+    energy_min: float | None = None,
+    energy_max: float | None = None,
+    unit: str = "TeV",
 ) -> NDArray[np.bool_]:
-    """Bins fully inside ``[energy_min, energy_max]`` (Gammapy's ``geom.energy_mask``).
+    """Bins fully inside ``[energy_min, energy_max]``, exactly as Gammapy's ``geom.energy_mask``.
 
     A bin is kept when ``lo >= energy_min`` and ``hi <= energy_max``; partial
-    bins are dropped. ``None`` means no bound.
+    bins are dropped. ``None`` means no bound.  Gammapy compares the edges its
+    log-scaled ``MapAxis`` returns, which are the stored edges passed through
+    ``exp(log(.))`` in the axis' own unit, against the bounds converted to that
+    unit; both steps are reproduced here, so a bound that falls on an edge
+    keeps or drops the same bins as Gammapy (``1 TeV`` on an OGIP edge of
+    ``1e9 keV`` may be just above or below it).
 
     Parameters
     ----------
     edges : array_like
-        Bin edges (n + 1), same unit as the bounds.
+        Bin edges (n + 1) in ``unit``, as stored in the dataset's file.
     energy_min, energy_max : float, optional
-        Bounds.
+        Bounds in TeV.
+    unit : str
+        Unit of ``edges`` (an OGIP file's ``keV``, a map dataset's ``TeV``).
+
+    Examples
+    --------
+    >>> energy_range_mask([0.5, 1.0, 2.0, 4.0], 1.0, 4.0).tolist()
+    [False, True, True]
     """
     e = np.asarray(edges, dtype=float)
-    lo = -np.inf if energy_min is None else float(energy_min)
-    hi = np.inf if energy_max is None else float(energy_max)
-    return (e[:-1] >= lo) & (e[1:] <= hi)
+    y = np.log(e)
+    # Gammapy's MapAxis.edges: linear interpolation of log(edges) at the integer
+    # pixels (scipy's y_lo + slope * 1 beyond the first node), then exp
+    seen = np.exp(np.concatenate([y[:1], (y[1:] - y[:-1]) + y[:-1]]))
+    to_unit = u.TeV.to(unit)
+    lo = -np.inf if energy_min is None else float(energy_min) * to_unit
+    hi = np.inf if energy_max is None else float(energy_max) * to_unit
+    return (seen[:-1] >= lo) & (seen[1:] <= hi)
 
 
 def diagonal_response(edges_true: ArrayLike, edges_reco: ArrayLike) -> Array:

@@ -179,7 +179,10 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         if "mask_fit" in ds:
             mask = mask & np.asarray(ds["mask_fit"].values, bool)
         self.energy_min, self.energy_max = _tev(energy_min), _tev(energy_max)
-        self.mask = mask & energy_range_mask(self.edges, self.energy_min, self.energy_max)
+        file_edges, file_unit = dataset.energy_edges_as_read()
+        self.mask = mask & energy_range_mask(
+            file_edges, self.energy_min, self.energy_max, unit=file_unit
+        )
         self._cols = np.flatnonzero(self.mask)
         self._n_on = self.counts[self._cols]
         cols = self._cols
