@@ -336,12 +336,12 @@ class ModelBase:
 
     # ------------------------------------------------------------ evaluation
     @staticmethod
-    def evaluate(*x: Any, **pars: float) -> np.ndarray:
+    def evaluate(*x: Any, **pars: Any) -> np.ndarray:
         """Model value from coordinates and canonical parameter values."""
         raise NotImplementedError
 
     @staticmethod
-    def evaluate_grad(*x: Any, **pars: float) -> dict[str, np.ndarray]:
+    def evaluate_grad(*x: Any, **pars: Any) -> dict[str, np.ndarray]:
         """Derivative of :meth:`evaluate` with respect to each canonical parameter."""
         raise NotImplementedError
 
