@@ -191,6 +191,8 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
     models : Models, optional
         Input models (default: read ``run.fit.models``).
     """
+    from gdask.datasets.store import store_source
+
     if models is None:
         if run.fit.models is None:
             raise ConfigError(
@@ -214,7 +216,7 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
                 )
             jn = f"{a.name}-{n}"
             joint.append(jn)
-            facts[jn] = (f"{store.resolve()}::{n}", a.name, nbin, edges)
+            facts[jn] = (store_source(store.resolve(), n), a.name, nbin, edges)
         datasets[a.name] = joint
     joint_m = joint_models(run, models, datasets)
     data = joint_m.to_dict()

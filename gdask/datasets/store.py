@@ -35,7 +35,7 @@ from gdask.datasets.map import MapDataset
 from gdask.datasets.spectrum import SpectrumDatasetOnOff
 from gdask.errors import ArchiveError
 
-__all__ = ["DatasetStore"]
+__all__ = ["DatasetStore", "STORE_SEPARATOR", "store_source", "split_store_source"]
 
 Dataset = MapDataset | SpectrumDatasetOnOff
 #: arrays every stored dataset has (the others are optional, the manifest lists them)
@@ -182,3 +182,36 @@ class DatasetStore:
         trash = self.path / "_trash" / f"{name}-{uuid.uuid4().hex}"
         os.rename(group, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+#: separates a dataset-store path from a dataset name in a source string
+STORE_SEPARATOR = "::"
+
+
+def store_source(store: str | Path, name: str) -> str:
+    """The source string ``"<store path>::<name>"`` naming one dataset of a store.
+
+    Examples
+    --------
+    >>> store_source("out/datasets.zarr", "23523")
+    'out/datasets.zarr::23523'
+    """
+    return f"{store}{STORE_SEPARATOR}{name}"
+
+
+def split_store_source(source: str) -> tuple[str, str] | None:
+    """``(store path, dataset name)`` of a ``"<store>::<name>"`` source; None for a file.
+
+    The name may be empty (``"store::"``); the caller decides its default.
+
+    Examples
+    --------
+    >>> split_store_source("out/datasets.zarr::23523")
+    ('out/datasets.zarr', '23523')
+    >>> split_store_source("pha_obs23523.fits") is None
+    True
+    """
+    if STORE_SEPARATOR not in source:
+        return None
+    path, name = source.split(STORE_SEPARATOR, 1)
+    return path, name

@@ -424,10 +424,11 @@ def read_map_dataset(source: str, name: str | None = None) -> MapDataset:
 
     A FITS file with a ``COUNTS_OFF`` HDU is read as a `~gdask.datasets.MapDatasetOnOff`.
     """
-    if "::" in source:
-        from gdask.datasets.store import DatasetStore
+    from gdask.datasets.store import DatasetStore, split_store_source
 
-        path, group = source.split("::", 1)
+    in_store = split_store_source(source)
+    if in_store is not None:
+        path, group = in_store
         return DatasetStore(path).read(group, lazy=False)
     path = Path(source)
     try:

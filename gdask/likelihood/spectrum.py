@@ -481,10 +481,11 @@ class SpectrumOnOffTerm(LikelihoodTerm):
 
 
 def _load_dataset(source: str, name: str) -> SpectrumDatasetOnOff:
-    if "::" in source:
-        from gdask.datasets.store import DatasetStore
+    from gdask.datasets.store import DatasetStore, split_store_source
 
-        store, group = source.split("::", 1)
+    in_store = split_store_source(source)
+    if in_store is not None:
+        store, group = in_store
         ds = DatasetStore(store).read(group or name, lazy=False)
         if not isinstance(ds, SpectrumDatasetOnOff):
             raise ConfigError(f"{source!r} is not a spectrum dataset", field="source")
