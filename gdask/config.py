@@ -44,7 +44,7 @@ __all__ = [
 
 MAP_SELECTION = ("counts", "exposure", "background", "psf", "edisp")
 SAFE_MASK_METHODS_3D = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
-SAFE_MASK_METHODS_1D = ("aeff-max", "offset-max")
+SAFE_MASK_METHODS_1D = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
 _MISSING = object()
 
 

@@ -235,11 +235,17 @@ def test_cross_field_errors(tmp_path):
         AnalysisConfig.from_dict(_with(BASE_1D, "datasets.on_region", KeyError), tmp_path)
     with pytest.raises(
         ConfigError,
-        match="makers.safe_mask.methods\\[0\\]: must be one of \\['aeff-max', 'offset-max'\\]",
+        match="makers.safe_mask.methods\\[0\\]: must be one of \\['aeff-default', 'aeff-max'",
     ):
         AnalysisConfig.from_dict(
-            _with(BASE_1D, "makers.safe_mask", {"methods": ["aeff-default"]}), tmp_path
+            _with(BASE_1D, "makers.safe_mask", {"methods": ["bkg-max"]}), tmp_path
         )
+    # every 3d method is a 1d method too
+    one_d = _with(BASE_1D, "makers.safe_mask", {"methods": ["aeff-default", "edisp-bias"]})
+    assert AnalysisConfig.from_dict(one_d, tmp_path).makers.safe_mask.methods == (
+        "aeff-default",
+        "edisp-bias",
+    )
     with pytest.raises(ConfigError, match="datasets.geom.cutout: only for 3d"):
         AnalysisConfig.from_dict(_with(BASE_1D, "datasets.geom.cutout", {"width": 2}), tmp_path)
 

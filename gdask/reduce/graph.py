@@ -249,6 +249,8 @@ def required_irfs(config: AnalysisConfig) -> tuple[str, ...]:
     """HDU types each run needs for the configured maps."""
     if config.datasets.type == "1d":
         need = ["aeff", "edisp"] + (["psf"] if config.datasets.containment_correction else [])
+        if "bkg-peak" in config.makers.safe_mask.methods:
+            need.append("bkg")
         on = config.datasets.on_region
         if on is not None and on.radius is None:
             need.append("rad_max")  # a point ON region: the RAD_MAX cut
@@ -498,6 +500,7 @@ def _make_1d(spec: ReductionSpec, obs):
         safe_mask_methods=m.safe_mask.methods,
         aeff_percent=m.safe_mask.aeff_percent,
         offset_max=m.offset_max,
+        bias_percent=m.safe_mask.bias_percent,
     )
     return to_spectrum_dataset(ds, gti=obs.gti, name=str(obs.obs_id))
 

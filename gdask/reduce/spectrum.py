@@ -14,7 +14,10 @@
   centre, times the PSF containment within the ON radius when asked;
   ``livetime = sum(GTI) * DEADC``;
 - energy dispersion: the probability per reconstructed-energy bin at that offset;
-- safe mask: methods ``aeff-max`` (Gammapy's DL4 variant on the exposure) and
+- safe mask (Gammapy's DL4 ``SafeMaskMaker`` on the spectrum): ``aeff-max``
+  (on the exposure), ``aeff-default`` (LO_THRES/HI_THRES of the aeff header),
+  ``edisp-bias`` (on the kernel), ``bkg-peak`` (peak of the IRF background
+  predicted at the ON-region centre; needs a background IRF) and
   ``offset-max``.
 
 The result is an `xarray.Dataset` (see `make_spectrum_onoff`).
@@ -42,7 +45,12 @@ from gdask.reduce.reflected import (
     WobbleRegionsFinder,
     as_exclusion_mask,
 )
-from gdask.reduce.safe_mask import energy_range_mask, threshold_aeff_max
+from gdask.reduce.safe_mask import (
+    energy_range_mask,
+    threshold_aeff_max,
+    threshold_bkg_peak,
+    threshold_edisp_bias,
+)
 
 __all__ = [
     "make_spectrum_onoff",
@@ -54,6 +62,8 @@ __all__ = [
     "make_exposure_1d",
     "make_edisp_kernel_1d",
     "make_mask_safe_aeff_max_1d",
+    "background_peak_energy_1d",
+    "SAFE_MASK_METHODS_1D",
     "regions_overlap_rad_max",
 ]
 
@@ -246,6 +256,86 @@ def _mask_offset_max(offset: float, offset_max: float, nbin: int) -> NDArray[np.
     return np.full(nbin, offset < offset_max)
 
 
+#: safe-mask methods of the 1D reduction
+SAFE_MASK_METHODS_1D = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
+
+
+def background_peak_energy_1d(
+    observation: Observation, position: SkyCoord, energy_axis: EnergyAxis
+) -> float:
+    """Lower edge (TeV) of the reconstructed-energy bin where the IRF background predicted at
+    ``position`` peaks (Gammapy's DL4 ``bkg-peak`` on a spectrum: the region's background is
+    the rate at its centre times its solid angle, so the solid angle does not move the peak)."""
+    from gdask.geometry import WcsGeom
+    from gdask.reduce._common import ObservationInfo
+    from gdask.reduce.maps import make_background
+
+    if "bkg" not in observation.irfs:
+        raise GdaskError(
+            "safe mask 'bkg-peak' needs a background IRF",
+            obs_id=observation.obs_id,
+            field="makers.safe_mask.methods",
+        )
+    info = ObservationInfo.from_observation(observation)
+    c = position.icrs
+    geom = WcsGeom.create(
+        skydir=(float(c.ra.deg), float(c.dec.deg)), binsz=0.01, width=0.01, frame="icrs"
+    )
+    bkg = make_background(
+        observation.irfs["bkg"],
+        info.pointing,
+        info.ontime,
+        geom,
+        energy_axis,
+        fov_alignment="REVERSE_LON_RADEC" if info.bkg_reverse_lon else None,
+        time_start=info.time_start,
+        location=info.location,
+    )
+    return threshold_bkg_peak(bkg.transpose("energy", ...).values, energy_axis.edges)
+
+
+def _safe_mask_1d(
+    methods: Sequence[str],
+    observation: Observation,
+    center: SkyCoord,
+    offset: float,
+    exposure: NDArray,
+    edisp: NDArray,
+    livetime: float,
+    energy_axis: EnergyAxis,
+    energy_axis_true: EnergyAxis,
+    aeff_percent: float,
+    bias_percent: float,
+    offset_max: float,
+) -> NDArray[np.bool_]:
+    mask = np.ones(energy_axis.nbin, dtype=bool)
+    unknown = set(methods) - set(SAFE_MASK_METHODS_1D)
+    if unknown:
+        raise ValueError(
+            f"unknown safe-mask method(s) {sorted(unknown)}; known: {SAFE_MASK_METHODS_1D}"
+        )
+    edges = energy_axis.edges
+    if "aeff-max" in methods:
+        mask &= make_mask_safe_aeff_max_1d(
+            exposure, livetime, energy_axis_true, energy_axis, aeff_percent
+        )
+    if "aeff-default" in methods:
+        from gdask.reduce._common import ObservationInfo
+
+        lo, hi = ObservationInfo.from_observation(observation).aeff_thresholds
+        mask &= energy_range_mask(edges, lo, hi)
+    if "edisp-bias" in methods:
+        e = threshold_edisp_bias(edisp, energy_axis_true.center, energy_axis.center, bias_percent)
+        mask &= energy_range_mask(edges, e)
+    if "bkg-peak" in methods:
+        mask &= energy_range_mask(
+            edges, background_peak_energy_1d(observation, center, energy_axis)
+        )
+    if "offset-max" in methods:
+        mask &= _mask_offset_max(offset, offset_max, energy_axis.nbin)
+    return mask
+
+
 # -- the maker ---------------------------------------------------------------------------------
 
 
@@ -264,6 +354,7 @@ def make_spectrum_onoff(
     safe_mask_methods: Sequence[str] = ("aeff-max",),
     aeff_percent: float = 10.0,
     offset_max: float = 3.0,
+    bias_percent: float = 10.0,
 ) -> xr.Dataset:
     """ON/OFF spectrum of one observation (Gammapy 2.1's 1D reduction).
 
@@ -286,11 +377,13 @@ def make_spectrum_onoff(
         OFF-region finder; default `ReflectedRegionsFinder()` (Gammapy's
         defaults). A point ON region needs a `WobbleRegionsFinder`.
     safe_mask_methods : sequence of str
-        Any of ``"aeff-max"``, ``"offset-max"``; empty for no safe mask.
+        Any of `SAFE_MASK_METHODS_1D`; empty for no safe mask.
     aeff_percent : float
         Threshold of ``aeff-max`` in % of the maximum effective area.
     offset_max : float
         Maximum offset (deg) of ``offset-max``.
+    bias_percent : float
+        Threshold of ``edisp-bias`` in % energy bias.
 
     Returns
     -------
@@ -357,16 +450,20 @@ def make_spectrum_onoff(
     )
     edisp = make_edisp_kernel_1d(observation, offset, energy_axis_true, energy_axis)
 
-    mask_safe = np.ones(energy_axis.nbin, dtype=bool)
-    for method in safe_mask_methods:
-        if method == "aeff-max":
-            mask_safe &= make_mask_safe_aeff_max_1d(
-                exposure, livetime, energy_axis_true, energy_axis, aeff_percent
-            )
-        elif method == "offset-max":
-            mask_safe &= _mask_offset_max(offset, offset_max, energy_axis.nbin)
-        else:
-            raise ValueError(f"unknown safe-mask method {method!r}; known: aeff-max, offset-max")
+    mask_safe = _safe_mask_1d(
+        safe_mask_methods,
+        observation,
+        center,
+        offset,
+        exposure,
+        edisp,
+        livetime,
+        energy_axis,
+        energy_axis_true,
+        aeff_percent,
+        bias_percent,
+        offset_max,
+    )
     if n_off == 0:  # Gammapy: no OFF region -> nothing usable
         mask_safe[:] = False
 

@@ -181,3 +181,48 @@ def test_veritas_fixed_rad_max_reflected(data_dir, point_like_axes):
     g = _gammapy_onoff(store.obs(obs_id, required_irf="point-like"), on, *point_like_axes)
     d = make_spectrum_onoff(read_observation(index, obs_id), on, er, et)
     _compare(g, d)
+
+
+@pytest.mark.parametrize("method", ["aeff-default", "edisp-bias", "bkg-peak", "aeff-max"])
+def test_hess_1d_safe_thresholds_match_gammapy(hess_dir, method):
+    """Each 1D safe-mask method alone gives Gammapy's per-run energy threshold
+    (``SafeMaskMaker`` on the ``SpectrumDataset`` of ``SpectrumDatasetMaker`` with the
+    background IRF)."""
+    import astropy.units as u
+    from gammapy.data import DataStore
+    from gammapy.datasets import SpectrumDataset
+    from gammapy.makers import SafeMaskMaker, SpectrumDatasetMaker
+    from gammapy.maps import MapAxis, RegionGeom
+
+    warnings.simplefilter("ignore")
+    on = CircleSkyRegion(TARGET, Angle(0.11, "deg"))
+    ea = MapAxis.from_energy_bounds(0.3, 40, nbin=24, unit="TeV")
+    et = MapAxis.from_energy_bounds(0.1, 100, nbin=40, unit="TeV", name="energy_true")
+    empty = SpectrumDataset.create(
+        geom=RegionGeom.create(region=on, axes=[ea]), energy_axis_true=et
+    )
+    maker = SpectrumDatasetMaker(selection=["counts", "exposure", "edisp", "background"])
+    safe = SafeMaskMaker(methods=[method], aeff_percent=10, bias_percent=10)
+    store = DataStore.from_dir(hess_dir)
+    index = DL3Index.read(hess_dir)
+    e_reco = EnergyAxis.from_bounds(0.3, 40, 24)
+    e_true = EnergyAxis.from_bounds(0.1, 100, 40, name="energy_true")
+    ours, theirs = [], []
+    for obs_id in HESS_RUNS:
+        obs = store.obs(obs_id)
+        g = safe.run(maker.run(empty.copy(name=str(obs_id)), obs), obs)
+        gm = g.mask_safe.data.ravel()
+        d = make_spectrum_onoff(
+            read_observation(index, obs_id),
+            on,
+            e_reco,
+            e_true,
+            safe_mask_methods=(method,),
+            aeff_percent=10,
+            bias_percent=10,
+        )
+        np.testing.assert_array_equal(d["mask_safe"].values, gm, err_msg=f"{method} {obs_id}")
+        theirs.append(ea.edges[:-1][gm][0].to_value(u.TeV))
+        ours.append(e_reco.edges[:-1][d["mask_safe"].values][0])
+    # the thresholds are not trivially the first bin
+    assert np.allclose(ours, theirs) and max(theirs) > e_reco.edges[0]
