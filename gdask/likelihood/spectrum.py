@@ -32,7 +32,9 @@ Fitted bins are ``mask_safe & mask_fit (if stored) & energy range``; the
 energy range keeps reco bins fully inside ``[energy_min, energy_max]``, as
 Gammapy's ``geom.energy_mask``.
 
-Energy-scale nuisance (``energy_scale``): with ``s`` the named parameter, the
+Energy-scale nuisance: an `~gdask.models.EnergyScaleModel` naming the dataset
+in ``datasets_names`` (either parametrisation, see `gdask.models.nuisance`);
+or, the older form, the option ``energy_scale`` naming a parameter ``s``: the
 dataset's true-energy bin ``[E1, E2]`` receives the photons of physical
 energies ``[(1+s) E1, (1+s) E2]``; i.e. the flux seen through the IRFs is
 ``(1+s) phi((1+s) E)`` (photon number conserved).  ``s > 0`` means the
@@ -60,8 +62,9 @@ from gdask.likelihood.folding import (
     subset_ndecade,
 )
 from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
-from gdask.models import FoVBackgroundModel, Models, SkyModel
+from gdask.models import EnergyScaleModel, FoVBackgroundModel, Models, SkyModel
 from gdask.models.integrate import DEFAULT_NDECADE
+from gdask.models.nuisance import EnergyScale
 from gdask.stats import STATISTICS, Statistic, make_statistic, wstat_mu_bkg
 
 __all__ = ["SpectrumOnOffTerm", "build_spectrum_term", "STATS"]
@@ -223,6 +226,8 @@ class SpectrumOnOffTerm(LikelihoodTerm):
 
         # -- contributing models --------------------------------------------------------
         self._sources: list[_Source] = []
+        self._escale_pos: int | None = None
+        self._escale_factor = EnergyScale.factor
         offset = 0
         gti = dataset.gti
         for m in models:
@@ -230,12 +235,17 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             applies = m.datasets_names is None or self.name in m.datasets_names
             if isinstance(m, FoVBackgroundModel) and m.datasets_names[0] == self.name:
                 self._bind_background_model(m, offset)
+            if isinstance(m, EnergyScaleModel) and applies:
+                self._bind_energy_scale(m, offset)
             if isinstance(m, SkyModel) and applies and m.spectral_model is not None:
                 self._sources.append(self._make_source(m, offset, gti))
             offset += n
-
-        self._escale_pos: int | None = None
-        if energy_scale is not None:
+        if energy_scale is not None:  # a parameter named in the options: the "scale" form
+            if self._escale_pos is not None:
+                raise ConfigError(
+                    f"dataset {self.name!r} has an EnergyScaleModel and an energy_scale option",
+                    field="energy_scale",
+                )
             self._escale_pos = _param_position(models, energy_scale)
         self._last: Array = self._x0.copy()
 
@@ -256,6 +266,14 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self._bkg_pos = np.arange(offset, offset + len(m.spectral_model.parameters))
         self._e_center = np.sqrt(self.edges[:-1] * self.edges[1:])[self._cols]
         self.statistic = make_statistic("cash", self._n_on)  # background enters mu_sig
+
+    def _bind_energy_scale(self, m: EnergyScaleModel, offset: int) -> None:
+        if self._escale_pos is not None:
+            raise ConfigError(
+                f"two EnergyScaleModels apply to spectrum dataset {self.name!r}", field="models"
+            )
+        self._escale_pos = offset
+        self._escale_factor = m.energy_scale.factor
 
     def _bkg_norm(
         self, values: Array, grad: bool, energy: Array | None = None
@@ -313,9 +331,15 @@ class SpectrumOnOffTerm(LikelihoodTerm):
 
     # ------------------------------------------------------------------ evaluation
     def _scale(self, values: Array) -> float:
+        return self._scale_and_derivative(values)[0]
+
+    def _scale_and_derivative(self, values: Array) -> tuple[float, float]:
+        """The factor ``k`` of the folded ``k phi(k E)`` and ``dk/dp`` (stored unit of p)."""
         if self._escale_pos is None:
-            return 1.0
-        return 1.0 + float(values[self._escale_pos] * self._to_canonical[self._escale_pos])
+            return 1.0, 0.0
+        c = self._to_canonical[self._escale_pos]
+        k, dk = self._escale_factor(float(values[self._escale_pos] * c))
+        return k, dk * c
 
     def _source_flux(self, src: _Source, values: Array, scale: float, grad: bool) -> dict:
         """Cached true-energy flux (and derivatives) of one source on its group's rows."""
@@ -415,7 +439,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             out[self._bkg_pos] += dnorm @ (dmu * self._bkg)
         out *= self._to_canonical
         if self._escale_pos is not None:
-            out[self._escale_pos] += dscale * self._to_canonical[self._escale_pos]
+            out[self._escale_pos] += dscale * self._scale_and_derivative(values)[1]
         return value, out
 
     # ------------------------------------------------------------------ diagnostics

@@ -6,6 +6,7 @@ Importing this package registers every model class under its Gammapy tags.
 """
 
 from .core import MODEL_REGISTRY, ModelBase, get_model_class, model_from_dict, register_model
+from .nuisance import EnergyBias, EnergyScale, EnergyScaleModel, fov_background_systematics
 from .parameters import FlatLayout, Parameter, Parameters, ParameterSpec, link_parameters
 from .priors import (
     GaussianPrior,
@@ -91,6 +92,10 @@ __all__ = [
     "ExpCutoffPowerLawSpectralModel",
     "FlatLayout",
     "FoVBackgroundModel",
+    "EnergyScaleModel",
+    "EnergyScale",
+    "EnergyBias",
+    "fov_background_systematics",
     "Models",
     "SkyModel",
     "GaussianPrior",

@@ -385,3 +385,33 @@ def test_background_model_on_dataset_without_off() -> None:
         SpectrumOnOffTerm(ds, Models([src]), stat="wstat")
     with pytest.raises(ConfigError, match="two FoVBackgroundModels"):
         SpectrumOnOffTerm(ds, Models([src, bkg, FoVBackgroundModel("d1", name="b2")]))
+
+
+@pytest.mark.parametrize("parametrisation", ["scale", "bias"])
+def test_energy_scale_model_component(parametrisation: str) -> None:
+    from gdask.models import EnergyScaleModel
+
+    src = SkyModel(SPECTRA["pl"](), name="src")
+    nuis = EnergyScaleModel(["d1"], parametrisation, sigma=0.1, name="escale")
+    other = EnergyScaleModel(["d2"], parametrisation, name="other")  # not this dataset
+    models = Models([src, nuis, other])
+    ds = make_dataset()
+    base = SpectrumOnOffTerm(ds, Models([SkyModel(SPECTRA["pl"](), name="src")]))
+    term = SpectrumOnOffTerm(ds, models)
+    x = models.parameters.value
+    x0 = Models([SkyModel(SPECTRA["pl"](), name="src")]).parameters.value
+    assert term.stat(x) == pytest.approx(base.stat(x0), rel=1e-13)
+    i = models.parameters_unique_names.index("escale.energy_scale." + nuis.parameters.names[0])
+    x[i] = 0.04
+    assert_grad(term, x)
+    # k phi(k E) of a power law is a power law of amplitude A k^(1 - index)
+    k = 1.04 if parametrisation == "scale" else 1 / 1.04
+    y = x0.copy()
+    y[1] *= k ** (1 - x0[0])
+    assert term.stat(x) == pytest.approx(base.stat(y), rel=1e-10)
+    # the other dataset's nuisance has no effect here
+    j = models.parameters_unique_names.index("other.energy_scale." + nuis.parameters.names[0])
+    x[j] = 0.2
+    assert term.stat(x) == pytest.approx(base.stat(y), rel=1e-10)
+    with pytest.raises(ConfigError, match="two EnergyScaleModels"):
+        SpectrumOnOffTerm(ds, Models([src, nuis, EnergyScaleModel("d1", name="again")]))

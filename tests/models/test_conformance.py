@@ -1,7 +1,7 @@
 """Conformance checks run over every registered model class.
 
 In the spirit of scikit-learn's ``parametrize_with_checks``: every class in
-`gdask.models.MODEL_REGISTRY` (spectral, spatial, temporal, prior) is checked
+`gdask.models.MODEL_REGISTRY` (spectral, spatial, temporal, prior, energy_scale) is checked
 for
 
 - value vs integral (spectral: ``integral`` vs quadrature of the value;
@@ -192,7 +192,7 @@ def _has_value_on_a_grid(model: ModelBase) -> bool:
 def test_every_model_has_an_instance(cls: type, tmp_path: Path) -> None:
     model = instance(cls, tmp_path)
     assert isinstance(model, cls)
-    assert model.type in ("spectral", "spatial", "temporal", "prior")
+    assert model.type in ("spectral", "spatial", "temporal", "prior", "energy_scale")
     assert model.tag and all(MODEL_REGISTRY[model.type][t] is cls for t in model.tag)
 
 
