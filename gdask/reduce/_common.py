@@ -14,12 +14,12 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord, angular_separation
 from astropy.coordinates.erfa_astrom import ErfaAstromInterpolator, erfa_astrom
-from astropy.coordinates.matrix_utilities import rotation_matrix
 from astropy.time import Time
 from numpy.typing import NDArray
 
 from gdask.errors import FormatError
 from gdask.geometry import WcsGeom
+from gdask.geometry.fov import fov_rotation, radec_to_fov, rotate_to_fov, unit_vectors
 
 __all__ = [
     "ObservationInfo",
@@ -31,7 +31,6 @@ __all__ = [
     "fov_altaz",
 ]
 
-_REFLECT_LON = np.diag([1.0, -1.0, 1.0])
 #: Earth rotation rate used for the FoV-rotation time steps (deg per day, as Gammapy)
 _EARTH_DEG_PER_DAY = 360.0
 _MIN_STEP_S = 1.0
@@ -167,40 +166,12 @@ def offsets(geom: WcsGeom, pointing: tuple[float, float]) -> NDArray:
     return np.rad2deg(angular_separation(ra0, dec0, np.deg2rad(ra), np.deg2rad(dec)))
 
 
-def _to_fov(xyz: NDArray, matrix: NDArray) -> tuple[NDArray, NDArray]:
-    """Rotate unit vectors (3, ...) by ``matrix`` (..., 3, 3 or 3, 3) and return (lon, lat) deg."""
-    if matrix.ndim == 2:
-        x, y, z = np.tensordot(matrix, xyz, axes=(1, 0))
-    else:  # one matrix per time step: matrix (nt, 3, 3), xyz (3, nt, ...)
-        out = np.einsum("tij,jt...->it...", matrix, xyz)
-        x, y, z = out
-    lon = np.rad2deg(np.arctan2(y, x))
-    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
-    return lon, lat
-
-
-def _unit_vectors(lon_deg: NDArray, lat_deg: NDArray) -> NDArray:
-    lon, lat = np.deg2rad(lon_deg), np.deg2rad(lat_deg)
-    cl = np.cos(lat)
-    return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)])
-
-
-def _fov_matrix(lon0_deg: float, lat0_deg: float) -> NDArray:
-    """Rotation taking (lon0, lat0) to the FoV origin, longitudes reversed (Gammapy's FoV frames)."""
-    return (
-        _REFLECT_LON
-        @ rotation_matrix(-lat0_deg * u.deg, "y")
-        @ rotation_matrix(lon0_deg * u.deg, "z")
-    )
-
-
 def fov_radec(
     geom: WcsGeom, pointing: tuple[float, float], reverse_lon: bool = False
 ) -> tuple[NDArray, NDArray]:
     """FoV coordinates (deg) of the pixel centres in the RADEC-aligned frame of ``pointing``."""
     ra, dec = icrs_coords(geom)
-    lon, lat = _to_fov(_unit_vectors(ra, dec), _fov_matrix(*pointing))
-    return (-lon if reverse_lon else lon), lat
+    return radec_to_fov(ra, dec, pointing[0], pointing[1], reverse_lon)
 
 
 def rotation_times(
@@ -248,8 +219,8 @@ def fov_altaz(
     pix = SkyCoord(ra[..., None] * u.deg, dec[..., None] * u.deg, frame="icrs")
     with erfa_astrom.set(ErfaAstromInterpolator(time_resolution * u.s)):
         altaz = pix.transform_to(AltAz(location=location, obstime=times))
-    xyz = _unit_vectors(np.moveaxis(altaz.az.deg, -1, 0), np.moveaxis(altaz.alt.deg, -1, 0))
+    xyz = unit_vectors(np.moveaxis(altaz.az.deg, -1, 0), np.moveaxis(altaz.alt.deg, -1, 0))
     matrices = np.stack(
-        [_fov_matrix(az, alt) for az, alt in zip(origin.az.deg, origin.alt.deg, strict=True)]
+        [fov_rotation(az, alt) for az, alt in zip(origin.az.deg, origin.alt.deg, strict=True)]
     )
-    return _to_fov(xyz, matrices)
+    return rotate_to_fov(xyz, matrices)

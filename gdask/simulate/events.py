@@ -26,6 +26,7 @@ from gdask.dl3.irf import PSF3Gauss, PSFKing, PSFTable
 from gdask.dl3.irf.bkg import Background3D, trapz_loglog, upsample_log_edges
 from gdask.dl3.irf.psf import table_cumulative
 from gdask.dl3.irf.psf_analytic import multi_gauss_norms
+from gdask.geometry.fov import offset_by, offset_to_fov, separation
 from gdask.models import PointSpatialModel, SkyModel
 
 __all__ = [
@@ -83,33 +84,6 @@ class Run:
 
 
 # ------------------------------------------------------------------------- sky geometry
-
-
-def offset_by(lon: Any, lat: Any, sep: Any, pa: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Points at separation ``sep`` and position angle ``pa`` (east of north) from (lon, lat); deg."""
-    lon, lat, sep, pa = (np.asarray(x, float) * _DEG for x in (lon, lat, sep, pa))
-    slat = np.sin(lat) * np.cos(sep) + np.cos(lat) * np.sin(sep) * np.cos(pa)
-    lat2 = np.arcsin(np.clip(slat, -1.0, 1.0))
-    dlon = np.arctan2(np.sin(pa) * np.sin(sep) * np.cos(lat), np.cos(sep) - np.sin(lat) * slat)
-    return np.mod(lon + dlon, 2 * np.pi) / _DEG, lat2 / _DEG
-
-
-def separation(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> np.ndarray:
-    """Angular separation (deg), Vincenty's formula."""
-    l1, b1, l2, b2 = (np.asarray(x, float) * _DEG for x in (lon1, lat1, lon2, lat2))
-    dl = l2 - l1
-    num = np.hypot(
-        np.cos(b2) * np.sin(dl), np.cos(b1) * np.sin(b2) - np.sin(b1) * np.cos(b2) * np.cos(dl)
-    )
-    return np.arctan2(num, np.sin(b1) * np.sin(b2) + np.cos(b1) * np.cos(b2) * np.cos(dl)) / _DEG
-
-
-def _fov_lonlat(sep: np.ndarray, pa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RADEC-aligned FoV coordinates (Gammapy's frame: longitudes reversed) of an offset (sep, pa)."""
-    s, p = sep * _DEG, pa * _DEG
-    lon = np.arctan2(np.sin(s) * np.sin(p), np.cos(s))
-    lat = np.arcsin(np.sin(s) * np.cos(p))
-    return -lon / _DEG, lat / _DEG
 
 
 def _to_icrs(lon: np.ndarray, lat: np.ndarray, frame: str) -> tuple[np.ndarray, np.ndarray]:
@@ -431,7 +405,7 @@ class _BackgroundPlan:
         self.e = np.asarray(energy_edges, float)
         e = self.e[:, None, None]
         if is_3d:
-            lon, lat = _fov_lonlat(sep, pa)
+            lon, lat = offset_to_fov(sep, pa)
             rate = bkg.evaluate(e, lon[None], lat[None])
         else:
             rate = bkg.evaluate(e, sep[None])

@@ -218,7 +218,7 @@ def test_offset_by_and_separation_roundtrip():
 def test_fov_frame_matches_makers():
     """The FoV coordinates used for bkg_3d agree with the makers' frame (signs included)."""
     from gdask.reduce._common import fov_radec
-    from gdask.simulate.events import _fov_lonlat
+    from gdask.geometry.fov import offset_to_fov
 
     pnt = (83.0, 22.5)
     geom = WcsGeom.create(skydir=pnt, binsz=0.5, width=(3.0, 3.0), frame="icrs", proj="CAR")
@@ -228,7 +228,7 @@ def test_fov_frame_matches_makers():
     from astropy.coordinates import SkyCoord
 
     pa = SkyCoord(*pnt, unit="deg").position_angle(SkyCoord(ra, dec, unit="deg")).deg
-    lon, lat = _fov_lonlat(sep, pa)
+    lon, lat = offset_to_fov(sep, pa)
     np.testing.assert_allclose(lon, lon_m, atol=1e-8)
     np.testing.assert_allclose(lat, lat_m, atol=1e-8)
 
