@@ -217,8 +217,8 @@ def test_offset_by_and_separation_roundtrip():
 
 def test_fov_frame_matches_makers():
     """The FoV coordinates used for bkg_3d agree with the makers' frame (signs included)."""
-    from gdask.reduce._common import fov_radec
     from gdask.geometry.fov import offset_to_fov
+    from gdask.reduce._common import fov_radec
 
     pnt = (83.0, 22.5)
     geom = WcsGeom.create(skydir=pnt, binsz=0.5, width=(3.0, 3.0), frame="icrs", proj="CAR")
