@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from gdask.datasets.map import MapDataset, MapDatasetOnOff
 from gdask.errors import ConfigError
+from gdask.likelihood.energy_scale import ScaledSource, bind_energy_scale
 from gdask.likelihood.evaluator import DatasetIRFs, SourceEvaluator
 from gdask.likelihood.folding import energy_range_mask
 from gdask.likelihood.psf_kernel import PSFKernelMaker
@@ -137,6 +138,7 @@ class MapTerm(LikelihoodTerm):
         self.bkg_model: FoVBackgroundModel | None = None
         self.bkg_slice = slice(0, 0)
         self._model_slices: list[tuple[Any, slice]] = []
+        self.energy_scale = bind_energy_scale(models, self.name)
         offset = 0
         for m in models:
             n = len(m.parameters)
@@ -154,7 +156,8 @@ class MapTerm(LikelihoodTerm):
                     self._model_slices.append((m, sl))
             elif isinstance(m, SkyModel):
                 if m.datasets_names is None or self.name in m.datasets_names:
-                    self.sources.append((SourceEvaluator(m, irfs), sl))
+                    src = m if self.energy_scale is None else ScaledSource.of(m)
+                    self.sources.append((SourceEvaluator(src, irfs), sl))
                     self._model_slices.append((m, sl))
         self._signal = np.zeros(shape)
         self._box_cache: dict[tuple, tuple] = {}
@@ -189,7 +192,24 @@ class MapTerm(LikelihoodTerm):
                 for p, v in zip(m.parameters, values[sl], strict=True):
                     p.value = v
         self._values = values.copy()
-        return values * self.to_canonical
+        self._theta = values * self.to_canonical
+        return self._theta
+
+    def _src_theta(self, theta: Array, sl: slice, ev: SourceEvaluator) -> Array:
+        """A source's canonical parameters (with ``k`` after the spectral ones if scaled)."""
+        if self.energy_scale is None:
+            return theta[sl]
+        k, _ = self.energy_scale.factor(theta)
+        return self.energy_scale.source_theta(theta[sl], ev.n_spec - 1, k)
+
+    def _src_grad(self, gcan: Array, sl: slice, ev: SourceEvaluator, g: Array) -> None:
+        """Add a source's gradient (and its ``d/dk`` times ``dk/dp``) to the canonical one."""
+        if self.energy_scale is None:
+            gcan[sl] += g
+            return
+        own, d_k = self.energy_scale.split_grad(g, ev.n_spec - 1)
+        gcan[sl] += own
+        gcan[self.energy_scale.position] += d_k * self.energy_scale.factor(self._theta)[1]
 
     def _bkg_norm(self, theta: Array, grad: bool) -> tuple[Array, Array | None]:
         if self.bkg_model is None:
@@ -247,7 +267,7 @@ class MapTerm(LikelihoodTerm):
         if norm.min() >= 0 and all(ev.folds_after_psf for ev, _ in self.sources):
             parts = []
             for ev, sl in self.sources:
-                m = ev.npred_true(theta[sl], grad=grad)
+                m = ev.npred_true(self._src_theta(theta, sl, ev), grad=grad)
                 if m is not None:
                     parts.append((ev, sl, m))
             if all(ev.is_nonnegative for ev, _, _ in parts):
@@ -296,7 +316,7 @@ class MapTerm(LikelihoodTerm):
             contrib = 2.0 * ratio[inside] * kpos
             for t in range(g.shape[0]):
                 gflat[t] -= np.bincount(q, weights=contrib[t], minlength=gflat.shape[1])
-            gcan[sl] += ev.backward_true(g)
+            self._src_grad(gcan, sl, ev, ev.backward_true(g))
         return stat, gcan * self.to_canonical
 
     def _evaluate_dense(
@@ -307,7 +327,7 @@ class MapTerm(LikelihoodTerm):
         parts = []
         box = None
         for ev, sl in self.sources:
-            out = ev.npred(theta[sl], grad=grad)
+            out = ev.npred(self._src_theta(theta, sl, ev), grad=grad)
             if out is None:
                 continue
             ys, xs = ev.slices
@@ -349,7 +369,7 @@ class MapTerm(LikelihoodTerm):
             w_flat[local] -= 2.0 * ratio[in_box]
             for ev, sl, ys, xs in parts:
                 w = w_box[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-                gcan[sl] += ev.backward(np.ascontiguousarray(w))
+                self._src_grad(gcan, sl, ev, ev.backward(np.ascontiguousarray(w)))
         return stat, gcan * self.to_canonical
 
     def _evaluate_statistic(self, values: np.ndarray, grad: bool) -> tuple[float, Array | None]:
@@ -358,7 +378,7 @@ class MapTerm(LikelihoodTerm):
         sig = np.zeros(self.shape)
         parts = []
         for ev, sl in self.sources:
-            out = ev.npred(theta[sl], grad=grad)
+            out = ev.npred(self._src_theta(theta, sl, ev), grad=grad)
             if out is not None:
                 ys, xs = ev.slices
                 sig[:, ys, xs] += out
@@ -370,7 +390,7 @@ class MapTerm(LikelihoodTerm):
         w[self.mask] = dmu
         gcan = np.zeros(self.n_parameters)
         for ev, sl, ys, xs in parts:
-            gcan[sl] += ev.backward(np.ascontiguousarray(w[:, ys, xs]))
+            self._src_grad(gcan, sl, ev, ev.backward(np.ascontiguousarray(w[:, ys, xs])))
         return value, gcan * self.to_canonical
 
     # ------------------------------------------------------------ interface
@@ -388,7 +408,7 @@ class MapTerm(LikelihoodTerm):
         theta = self._set_values(values)
         out = np.zeros(self.shape)
         for ev, sl in self.sources:
-            part = ev.npred(theta[sl])
+            part = ev.npred(self._src_theta(theta, sl, ev))
             if part is not None:
                 ys, xs = ev.slices
                 out[:, ys, xs] += part

@@ -292,3 +292,38 @@ def test_wstat_errors(dataset, dataset_onoff):
         MapTerm(dataset_onoff, _source_only(), stat="chi2")
     with pytest.raises(ConfigError, match="wstat profiles the background"):
         MapTerm(dataset_onoff, make_models("pl", "point"))
+
+
+# -- energy-scale nuisance ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parametrisation", ["scale", "bias"])
+def test_energy_scale_nuisance(dataset, parametrisation):
+    plain = make_models("pl", "gauss")
+    models = gm.Models(
+        [*plain, gm.EnergyScaleModel("ds", parametrisation, sigma=0.1, name="escale")]
+    )
+    term = MapTerm(dataset, models)
+    base = MapTerm(dataset, make_models("pl", "gauss"))
+    x0 = plain.parameters.value.copy()
+    x = models.parameters.value.copy()
+    assert term.stat(x) == pytest.approx(base.stat(x0), rel=1e-12)
+    i = models.parameters_unique_names.index(
+        "escale.energy_scale." + models["escale"].parameters.names[0]
+    )
+    x[i] = 0.05
+    stat, grad = term.stat_and_grad(x)
+    for j, p in enumerate(models.parameters):
+        if not p.frozen:
+            assert grad[j] == pytest.approx(_fd_grad(term, x, j), rel=1e-5, abs=1e-6 * stat), p.name
+    # k phi(k E) of a power law: amplitude A k^(1 - index)
+    k = 1.05 if parametrisation == "scale" else 1 / 1.05
+    names = plain.parameters.names
+    y = x0.copy()
+    y[names.index("amplitude")] *= k ** (1 - x0[names.index("index")])
+    assert stat == pytest.approx(base.stat(y), rel=1e-10)
+    dense = term._evaluate_dense(
+        x * term.to_canonical, *term._bkg_norm(x * term.to_canonical, True), True
+    )
+    assert dense[0] == pytest.approx(stat, rel=1e-10)
+    np.testing.assert_allclose(dense[1], grad, rtol=1e-6, atol=1e-9 * stat)
