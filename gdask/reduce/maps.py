@@ -36,12 +36,12 @@ from astropy.time import Time
 
 from gdask.datasets.axes import BandAxis
 from gdask.datasets.irf_maps import EDispKernelMap, PSFMap
+from gdask.dl3 import ObservationInfo
 from gdask.dl3.irf import Background2D, EffectiveArea2D, EnergyDispersion2D, PSFTable
 from gdask.dl3.irf.bkg import integrate_bins
 from gdask.dl3.irf.edisp import reco_bin_probabilities
 from gdask.geometry import Axis, EnergyAxis, WcsGeom
 from gdask.reduce._common import (
-    ObservationInfo,
     as_radec,
     fov_altaz,
     fov_radec,

@@ -27,8 +27,9 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import brentq
 
+from gdask.dl3 import ObservationInfo
 from gdask.geometry import WcsGeom
-from gdask.reduce._common import ObservationInfo, as_radec, offsets
+from gdask.reduce._common import as_radec, offsets
 
 __all__ = [
     "SAFE_MASK_METHODS",

@@ -266,8 +266,8 @@ def background_peak_energy_1d(
     """Lower edge (TeV) of the reconstructed-energy bin where the IRF background predicted at
     ``position`` peaks (Gammapy's DL4 ``bkg-peak`` on a spectrum: the region's background is
     the rate at its centre times its solid angle, so the solid angle does not move the peak)."""
+    from gdask.dl3 import ObservationInfo
     from gdask.geometry import WcsGeom
-    from gdask.reduce._common import ObservationInfo
     from gdask.reduce.maps import make_background
 
     if "bkg" not in observation.irfs:
@@ -320,7 +320,7 @@ def _safe_mask_1d(
             exposure, livetime, energy_axis_true, energy_axis, aeff_percent
         )
     if "aeff-default" in methods:
-        from gdask.reduce._common import ObservationInfo
+        from gdask.dl3 import ObservationInfo
 
         lo, hi = ObservationInfo.from_observation(observation).aeff_thresholds
         mask &= energy_range_mask(edges, lo, hi)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from gdask.dl3 import ObservationInfo
 from gdask.dl3.irf import Background2D, Background3D
 from gdask.geometry import WcsGeom
 from gdask.reduce import (
@@ -18,7 +19,7 @@ from gdask.reduce import (
     make_map_dataset,
     make_psf_map,
 )
-from gdask.reduce._common import ObservationInfo, fov_radec, offsets, rotation_times
+from gdask.reduce._common import fov_radec, offsets, rotation_times
 from gdask.reduce._fastirf import bilinear_background_evaluator, eval_aeff, eval_edisp_pdf, eval_psf
 from gdask.reduce.maps import _fill_missing_energy, _pad_offset
 

@@ -33,10 +33,9 @@ from gammapy.makers.utils import make_map_background_irf  # noqa: E402
 from gammapy.maps import MapAxis  # noqa: E402
 from gammapy.maps import WcsGeom as GPWcsGeom  # noqa: E402
 
-from gdask.dl3 import DL3Index, read_observation  # noqa: E402
+from gdask.dl3 import DL3Index, ObservationInfo, read_observation  # noqa: E402
 from gdask.geometry import EnergyAxis, WcsGeom  # noqa: E402
 from gdask.reduce import make_background, make_map_dataset, make_safe_mask  # noqa: E402
-from gdask.reduce._common import ObservationInfo  # noqa: E402
 from tests.validation.gammapy_hess import OBS_IDS  # noqa: E402
 
 TARGET = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
