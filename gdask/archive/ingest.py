@@ -291,17 +291,28 @@ def ingest_one(
     index_entry: str = "",
     chunk_events: int = DEFAULT_CHUNK_EVENTS,
 ) -> IngestReport:
-    """Read one observation and commit it to the store; a Dask task (pure, no shared state).
+    """Read, validate and commit one observation to the store; a Dask task (pure, no shared state).
 
+    Content that cannot be physically right (`gdask.dl3.validate`) fails the
+    run; what may be legitimate (a few NaN events) is a warning in the report.
     Any gdask error becomes a ``failed`` report naming file, observation and field.
     """
     from gdask.dl3 import read_observation
+    from gdask.dl3.validate import raise_for_errors, validate_observation
 
     t0 = time.perf_counter()
     store = ArchiveStore(store_path)
     staging = None
     try:
         obs = read_observation(index, obs_id)
+        files = {t: str(index.hdu_location(obs_id, t).path) for t in obs.irfs}
+        issues = validate_observation(
+            obs,
+            files=files,
+            index_file=None if index.obs_file is None else str(index.obs_file),
+            obs_row=index.obs_values(obs_id),
+        )
+        warnings = raise_for_errors(issues)  # physically impossible content: a failed run
         attrs = {
             "obs_id": int(obs_id),
             "index_row": index.obs_row(obs_id),
@@ -342,6 +353,7 @@ def ingest_one(
         n_events=int(obs.events.n_events),
         n_bytes=sum(s["size"] for s in sources),
         seconds=time.perf_counter() - t0,
+        warnings=warnings,
     )
 
 

@@ -327,6 +327,19 @@ class DL3Index:
         row = self.obs_table[i]
         return {name: python_scalar(row[name]) for name in self.obs_table.colnames}
 
+    def obs_values(self, obs_id: int) -> dict[str, Any]:
+        """Like `obs_row`, but infinite floats are kept (a 1e300 stored as float32 is inf).
+
+        For validation: `obs_row` turns every non-finite value into None (missing).
+        """
+        row = self.obs_row(obs_id)
+        table_row = self.obs_table[self._obs_row_index[int(obs_id)]]
+        for name, value in row.items():
+            raw = table_row[name]
+            if value is None and isinstance(raw, np.floating | float) and np.isinf(raw):
+                row[name] = float(raw)
+        return row
+
     def _rows(self, obs_id: int) -> list[int]:
         rows = self._hdu_rows.get(int(obs_id))
         if rows is None:
