@@ -15,6 +15,7 @@ non-spatial numpy dimension.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -22,10 +23,47 @@ from astropy.io import fits
 from numpy.typing import NDArray
 
 from gdask.datasets.axes import AXIS_UNITS, BandAxis, make_axis
-from gdask.errors import FormatError, MissingColumnError, MissingHDUError
+from gdask.dl3.fits_utils import open_fits
+from gdask.errors import FileReadError, FormatError, MissingColumnError, MissingHDUError
 from gdask.geometry.wcs import WcsGeom
 
-__all__ = ["GadfMap", "read_gadf_map", "gadf_map_hdus"]
+__all__ = ["GadfMap", "open_dataset_fits", "read_gadf_map", "gadf_map_hdus"]
+
+
+def open_dataset_fits(path: str | Path) -> fits.HDUList:
+    """Open a DL4/OGIP FITS file fully into memory, refusing a truncated one.
+
+    `gdask.dl3.fits_utils.open_fits` (missing file, undecodable data, cut
+    gzip stream), and for a plain file: it must end where its last HDU ends.
+    astropy silently drops an HDU whose header was cut; this says so instead.
+
+    Raises
+    ------
+    FileReadError
+        Missing, unreadable, corrupt or truncated file (``file`` is the path).
+
+    Examples
+    --------
+    >>> with open_dataset_fits("pha_obs23523.fits") as hdulist:  # doctest: +SKIP
+    ...     hdulist.info()
+    """
+    path = Path(path)
+    hdulist = open_fits(path)
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        info = hdulist.fileinfo(len(hdulist) - 1)
+        end, size = int(info["datLoc"]) + int(info["datSpan"]), path.stat().st_size
+        if size != end:
+            last = hdulist[-1].name or "PRIMARY"
+            hdulist.close()
+            where = (
+                f"{size - end} bytes after the last complete HDU {last!r} (an HDU cut short)"
+                if size > end
+                else f"it ends {end - size} bytes before the end of its last HDU {last!r}"
+            )
+            raise FileReadError(f"truncated or corrupt FITS file: {where}", file=str(path))
+    return hdulist
 
 
 @dataclass
@@ -106,6 +144,13 @@ def read_gadf_map(hdulist: fits.HDUList, hdu: str, file: str | None = None) -> G
     hdu_bands = hdulist[bands_name] if bands_name in hdulist else None
     if hdu_bands is None and f"{hdu}_BANDS" in hdulist:
         hdu_bands = hdulist[f"{hdu}_BANDS"]
+    n_values = len(h.data) if isinstance(h, fits.BinTableHDU) else int(header.get("NAXIS", 0))
+    if hdu_bands is None and n_values > (1 if isinstance(h, fits.BinTableHDU) else 2):
+        raise MissingHDUError(
+            f"no HDU {bands_name!r}: the non-spatial axes of {hdu} are undefined",
+            file=file,
+            field=bands_name,
+        )
     axes = _read_axes(hdu_bands, file)
     shape_axes = tuple(a.nbin for a in axes)
     meta = header.get("META")

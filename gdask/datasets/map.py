@@ -20,6 +20,7 @@ Energies are in TeV (files in keV/MeV/GeV are converted on reading).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,12 @@ from astropy.io import fits
 from astropy.table import Table
 from numpy.typing import ArrayLike
 
-from gdask.datasets._fits import gadf_map_hdus, read_gadf_map
+from gdask.datasets._fits import gadf_map_hdus, open_dataset_fits, read_gadf_map
 from gdask.datasets.axes import BandAxis
 from gdask.datasets.base import DatasetBase
 from gdask.datasets.irf_maps import EXPOSURE_UNIT, EDispKernelMap, PSFMap
 from gdask.dl3.gti import GTI
-from gdask.errors import FileReadError, FormatError, GdaskError
+from gdask.errors import FormatError, GdaskError, MissingHDUError
 from gdask.geometry.axes import Axis
 from gdask.geometry.wcs import WCS_ATTR, WcsGeom
 
@@ -349,7 +350,9 @@ class MapDataset(DatasetBase):
         )
 
     @classmethod
-    def read(cls, filename: str | Path, name: str | None = None) -> MapDataset:
+    def read(
+        cls, filename: str | Path, name: str | None = None, require: Sequence[str] = ()
+    ) -> MapDataset:
         """Read a GADF-DL4 FITS file as written by Gammapy (``MapDataset.write``).
 
         Parameters
@@ -358,17 +361,36 @@ class MapDataset(DatasetBase):
             The file (may be gzipped).
         name : str, optional
             Dataset name; the ``NAME`` card of the primary header by default.
+        require : sequence of str
+            Maps that must be present (e.g. ``("counts", "exposure")`` to fit).
+
+        Raises
+        ------
+        FileReadError
+            Missing, corrupt or truncated file.
+        MissingHDUError
+            A required map's HDU (or the BANDS HDU of a map) is absent.
+        FormatError
+            Inconsistent maps (axes, sky grids, shapes).
+
+        Examples
+        --------
+        >>> MapDataset.read("stacked.fits", require=("counts", "exposure"))  # doctest: +SKIP
         """
         path = Path(filename)
-        if not path.exists():
-            raise FileReadError("file not found", file=str(path))
         try:
-            with fits.open(path, memmap=False) as hdulist:
-                return cls.from_hdulist(hdulist, name=name, file=str(path))
+            with open_dataset_fits(path) as hdulist:
+                out = cls.from_hdulist(hdulist, name=name, file=str(path))
         except GdaskError as exc:
             raise exc.with_context(file=str(path)) from exc
-        except OSError as exc:
-            raise FileReadError(f"cannot read FITS: {exc}", file=str(path)) from exc
+        missing = [k for k in require if k not in out.ds]
+        if missing:
+            raise MissingHDUError(
+                f"no HDU {missing[0].upper()!r}: a {', '.join(require)} map is needed",
+                file=str(path),
+                field=missing[0].upper(),
+            )
+        return out
 
     def to_hdulist(self) -> fits.HDUList:
         """HDUs in Gammapy's GADF-DL4 layout."""

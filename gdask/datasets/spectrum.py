@@ -33,10 +33,11 @@ import xarray as xr
 from astropy.io import fits
 from numpy.typing import ArrayLike, NDArray
 
+from gdask.datasets._fits import open_dataset_fits
 from gdask.datasets.axes import BandAxis
 from gdask.datasets.base import DatasetBase
 from gdask.dl3.gti import GTI
-from gdask.errors import FileReadError, FormatError, GdaskError, MissingColumnError, MissingHDUError
+from gdask.errors import FormatError, GdaskError, MissingColumnError, MissingHDUError
 from gdask.geometry.axes import EnergyAxis
 
 __all__ = ["SpectrumDatasetOnOff"]
@@ -68,12 +69,7 @@ _PHA_OWN_KEYS = {
 
 
 def _open(path: Path) -> fits.HDUList:
-    if not path.exists():
-        raise FileReadError("file not found", file=str(path))
-    try:
-        return fits.open(path, memmap=False)
-    except OSError as exc:
-        raise FileReadError(f"cannot read FITS: {exc}", file=str(path)) from exc
+    return open_dataset_fits(path)
 
 
 def _hdu(hdulist: fits.HDUList, name: str, path: Path) -> fits.BinTableHDU:
@@ -106,12 +102,32 @@ def _column_or_key(hdu: fits.BinTableHDU, name: str, n: int, default: float) -> 
     return np.full(n, float(hdu.header.get(name, default)))
 
 
+def _check_channels(value: Any, n: int, what: str, path: Path, field: str) -> None:
+    """A channel count (DETCHANS keyword, number of rows) must be ``n`` when given."""
+    if value is None:
+        return
+    try:
+        ok = int(value) == n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise FormatError(
+            f"{field.split('.')[-1]} is {value!r} but the {what} give {n} channels",
+            file=str(path),
+            field=field,
+        )
+
+
 def _read_pha(path: Path) -> dict[str, Any]:
     with _open(path) as hdulist:
         hdu = _hdu(hdulist, "SPECTRUM", path)
         n = len(hdu.data)
         if "COUNTS" not in hdu.columns.names:
             raise MissingColumnError("no column 'COUNTS'", file=str(path), field="SPECTRUM.COUNTS")
+        _check_channels(hdu.header.get("DETCHANS"), n, "SPECTRUM rows", path, "SPECTRUM.DETCHANS")
+        _check_channels(
+            len(_hdu(hdulist, "EBOUNDS", path).data), n, "SPECTRUM rows", path, "EBOUNDS"
+        )
         counts = np.asarray(hdu.data["COUNTS"])
         out = {
             "counts": counts.astype(counts.dtype.newbyteorder("=")),
@@ -135,19 +151,50 @@ def _read_rmf(path: Path) -> tuple[NDArray[np.float64], NDArray[np.float64], NDA
             else _hdu(hdulist, "SPECRESP MATRIX", path)
         )
         data, header = hdu.data, hdu.header
-        nchan = int(header["DETCHANS"])
-        matrix = np.zeros((len(data), nchan), dtype=np.float64)
-        for i, row in enumerate(data):
-            ngrp = int(row["N_GRP"])
-            f_chan, n_chan = np.atleast_1d(row["F_CHAN"]), np.atleast_1d(row["N_CHAN"])
-            values, start = np.atleast_1d(row["MATRIX"]), 0
-            for k in range(ngrp):
-                lo, n = int(f_chan[k]), int(n_chan[k])
-                matrix[i, lo : lo + n] = values[start : start + n]
-                start += n
+        for col in ("N_GRP", "F_CHAN", "N_CHAN", "MATRIX"):
+            if col not in hdu.columns.names:
+                raise MissingColumnError(
+                    f"no column {col!r}", file=str(path), field=f"MATRIX.{col}"
+                )
         e_true = _energy_edges(data, "ENERG_LO", "ENERG_HI", path)
         e_reco = _energy_edges(_hdu(hdulist, "EBOUNDS", path).data, "E_MIN", "E_MAX", path)
+        if "DETCHANS" not in header:
+            raise FormatError("no DETCHANS keyword", file=str(path), field="MATRIX.DETCHANS")
+        nchan = e_reco.size - 1
+        _check_channels(header["DETCHANS"], nchan, "EBOUNDS rows", path, "MATRIX.DETCHANS")
+        matrix = np.zeros((len(data), nchan), dtype=np.float64)
+        for i, row in enumerate(data):
+            _fill_rmf_row(matrix[i], row, i, path)
     return matrix, e_true, e_reco
+
+
+def _fill_rmf_row(out: NDArray[np.float64], row: Any, i: int, path: Path) -> None:
+    """Ungroup one RMF row (N_GRP groups of N_CHAN values from channel F_CHAN, 0-based)."""
+    ngrp = int(row["N_GRP"])
+    f_chan, n_chan = np.atleast_1d(row["F_CHAN"]), np.atleast_1d(row["N_CHAN"])
+    values, start = np.atleast_1d(row["MATRIX"]), 0
+    if ngrp > min(f_chan.size, n_chan.size):
+        raise FormatError(
+            f"row {i}: N_GRP {ngrp} but {min(f_chan.size, n_chan.size)} F_CHAN/N_CHAN entries",
+            file=str(path),
+            field="MATRIX.N_GRP",
+        )
+    for k in range(ngrp):
+        lo, n = int(f_chan[k]), int(n_chan[k])
+        if lo < 0 or n < 0 or lo + n > out.size:
+            raise FormatError(
+                f"row {i}: F_CHAN {lo} + N_CHAN {n} outside the {out.size} channels (DETCHANS)",
+                file=str(path),
+                field="MATRIX.F_CHAN",
+            )
+        if start + n > values.size:
+            raise FormatError(
+                f"row {i}: N_CHAN add up to more than the {values.size} MATRIX values",
+                file=str(path),
+                field="MATRIX.N_CHAN",
+            )
+        out[lo : lo + n] = values[start : start + n]
+        start += n
 
 
 def _rmf_columns(matrix: NDArray) -> tuple[list, list, list, list]:
@@ -375,6 +422,10 @@ class SpectrumDatasetOnOff(DatasetBase):
         with _open(arf_path) as hdulist:  # type: ignore[arg-type]
             arf = _hdu(hdulist, "SPECRESP", arf_path).data  # type: ignore[arg-type]
             e_true_edges = _energy_edges(arf, "ENERG_LO", "ENERG_HI", arf_path)  # type: ignore[arg-type]
+            if "SPECRESP" not in arf.columns.names:
+                raise MissingColumnError(
+                    "no column 'SPECRESP'", file=str(arf_path), field="SPECRESP.SPECRESP"
+                )
             aeff_unit = arf.columns["SPECRESP"].unit or "cm2"
             aeff = u.Quantity(np.asarray(arf["SPECRESP"], float), aeff_unit).to_value("cm2")
         e_true = EnergyAxis(e_true_edges, name="energy_true")
@@ -382,7 +433,9 @@ class SpectrumDatasetOnOff(DatasetBase):
         bkg_path = companion("BACKFILE", False)
         if bkg_path is not None:
             bkg = _read_pha(bkg_path)
-            if not np.allclose(bkg["edges"], pha["edges"], rtol=1e-6):
+            if bkg["edges"].shape != pha["edges"].shape or not np.allclose(
+                bkg["edges"], pha["edges"], rtol=1e-6
+            ):
                 raise FormatError(
                     "BKG energy bounds differ from the PHA's", file=str(bkg_path), field="EBOUNDS"
                 )

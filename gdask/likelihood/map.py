@@ -456,7 +456,8 @@ def read_map_dataset(source: str, name: str | None = None) -> MapDataset:
             on_off = "COUNTS_OFF" in hdul
     except OSError:
         on_off = False  # MapDataset.read names the unreadable file
-    return (MapDatasetOnOff if on_off else MapDataset).read(path, name=name)
+    cls = MapDatasetOnOff if on_off else MapDataset
+    return cls.read(path, name=name, require=("counts", "exposure"))
 
 
 @register_term("map")
