@@ -74,6 +74,7 @@ class _EnergyScaleBase(ModelBase):
     """
 
     type: ClassVar[str | None] = "energy_scale"
+    gdask_only = True  # Gammapy 2.1 has no energy-scale nuisance (docs/models.md)
     input_units = ("TeV",)
     output_unit = "TeV"
 
