@@ -7,31 +7,19 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
+from gdask.interp import locate, scale_forward, scale_inverse
+
 from .spectral_base import DNDE_UNIT, ENERGY_UNIT, SpectralModel
 
 __all__ = ["TemplateSpectralModel"]
 
-_TINY = np.finfo(np.float64).tiny
-
 
 def _scale_fwd(scale: str, v: Any) -> Any:
-    v = np.asarray(v, dtype=float)
-    if scale == "log":
-        return np.log(np.clip(v, _TINY, np.inf))
-    if scale == "sqrt":
-        return np.sign(v) * np.sqrt(np.abs(v))
-    if scale in ("lin", "linear"):
-        return v
-    raise ValueError(f"invalid interpolation scale {scale!r}")
+    return scale_forward(np.asarray(v, dtype=float), scale)
 
 
 def _scale_inv(scale: str, v: Any) -> Any:
-    if scale == "log":
-        out = np.exp(v)
-        return np.where(np.abs(out) - _TINY <= _TINY, 0.0, out)
-    if scale == "sqrt":
-        return np.power(v, 2)
-    return v
+    return scale_inverse(v, scale)
 
 
 class TemplateSpectralModel(SpectralModel):
@@ -82,9 +70,7 @@ class TemplateSpectralModel(SpectralModel):
         if len(self._x) == 1:
             val = np.broadcast_to(self._y[0], le.shape)
         else:
-            i = np.clip(np.searchsorted(self._x, le, side="right") - 1, 0, len(self._x) - 2)
-            x0, x1 = self._x[i], self._x[i + 1]
-            t = (le - x0) / (x1 - x0)
+            i, t = locate(self._x, le)
             val = self._y[i] * (1 - t) + self._y[i + 1] * t
         return np.clip(_scale_inv(self._values_scale, val), 0, np.inf)
 

@@ -40,6 +40,7 @@ from gdask.dl3 import ObservationInfo
 from gdask.dl3.irf import Background2D, EffectiveArea2D, EnergyDispersion2D, PSFTable
 from gdask.dl3.irf.bkg import integrate_bins
 from gdask.dl3.irf.edisp import reco_bin_probabilities
+from gdask.dl3.irf.fast import bilinear_background_evaluator, eval_aeff, eval_edisp_pdf, eval_psf
 from gdask.geometry import Axis, EnergyAxis, WcsGeom
 from gdask.reduce._common import (
     as_radec,
@@ -48,7 +49,6 @@ from gdask.reduce._common import (
     offsets,
     rotation_times,
 )
-from gdask.reduce._fastirf import bilinear_background_evaluator, eval_aeff, eval_edisp_pdf, eval_psf
 
 __all__ = [
     "BINSZ_IRF_DEFAULT",

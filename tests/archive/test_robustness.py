@@ -337,8 +337,8 @@ def test_info_into_a_closed_pipe_has_no_traceback(hess_dir, tmp_path):
     root = copy_archive(hess_dir, tmp_path / "dl3", GOOD)
     assert _ingest_quiet(root, tmp_path / "s.zarr").ok
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get(
-        "PYTHONPATH", ""
+    env["PYTHONPATH"] = (
+        str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
     )
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `head` having exited before the first line

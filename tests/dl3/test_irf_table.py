@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from gdask.dl3.irf.interp import GridInterpolator, interpolate_grid, outside_edges
 from gdask.dl3.irf.table import (
     AxisSpec,
     ColumnSpec,
@@ -17,6 +16,7 @@ from gdask.dl3.irf.table import (
     write_table_hdu,
 )
 from gdask.errors import FormatError, MissingColumnError, UnitError
+from gdask.interp import GridInterpolator, interpolate_grid, outside_edges
 
 AXES = (
     AxisSpec("ENERG", "energy_true", "TeV", log=True),

@@ -8,6 +8,7 @@ import xarray as xr
 
 from gdask.dl3 import ObservationInfo
 from gdask.dl3.irf import Background2D, Background3D
+from gdask.dl3.irf.fast import bilinear_background_evaluator, eval_aeff, eval_edisp_pdf, eval_psf
 from gdask.geometry import WcsGeom
 from gdask.reduce import (
     default_rad_axis,
@@ -20,7 +21,6 @@ from gdask.reduce import (
     make_psf_map,
 )
 from gdask.reduce._common import fov_radec, offsets, rotation_times
-from gdask.reduce._fastirf import bilinear_background_evaluator, eval_aeff, eval_edisp_pdf, eval_psf
 from gdask.reduce.maps import _fill_missing_energy, _pad_offset
 
 CRAB = (83.633, 22.014)

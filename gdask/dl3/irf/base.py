@@ -10,7 +10,6 @@ import xarray as xr
 from astropy.io import fits
 
 from gdask.dl3.fits_utils import header_quantity
-from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import (
     AxisSpec,
     ColumnSpec,
@@ -22,6 +21,7 @@ from gdask.dl3.irf.table import (
     write_table_hdu,
 )
 from gdask.errors import FormatError
+from gdask.interp import GridInterpolator
 
 __all__ = ["TableIRF", "GADF_IRF_KEYWORDS", "ENERGY_TRUE_AXIS", "OFFSET_AXIS", "point_like_attrs"]
 

@@ -21,8 +21,8 @@ from typing import ClassVar
 import numpy as np
 
 from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, OFFSET_AXIS, TableIRF
-from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
+from gdask.interp import GridInterpolator
 
 __all__ = ["Background3D", "Background2D", "integrate_bins", "trapz_loglog", "upsample_log_edges"]
 

@@ -14,8 +14,8 @@ from gdask.dl3.irf.base import (
     TableIRF,
     point_like_attrs,
 )
-from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
+from gdask.interp import GridInterpolator
 
 __all__ = ["EnergyDispersion2D", "reco_bin_probabilities"]
 

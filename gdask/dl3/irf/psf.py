@@ -38,7 +38,6 @@ import xarray as xr
 from astropy.io import fits
 
 from gdask.dl3.irf.base import ENERGY_TRUE_AXIS, GADF_IRF_KEYWORDS, OFFSET_AXIS
-from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import (
     AxisSpec,
     ColumnSpec,
@@ -49,6 +48,7 @@ from gdask.dl3.irf.table import (
     write_table_hdu,
 )
 from gdask.errors import FormatError, GdaskError
+from gdask.interp import GridInterpolator
 
 __all__ = [
     "PSFTable",

@@ -20,7 +20,6 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
-from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.psf import (
     DEG2_TO_SR,
     ENERGY_AXIS,
@@ -30,6 +29,7 @@ from gdask.dl3.irf.psf import (
     upsampled_centres,
 )
 from gdask.dl3.irf.table import ColumnSpec
+from gdask.interp import GridInterpolator
 
 __all__ = [
     "PSF3Gauss",

@@ -8,9 +8,9 @@ from typing import ClassVar
 import numpy as np
 
 from gdask.dl3.irf.base import GADF_IRF_KEYWORDS, OFFSET_AXIS, TableIRF
-from gdask.dl3.irf.interp import GridInterpolator
 from gdask.dl3.irf.table import AxisSpec, ColumnSpec
 from gdask.errors import FormatError
+from gdask.interp import GridInterpolator
 
 __all__ = ["RadMax2D"]
 

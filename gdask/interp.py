@@ -1,4 +1,9 @@
-"""Regular-grid interpolation of IRF tables (pure numpy).
+"""Interpolation of tables (pure numpy): value scales, cell location, regular grids.
+
+The one interpolation module of gdask: the IRF tables (`gdask.dl3.irf`), the
+fast sky-grid IRF evaluation (`gdask.dl3.irf.fast`) and the tabulated spectral
+models (`gdask.models`) share its scales (`scale_forward`, `scale_inverse`:
+``"lin"``, ``"log"``, ``"sqrt"``) and its cell location (`locate`).
 
 The semantics follow what Gammapy 2.1 does for its IRFs, so that gdask and
 Gammapy agree to float rounding:
@@ -26,6 +31,7 @@ from itertools import product
 import numpy as np
 
 __all__ = [
+    "locate",
     "scale_forward",
     "scale_inverse",
     "interpolate_grid",
@@ -37,14 +43,22 @@ _TINY64 = np.finfo(np.float64).tiny
 
 
 def scale_forward(values: np.ndarray, scale: str) -> np.ndarray:
-    """Map values (or coordinates) to the interpolation scale ``"lin"`` or ``"log"``.
+    """Map values (or coordinates) to the interpolation scale ``"lin"``, ``"log"`` or ``"sqrt"``.
 
     ``"log"`` clips at the smallest normal number of the array's float dtype
-    and takes the logarithm in that dtype (as Gammapy does).
+    and takes the logarithm in that dtype (as Gammapy does); ``"sqrt"`` is
+    ``sign(v) sqrt(|v|)``.
+
+    Examples
+    --------
+    >>> scale_forward(np.array([1.0, 4.0]), "sqrt")
+    array([1., 2.])
     """
     values = np.asarray(values)
     if scale in ("lin", "linear"):
         return values
+    if scale == "sqrt":
+        return np.sign(values) * np.sqrt(np.abs(values))
     if scale == "log":
         dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float32
         tiny = np.finfo(dtype).tiny
@@ -57,12 +71,23 @@ def scale_inverse(values: np.ndarray, scale: str) -> np.ndarray:
     """Inverse of `scale_forward` (log: exp, with results below 2 tiny set to 0)."""
     if scale in ("lin", "linear"):
         return values
+    if scale == "sqrt":
+        return np.power(values, 2)
     out = np.exp(values)
     return np.where(np.abs(out) - _TINY64 <= _TINY64, 0.0, out)
 
 
-def _locate(xp: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cell index (clipped to the grid) and fractional position of ``x`` on nodes ``xp``."""
+def locate(xp: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell index (clipped to the grid) and fractional position of ``x`` on nodes ``xp``.
+
+    Outside the nodes the index is that of the outermost cell and the fraction
+    is below 0 or above 1 (linear extrapolation).
+
+    Examples
+    --------
+    >>> locate(np.array([0.0, 1.0, 3.0]), np.array([0.5, 2.0, 4.0]))
+    (array([0, 1, 1]), array([0.5, 0.5, 1.5]))
+    """
     i = np.searchsorted(xp, x, side="right") - 1
     i = np.clip(i, 0, xp.size - 2)
     with np.errstate(invalid="ignore"):
@@ -109,7 +134,7 @@ def interpolate_grid(
     for k in active:
         xp = np.asarray(scale_forward(np.asarray(nodes[k], dtype=float), scales[k]), dtype=float)
         x = scale_forward(coords[k], scales[k])
-        i, t = _locate(xp, x)
+        i, t = locate(xp, x)
         idx.append(i)
         frac.append(t)
     if method == "nearest":

@@ -16,24 +16,19 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from gdask.dl3.irf import EffectiveArea2D, EnergyDispersion2D, PSFTable
-from gdask.dl3.irf.interp import interpolate_grid, outside_edges, scale_forward, scale_inverse
+from gdask.dl3.irf.aeff import EffectiveArea2D
+from gdask.dl3.irf.edisp import EnergyDispersion2D
+from gdask.dl3.irf.psf import PSFTable
+from gdask.interp import interpolate_grid, locate, outside_edges, scale_forward, scale_inverse
 
 __all__ = ["eval_aeff", "eval_psf", "eval_edisp_pdf", "bilinear_background_evaluator"]
-
-
-def _locate(xp: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    i = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, xp.size - 2)
-    with np.errstate(invalid="ignore"):
-        t = (x - xp[i]) / (xp[i + 1] - xp[i])
-    return i, t
 
 
 def _along_last(table: np.ndarray, nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Linear interpolation/extrapolation of ``table[..., k]`` (nodes ``k``) at ``x`` (shape P)."""
     if nodes.size == 1:
         return np.broadcast_to(table, table.shape[:-1] + x.shape).copy()
-    i, t = _locate(nodes, x)
+    i, t = locate(nodes, x)
     return table[..., i] * (1.0 - t) + table[..., i + 1] * t
 
 
@@ -136,8 +131,8 @@ def bilinear_background_evaluator(
             scales=it.scales,
         )
         x, y = lon.ravel(), lat.ravel()
-        i, t = _locate(np.asarray(scale_forward(lon_n, it.scales[1]), float), x)
-        j, s = _locate(np.asarray(scale_forward(lat_n, it.scales[2]), float), y)
+        i, t = locate(np.asarray(scale_forward(lon_n, it.scales[1]), float), x)
+        j, s = locate(np.asarray(scale_forward(lat_n, it.scales[2]), float), y)
         raw = (
             table[:, i, j] * ((1 - t) * (1 - s))
             + table[:, i + 1, j] * (t * (1 - s))
