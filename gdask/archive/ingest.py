@@ -458,6 +458,7 @@ def _ingest_locked(
     if todo:
         reports.extend(run_tasks(todo))
     if todo or not store.index_is_current():
+        store.clean_staging()  # leftovers of tasks lost with a worker: free their space first
         try:
             store.write_index()
         except OSError as exc:  # the observations' own records still list them

@@ -269,8 +269,19 @@ class ArchiveStore:
         return path
 
     def write_observation_staged(self, obs, attrs: dict[str, Any], *, chunk_events: int) -> Path:
-        """Write an `~gdask.dl3.Observation` completely under ``_staging/``; return that folder."""
+        """Write an `~gdask.dl3.Observation` completely under ``_staging/``; return that folder.
+
+        A failed write (a full disk) removes its folder at once, so that the
+        space is free again for what follows (the index).
+        """
         staging = self.staging_dir(str(obs.obs_id))
+        try:
+            return self._write_staged(obs, attrs, staging, chunk_events)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _write_staged(self, obs, attrs: dict[str, Any], staging: Path, chunk_events: int) -> Path:
         components = []
         _write_dataset(obs.events.to_dataset(), staging, "events", chunk={"event": chunk_events})
         components.append("events")

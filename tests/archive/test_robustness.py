@@ -353,3 +353,34 @@ def test_info_into_a_closed_pipe_has_no_traceback(hess_dir, tmp_path):
     os.close(write_end)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.returncode == 141
+
+
+def test_a_failed_write_frees_its_staging_space_at_once(hess_dir, tmp_path, monkeypatch):
+    """ENOSPC in the middle of a run's write (injected at gdask.zarrio.write_dataset).
+
+    Its partial staging folder must go before anything else is written (the
+    index), else it holds the space the index needs (seen on a real 2 MB tmpfs).
+    """
+    import errno
+
+    import gdask.zarrio
+    from gdask.archive.ingest import ingest_one, plan_ingest
+    from gdask.dl3 import DL3Index
+
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD[:1])
+    store = ArchiveStore.create(tmp_path / "s.zarr")
+    index = DL3Index.read(root)
+    (plan,) = plan_ingest(index, store)
+    real = gdask.zarrio.write_dataset
+    calls = {"n": 0}
+
+    def filling(ds, path, **kw):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(ds, path, **kw)
+
+    monkeypatch.setattr(gdask.zarrio, "write_dataset", filling)
+    report = ingest_one(index, GOOD[0], str(store.path), plan.sources, False, plan.index_entry)
+    assert report.status == "failed" and "No space left on device" in report.error
+    assert calls["n"] == 3 and list((store.path / "_staging").iterdir()) == []
