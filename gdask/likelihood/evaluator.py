@@ -273,13 +273,8 @@ class SourceEvaluator:
         c = self._temp_cache
         if c is not None and c[0] == key and (c[2] is not None or not grad):
             return c[1], c[2]
-        pars = self.temporal._pars_from_theta(theta)
         start, stop = self.irfs.gti
-        t = float(np.sum(self.temporal.evaluate_integral(start, stop, **pars)))
-        dt = None
-        if grad:
-            g = self.temporal.evaluate_integral_grad(start, stop, **pars)
-            dt = np.array([float(np.sum(g[n])) for n in self.temporal.parameters.names])
+        t, dt = self.temporal.mean_norm_theta(start, stop, theta, grad)
         self._temp_cache = (key, t, dt)
         return t, dt
 

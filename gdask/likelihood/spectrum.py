@@ -377,11 +377,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         tnorm, dtnorm = 1.0, None
         if src.temporal is not None:
             tt = values[src.temp_pos] * self._to_canonical[src.temp_pos]
-            tpars = src.temporal._pars_from_theta(tt)
-            tnorm = float(np.sum(src.temporal.evaluate_integral(src.t_min, src.t_max, **tpars)))
-            if grad:
-                d = src.temporal.evaluate_integral_grad(src.t_min, src.t_max, **tpars)
-                dtnorm = np.array([np.sum(d[n]) for n in src.temporal.parameters.names])
+            tnorm, dtnorm = src.temporal.mean_norm_theta(src.t_min, src.t_max, tt, grad)
         src.cache = {
             "key": key,
             "grad": grad,
@@ -456,10 +452,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             )
             if src.temporal is not None:
                 tt = values[src.temp_pos] * self._to_canonical[src.temp_pos]
-                pars = src.temporal._pars_from_theta(tt)
-                flux = flux * float(
-                    np.sum(src.temporal.evaluate_integral(src.t_min, src.t_max, **pars))
-                )
+                flux = flux * src.temporal.mean_norm_theta(src.t_min, src.t_max, tt)[0]
             out += flux @ self._groups[src.group].full
         return out
 

@@ -88,6 +88,29 @@ class TemporalModel(ModelBase):
         """Derivatives of :meth:`evaluate_integral` per canonical parameter."""
         raise NotImplementedError
 
+    def mean_norm_theta(
+        self, t_min: Any, t_max: Any, theta: Any, grad: bool = False
+    ) -> tuple[float, np.ndarray | None]:
+        """The norm averaged over the intervals (GTIs) and, with ``grad``, its gradient.
+
+        The sum of `evaluate_integral` over the intervals (MJD) at the canonical
+        parameters ``theta`` (aligned with `parameters`): the factor the likelihood
+        terms apply to a source's predicted counts. The gradient is aligned with
+        `parameters`.
+
+        Examples
+        --------
+        >>> m = LinearTemporalModel(alpha=1.0, beta=0.5, t_ref=55000.0)
+        >>> m.mean_norm_theta([55000.0], [55002.0], m.parameters.canonical_value)[0]
+        1.5
+        """
+        pars = self._pars_from_theta(theta)
+        norm = float(np.sum(self.evaluate_integral(t_min, t_max, **pars)))
+        if not grad:
+            return norm, None
+        g = self.evaluate_integral_grad(t_min, t_max, **pars)
+        return norm, np.array([float(np.sum(g[n])) for n in self.parameters.names])
+
     def integral(self, t_min: Any, t_max: Any) -> np.ndarray:
         """Normalised integral over intervals (MJD) at the current parameters."""
         return self.evaluate_integral(t_min, t_max, **self.canonical_pars())
