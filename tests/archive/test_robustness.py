@@ -384,3 +384,35 @@ def test_a_failed_write_frees_its_staging_space_at_once(hess_dir, tmp_path, monk
     report = ingest_one(index, GOOD[0], str(store.path), plan.sources, False, plan.index_entry)
     assert report.status == "failed" and "No space left on device" in report.error
     assert calls["n"] == 3 and list((store.path / "_staging").iterdir()) == []
+
+
+def test_full_disk_when_creating_the_store_is_one_line(hess_dir, tmp_path, monkeypatch, capsys):
+    """ENOSPC injected where the store's metadata is written (gdask.archive.store)."""
+    import errno
+
+    import gdask.archive.store
+
+    root = copy_archive(hess_dir, tmp_path / "dl3", GOOD[:1])
+
+    def full(group_dir, attrs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(group_dir / "zarr.json"))
+
+    monkeypatch.setattr(gdask.archive.store, "_write_group_json", full)
+    code = main(["ingest", str(root), "--store", str(tmp_path / "s.zarr"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "gdask ingest: error: cannot write the store: No space left on device" in err
+    assert str(tmp_path / "s.zarr") in err
+
+
+def test_selecting_a_rejected_obs_id_reports_it(hess_dir, tmp_path):
+    """--obs-id naming a duplicated OBS_ID: that run is reported, the others selected ingest."""
+    root = copy_archive(hess_dir, tmp_path / "dl3", [*GOOD, 23559])
+    path = root / "obs-index.fits.gz"
+    t = Table.read(path)
+    t.add_row(t[list(t["OBS_ID"]).index(23559)])
+    t.write(path, overwrite=True)
+    with pytest.warns(UserWarning, match="2 times"):
+        s = _ingest_quiet(root, tmp_path / "s.zarr", obs_ids=[GOOD[0], 23559])
+    assert [r.obs_id for r in s.failed] == [23559] and s.count("ingested") == 1
+    assert ArchiveStore.open(tmp_path / "s.zarr").obs_ids() == [GOOD[0]]
