@@ -80,6 +80,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _check_cluster_args(args: argparse.Namespace) -> None:
+    """--workers and --scheduler checked before any work starts (gdask.cluster's rules)."""
+    from gdask.cluster import check_n_workers, check_scheduler_address
+
+    check_n_workers(getattr(args, "workers", None))
+    if getattr(args, "scheduler", None) is not None:
+        check_scheduler_address(args.scheduler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdask", description="Gamma-ray astronomy analysis on Dask (DL3 -> DL4 -> joint fits)."
@@ -335,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_cluster_args(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

@@ -1,15 +1,37 @@
-"""One way to get a Dask client: an address, ``DASK_SCHEDULER_ADDRESS``, or an embedded LocalCluster."""
+"""One way to get a Dask client: an address, ``DASK_SCHEDULER_ADDRESS``, or an embedded LocalCluster.
+
+The embedded LocalCluster listens on 127.0.0.1 only (scheduler, workers,
+nannies and the dashboard, whose URL is printed on stderr): nothing of an
+analysis on a laptop is reachable from the network.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
+import sys
 from collections.abc import Iterator
 
-from gdask.errors import GdaskError
+from gdask.errors import ConfigError, GdaskError
 
-__all__ = ["scheduler_address", "get_client", "ClusterConnectionError"]
+__all__ = [
+    "scheduler_address",
+    "get_client",
+    "check_n_workers",
+    "check_scheduler_address",
+    "ClusterConnectionError",
+    "LOCAL_HOST",
+]
+
+#: the only interface an embedded LocalCluster listens on
+LOCAL_HOST = "127.0.0.1"
+#: ``[PROTOCOL://]HOST:PORT`` with a bracketed IPv6 or a name/IPv4 host (or an in-process one)
+_ADDRESS = re.compile(
+    r"inproc://\S+|(?:(?:tcp|tls|ws|wss|ucx)://)?"
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[1-9]\d{0,4})"
+)
 
 
 class ClusterConnectionError(GdaskError):
@@ -19,6 +41,46 @@ class ClusterConnectionError(GdaskError):
 def scheduler_address(address: str | None = None) -> str | None:
     """Return the scheduler to use: ``address`` if given, else ``$DASK_SCHEDULER_ADDRESS``, else None."""
     return address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+
+
+def check_scheduler_address(address: str, field: str = "--scheduler") -> str:
+    """``address`` if it is a scheduler address ``[tcp|tls|ws|wss|ucx://]HOST:PORT``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``field`` (the option or variable the address came from).
+
+    Examples
+    --------
+    >>> check_scheduler_address("tls://10.0.0.5:8786")
+    'tls://10.0.0.5:8786'
+    """
+    m = _ADDRESS.fullmatch(address.strip()) if isinstance(address, str) else None
+    if m is None or int(m["port"] or 1) > 65535:
+        raise ConfigError(
+            f"{field}: not a Dask scheduler address: {address!r} "
+            "(expected PROTOCOL://HOST:PORT, e.g. tcp://127.0.0.1:8786 or tls://scheduler:8786)",
+            field=field,
+        )
+    return address.strip()
+
+
+def check_n_workers(n_workers: int | None, field: str = "--workers") -> int | None:
+    """``n_workers`` if it is None (one per core) or a whole number >= 1.
+
+    Examples
+    --------
+    >>> check_n_workers(2)
+    2
+    """
+    if n_workers is not None and (
+        isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
+    ):
+        raise ConfigError(
+            f"{field}: must be a whole number of workers >= 1, got {n_workers!r}", field=field
+        )
+    return n_workers
 
 
 @contextlib.contextmanager
@@ -55,7 +117,13 @@ def get_client(
     """
     from distributed import Client, LocalCluster
 
-    address = scheduler_address(address)
+    n_workers = check_n_workers(n_workers)
+    if address:
+        address = check_scheduler_address(address)
+    elif os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        address = check_scheduler_address(
+            os.environ["DASK_SCHEDULER_ADDRESS"], "DASK_SCHEDULER_ADDRESS"
+        )
     if address:
         if security is None:
             from gdask.security import security_from_env
@@ -77,10 +145,13 @@ def get_client(
             n_workers=n_workers or os.cpu_count() or 1,
             threads_per_worker=threads_per_worker,
             processes=processes,
-            dashboard_address=":0",  # a free port: no clash with another cluster on 8787
+            host=LOCAL_HOST,  # scheduler, nannies and workers
+            dashboard_address=f"{LOCAL_HOST}:0",  # loopback, a free port (no clash on 8787)
             silence_logs=logging.ERROR,
         )
     client = Client(cluster)
+    if cluster.dashboard_link:
+        print(f"gdask: Dask dashboard at {cluster.dashboard_link}", file=sys.stderr)
     try:
         yield client
     finally:

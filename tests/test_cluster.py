@@ -1,0 +1,88 @@
+"""gdask.cluster: the embedded LocalCluster listens on 127.0.0.1 only; bad arguments fail at once."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+import pytest
+
+from gdask.cluster import LOCAL_HOST, check_n_workers, check_scheduler_address, get_client
+from gdask.errors import ConfigError
+
+
+def _listeners() -> set[tuple[int, str, int]]:
+    """(pid, ip, port) of every listening TCP socket of this process and its descendants."""
+    me = psutil.Process()
+    out = set()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        out.update(
+            (proc.pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN
+        )
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_local_cluster_listens_on_loopback_only(monkeypatch, capsys):
+    """Scheduler, dashboard, nannies and workers: every new listening socket is on 127.0.0.1."""
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    before = _listeners()
+    with get_client(n_workers=2, processes=True) as client:
+        client.wait_for_workers(2)
+        new = _listeners() - before
+        workers = client.scheduler_info()["workers"]
+        dashboard = client.dashboard_link
+    assert {ip for _, ip, _ in new} == {LOCAL_HOST}, sorted(new)
+    pids = {pid for pid, _, _ in new}
+    assert os.getpid() in pids and len(pids) >= 3  # the scheduler here, two worker processes
+    ports = {port for _, _, port in new}
+    for address in workers:  # the workers' own listeners are among them
+        assert (
+            address.startswith(f"tcp://{LOCAL_HOST}:") and int(address.rsplit(":", 1)[1]) in ports
+        )
+    assert dashboard.startswith(f"http://{LOCAL_HOST}:")
+    assert int(dashboard.split(":")[2].split("/")[0]) in ports
+    assert f"Dask dashboard at {dashboard}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_n_workers_below_one_is_an_error(bad):
+    with pytest.raises(ConfigError) as err:
+        check_n_workers(bad)
+    assert err.value.field == "--workers"
+
+
+def test_get_client_refuses_bad_arguments_before_starting_anything(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match="--workers"):
+        with get_client(n_workers=-2):
+            pass
+    with pytest.raises(ConfigError, match="--scheduler"):
+        with get_client("not a url"):
+            pass
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "junk")
+    with pytest.raises(ConfigError) as err:
+        with get_client():
+            pass
+    assert err.value.field == "DASK_SCHEDULER_ADDRESS"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["tcp://127.0.0.1:8786", "tls://scheduler:8786", "10.1.2.3:8786", "tcp://[::1]:8786"],
+)
+def test_scheduler_addresses_accepted(address):
+    assert check_scheduler_address(address) == address
+
+
+@pytest.mark.parametrize(
+    "address", ["not a url", "localhost", "tcp://host", "tcp://h:0", "tcp://h:99999", "http://h:1"]
+)
+def test_scheduler_addresses_refused(address):
+    with pytest.raises(ConfigError) as err:
+        check_scheduler_address(address)
+    assert err.value.field == "--scheduler" and repr(address) in str(err.value)
