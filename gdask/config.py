@@ -40,11 +40,20 @@ __all__ = [
     "MAP_SELECTION",
     "SAFE_MASK_METHODS_3D",
     "SAFE_MASK_METHODS_1D",
+    "MAX_NBIN",
+    "MAX_SKY_PIXELS",
+    "MAX_MAP_CELLS",
 ]
 
 MAP_SELECTION = ("counts", "exposure", "background", "psf", "edisp")
 SAFE_MASK_METHODS_3D = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
 SAFE_MASK_METHODS_1D = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
+#: most bins of one energy axis
+MAX_NBIN = 1000
+#: most pixels of a sky grid (10^4 x 10^4: 400 MB per float32 plane)
+MAX_SKY_PIXELS = 10**8
+#: most cells of one map cube (sky pixels x energy bins: 4 GB as float32)
+MAX_MAP_CELLS = 10**9
 _MISSING = object()
 
 
@@ -151,6 +160,37 @@ def _path(value: Any, path: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
+def _store_path(value: Any, path: str, base: Path) -> Path:
+    """A zarr store folder: absent (created later) or a directory, never a file."""
+    p = _path(value, path, base)
+    if p.exists() and not p.is_dir():
+        _fail(path, f"{p} exists and is not a directory (a zarr store is a folder)")
+    return p
+
+
+def _nbin(n: int, path: str) -> int:
+    if n > MAX_NBIN:
+        _fail(path, f"{n} energy bins is more than the maximum of {MAX_NBIN}")
+    return n
+
+
+def _read_yaml(p: Path) -> Any:
+    """The parsed YAML document of a config file (UTF-8), or a ConfigError naming it."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})",
+            file=str(p),
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=str(p)) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=str(p)) from exc
+
+
 def _lonlat(sec: _Section) -> tuple[float, float, str]:
     lon = _number(sec.take("lon"), sec.key("lon"))
     lat = _number(sec.take("lat"), sec.key("lat"))
@@ -198,7 +238,7 @@ class ObservationsConfig:
 
     @classmethod
     def parse(cls, sec: _Section, base: Path) -> ObservationsConfig:
-        store = _path(sec.take("store"), sec.key("store"), base)
+        store = _store_path(sec.take("store"), sec.key("store"), base)
         dl3 = sec.take("dl3", None)
         dl3 = None if dl3 is None else _path(dl3, sec.key("dl3"), base)
         obs_ids = sec.take("obs_ids", None)
@@ -298,10 +338,11 @@ class EnergyAxisConfig:
                 _fail(sec.key("edges"), "needs at least two edges")
             if any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
                 _fail(sec.key("edges"), "must increase strictly")
+            _nbin(len(edges) - 1, sec.key("edges"))
         else:
             lo = _energy(sec.take("min"), sec.key("min"), unit)
             hi = _energy(sec.take("max"), sec.key("max"), unit)
-            nbin = _int(sec.take("nbin"), sec.key("nbin"), positive=True)
+            nbin = _nbin(_int(sec.take("nbin"), sec.key("nbin"), positive=True), sec.key("nbin"))
             if hi <= lo:
                 _fail(sec.key("max"), f"must be > min ({hi} <= {lo} TeV)")
             edges = tuple(float(e) for e in np.geomspace(lo, hi, nbin + 1))
@@ -361,6 +402,13 @@ class WcsConfig:
                 _fail(
                     sec.key("width"), f"{wi} deg (axis {i}) is smaller than one pixel ({binsz} deg)"
                 )
+        npix = round(w[0] / binsz) * round(w[1] / binsz)
+        if npix > MAX_SKY_PIXELS:
+            _fail(
+                sec.key("binsz"),
+                f"a {w[0]} x {w[1]} deg grid of {binsz} deg pixels has {npix:.3g} pixels, "
+                f"more than the maximum of {MAX_SKY_PIXELS:.0e} (larger binsz or smaller width)",
+            )
         sec.done()
         return cls(skydir, frame, (w[0], w[1]), binsz, proj.upper(), binsz_irf)
 
@@ -400,6 +448,15 @@ class GeomConfig:
         )
         axes.take("energy_true", None)
         axes.done()
+        if wcs is not None:
+            npix = round(wcs.width[0] / wcs.binsz) * round(wcs.width[1] / wcs.binsz)
+            nbin = max(len(energy.edges), len(energy_true.edges)) - 1
+            if npix * nbin > MAX_MAP_CELLS:
+                _fail(
+                    sec.key("wcs.binsz"),
+                    f"{npix} pixels x {nbin} energy bins = {npix * nbin:.3g} map cells, "
+                    f"more than the maximum of {MAX_MAP_CELLS:.0e}",
+                )
         cutout_width, cutout_mode = None, "trim"
         if sec.data.get("cutout") is not None:
             c = sec.section("cutout")
@@ -624,7 +681,7 @@ class OutputConfig:
 
     @classmethod
     def parse(cls, sec: _Section, base: Path) -> OutputConfig:
-        store = _path(sec.take("store"), sec.key("store"), base)
+        store = _store_path(sec.take("store"), sec.key("store"), base)
         overwrite = _bool(sec.take("overwrite", False), sec.key("overwrite"))
         per_run = sec.take("per_run", None)
         per_run = None if per_run is None else _bool(per_run, sec.key("per_run"))
@@ -694,14 +751,7 @@ class AnalysisConfig:
     def read(cls, path: str | Path) -> AnalysisConfig:
         """Read and validate a YAML config file."""
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config: {exc}", file=str(p)) from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", file=str(p)) from exc
+        data = _read_yaml(p)
         try:
             return cls.from_dict(data, p.parent)
         except ConfigError as exc:

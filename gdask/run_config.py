@@ -34,9 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from gdask.config import AnalysisConfig, _energy, _fail, _number, _path, _Section, _str
+from gdask.config import (
+    AnalysisConfig,
+    _energy,
+    _fail,
+    _number,
+    _path,
+    _read_yaml,
+    _Section,
+    _str,
+)
 from gdask.errors import ConfigError
 
 __all__ = [
@@ -174,7 +181,7 @@ class RunConfig:
         """Read and validate a run-config YAML file."""
         p = Path(path)
         try:
-            return cls.from_dict(_load_yaml(p), p.parent)
+            return cls.from_dict(_read_yaml(p), p.parent)
         except ConfigError as exc:
             raise exc.with_context(file=str(p)) from exc
 
@@ -202,7 +209,7 @@ class RunConfig:
 
 def is_run_config(path: str | Path) -> bool:
     """True when the YAML file has a top-level ``analyses`` key."""
-    data = _load_yaml(Path(path))
+    data = _read_yaml(Path(path))
     return isinstance(data, dict) and "analyses" in data
 
 
@@ -224,17 +231,6 @@ def load_run_config(paths: Sequence[str | Path]) -> RunConfig:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _load_yaml(p: Path) -> Any:
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc}", file=str(p)) from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=str(p)) from exc
 
 
 def _parse_analysis(sec: _Section, base: Path) -> InstrumentRun:

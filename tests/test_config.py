@@ -213,6 +213,22 @@ def test_pointing_grid_and_cutout(tmp_path):
         ("output.overwrite", "no", "output.overwrite: must be true or false"),
         ("fit.fit_range", {"min": 10, "max": 1}, "fit.fit_range.max: must be > min"),
         ("fit.minimizer", "migrad", "fit.minimizer: unknown key"),
+        (
+            "datasets.geom.axes.energy.nbin",
+            10**6,
+            "datasets.geom.axes.energy.nbin: 1000000 energy bins is more than the maximum",
+        ),
+        (
+            "datasets.geom.axes.energy",
+            {"edges": [float(e) for e in range(1, 1100)]},
+            "datasets.geom.axes.energy.edges: 1098 energy bins is more than the maximum",
+        ),
+        (
+            "datasets.geom.wcs.binsz",
+            3e-5,
+            "datasets.geom.wcs.binsz: a 3.0 x 3.0 deg grid of 3e-05 deg pixels has 1e+10 pixels",
+        ),
+        ("datasets.geom.wcs.binsz", 0.0004, "datasets.geom.wcs.binsz: 56250000 pixels x 20"),
     ],
 )
 def test_errors_name_the_key(tmp_path, path, value, message):
@@ -262,3 +278,23 @@ def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="<top>: must be a mapping") as info:
         AnalysisConfig.read(top)
     assert info.value.file == str(top)
+
+
+def test_store_paths_that_are_files(tmp_path):
+    """An output or archive store that exists as a file is a config error, not a traceback later."""
+    (tmp_path / "datasets.zarr").write_text("not a store")
+    with pytest.raises(ConfigError, match="output.store: .* exists and is not a directory"):
+        AnalysisConfig.from_dict(BASE_3D, tmp_path)
+    (tmp_path / "datasets.zarr").unlink()
+    (tmp_path / "archive.zarr").write_text("not a store")
+    with pytest.raises(ConfigError) as info:
+        AnalysisConfig.from_dict(BASE_3D, tmp_path)
+    assert info.value.field == "observations.store"
+
+
+def test_non_utf8_config(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("observations: {store: caf\xe9.zarr}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text") as info:
+        AnalysisConfig.read(bad)
+    assert info.value.file == str(bad)
