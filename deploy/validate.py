@@ -366,8 +366,10 @@ def _check_analysis_configmap(docs: list[dict], where: str, rep: Report, analysi
 # ----------------------------------------------------------------------------- helm
 
 
+#: plain TCP must be acknowledged (tls.allowPlainTCP); the chart's defaults alone must not render
+PLAIN_TCP_ACK = {"tls": {"enabled": False, "allowPlainTCP": True}}
 HELM_VARIANTS: dict[str, dict] = {
-    "default": {},
+    "plain-tcp-acknowledged": PLAIN_TCP_ACK,
     "tls-secret": {"tls": {"enabled": True, "secretName": "gdask-tls"}},
     "tls-cert-manager": {
         "tls": {"enabled": True, "certManager": {"enabled": True}},
@@ -376,6 +378,25 @@ HELM_VARIANTS: dict[str, dict] = {
         "image": {"digest": "sha256:" + "0" * 64},
     },
 }
+
+
+def _check_plain_tcp_refused(chart, helm, where: str, rep: Report) -> None:
+    """``helm template`` with TLS off and no acknowledgement must fail, naming the values."""
+    for tls in ({}, {"tls": {"enabled": False}}):
+        try:
+            chart.render(tls, name="gdask", namespace="gdask", is_install=True)
+        except helm.HelmError as exc:
+            rep.check(
+                "tls.allowPlainTCP" in str(exc) and "tls.enabled" in str(exc),
+                f"{where} [plain-tcp-unacknowledged]",
+                f"the refusal must name tls.enabled and tls.allowPlainTCP, got: {exc}",
+            )
+        else:
+            rep.fail(
+                f"{where} [plain-tcp-unacknowledged]",
+                f"helm template with {tls or 'the default values'} rendered plain TCP without "
+                "tls.allowPlainTCP=true (it must fail: TLS is the default beyond one namespace)",
+            )
 
 
 def check_helm(root: Path, rep: Report, crd_schemas: dict, analysis: dict) -> None:
@@ -387,7 +408,7 @@ def check_helm(root: Path, rep: Report, crd_schemas: dict, analysis: dict) -> No
         rep.fail(where, "helm-python-sdk not installed (pip install -e '.[deploy]')")
         return
     # helm lint --strict (values checked against values.schema.json)
-    report = helm.lint(str(chart_dir), strict=True, kube_version=f"v{KUBE_VERSION}")
+    report = helm.lint(str(chart_dir), PLAIN_TCP_ACK, strict=True, kube_version=f"v{KUBE_VERSION}")
     for msg in report.get("messages", []):
         if msg.get("severity", 0) >= 2:
             rep.fail(where, f"helm lint: {msg.get('path')}: {msg.get('error')}")
@@ -398,6 +419,7 @@ def check_helm(root: Path, rep: Report, crd_schemas: dict, analysis: dict) -> No
     except helm.HelmError as exc:
         rep.fail(where, f"cannot load chart: {exc}")
         return
+    _check_plain_tcp_refused(chart, helm, where, rep)
     for variant, values in HELM_VARIANTS.items():
         w = f"{where} [{variant}]"
         try:

@@ -162,6 +162,27 @@ def test_helm_template_with_invalid_manifest_fails(root):
     _fails(root, "helm", "externalPort")
 
 
+def test_helm_template_refuses_plain_tcp_unless_acknowledged():
+    """Without TLS the chart renders only with tls.allowPlainTCP=true; the error says what to set."""
+    import helm_python as helm
+
+    chart = helm.Chart.load(str(REPO / "helm" / "gdask"))
+    for values in ({}, {"tls": {"enabled": False}}):
+        with pytest.raises(helm.HelmError, match="tls.allowPlainTCP=true") as err:
+            chart.render(values, name="gdask", namespace="gdask", is_install=True)
+        assert "tls.enabled=true" in str(err.value)
+    for values in (validate.PLAIN_TCP_ACK, {"tls": {"enabled": True, "secretName": "s"}}):
+        assert chart.render(values, name="gdask", namespace="gdask", is_install=True)
+
+
+def test_helm_chart_without_the_plain_tcp_guard_fails(root):
+    _edit(
+        root / "helm" / "gdask" / "templates" / "scheduler-deployment.yaml",
+        lambda s: s.replace('{{- include "gdask.requireTLS" . }}\n', ""),
+    )
+    _fails(root, "helm", "plain-tcp-unacknowledged", "rendered plain TCP")
+
+
 # ----------------------------------------------------------------------------- DaskJob / kustomize
 
 

@@ -51,6 +51,17 @@ app.kubernetes.io/part-of: gdask
 {{- end -}}
 {{- end -}}
 
+{{/*
+Plain TCP only on request: without tls.enabled the scheduler, workers and
+coordinator talk unencrypted and unauthenticated, acceptable only inside one
+trusted namespace. Rendering fails unless tls.allowPlainTCP acknowledges that.
+*/}}
+{{- define "gdask.requireTLS" -}}
+{{- if and (not .Values.tls.enabled) (not .Values.tls.allowPlainTCP) -}}
+{{- fail "tls.enabled is false: the cluster would run plain, unauthenticated TCP. Set tls.enabled=true (tls.secretName or tls.certManager.enabled; docs/deployment.md), or tls.allowPlainTCP=true to acknowledge plain TCP inside one trusted namespace" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "gdask.protocol" -}}
 {{- if .Values.tls.enabled -}}tls{{- else -}}tcp{{- end -}}
 {{- end -}}
