@@ -145,13 +145,18 @@ def get_client(
             n_workers=n_workers or os.cpu_count() or 1,
             threads_per_worker=threads_per_worker,
             processes=processes,
-            host=LOCAL_HOST,  # scheduler, nannies and workers
+            # scheduler, nannies and workers (threads talk in-process: inproc://, no socket)
+            host=LOCAL_HOST if processes else None,
             dashboard_address=f"{LOCAL_HOST}:0",  # loopback, a free port (no clash on 8787)
+            # in-process workers have no host to bind their HTTP server (/health, /metrics)
+            # to and would listen on all interfaces: give them a loopback address
+            worker_dashboard_address=None if processes else f"{LOCAL_HOST}:0",
             silence_logs=logging.ERROR,
         )
     client = Client(cluster)
-    if cluster.dashboard_link:
-        print(f"gdask: Dask dashboard at {cluster.dashboard_link}", file=sys.stderr)
+    port = cluster.scheduler_info.get("services", {}).get("dashboard")
+    if port:  # (cluster.dashboard_link names the inproc host of a threaded cluster, not 127.0.0.1)
+        print(f"gdask: Dask dashboard at http://{LOCAL_HOST}:{port}/status", file=sys.stderr)
     try:
         yield client
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import psutil
 import pytest
@@ -47,6 +48,18 @@ def test_local_cluster_listens_on_loopback_only(monkeypatch, capsys):
     assert dashboard.startswith(f"http://{LOCAL_HOST}:")
     assert int(dashboard.split(":")[2].split("/")[0]) in ports
     assert f"Dask dashboard at {dashboard}" in capsys.readouterr().err
+
+
+def test_threaded_local_cluster_serves_only_the_dashboard_on_loopback(monkeypatch, capsys):
+    """Worker threads talk in-process; the one socket left, the dashboard, is on 127.0.0.1."""
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    before = _listeners()
+    with get_client(n_workers=2, processes=False) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        new = _listeners() - before
+    assert {ip for _, ip, _ in new} == {LOCAL_HOST}, sorted(new)
+    printed = re.search(r"Dask dashboard at http://([\d.]+):(\d+)/status", capsys.readouterr().err)
+    assert printed and printed[1] == LOCAL_HOST and int(printed[2]) in {p for _, _, p in new}
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
