@@ -206,6 +206,8 @@ def update_parameter(par: Parameter, item: Mapping[str, Any], owner: str) -> Non
     except (ValueError, TypeError, KeyError, u.UnitsError) as exc:
         raise ConfigError(f"{owner}: parameter {name!r}: {exc}", field=name) from exc
     lo, hi, value = par.min, par.max, par.value
+    if not math.isfinite(value):
+        raise ConfigError(f"{owner}: parameter {name!r}: value {value} is not finite", field=name)
     if not math.isnan(lo) and not math.isnan(hi) and lo > hi:
         raise ConfigError(f"{owner}: parameter {name!r}: min {lo:g} > max {hi:g}", field=name)
     if (not math.isnan(lo) and value < lo) or (not math.isnan(hi) and value > hi):

@@ -256,8 +256,14 @@ def model_from_dict(data: dict[str, Any], model_type: str | None = None) -> Mode
     except GdaskError as exc:
         field = model_type if exc.field is None else f"{model_type}.{exc.field}"
         raise ConfigError(exc.message, file=exc.file, field=field) from exc
-    except (ValueError, KeyError, TypeError, u.UnitsError) as exc:
-        raise ConfigError(f"{cls.__name__}: {exc}", field=model_type) from exc
+    except KeyError as exc:
+        raise ConfigError(f"{cls.__name__}: missing key {exc.args[0]!r}", field=model_type) from exc
+    except OSError as exc:  # a template's file
+        raise ConfigError(f"{cls.__name__}: cannot read its file: {exc}", field=model_type) from exc
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        text = str(exc)
+        prefix = "" if text.startswith(cls.__name__) else f"{cls.__name__}: "
+        raise ConfigError(prefix + text, field=model_type) from exc
 
 
 def model_to_dict(model: ModelBase, full_output: bool = False) -> dict[str, Any]:

@@ -137,6 +137,25 @@ class SkyModel(_Component):
     def from_dict(cls, data: dict[str, Any]) -> SkyModel:
         if data.get("spectral") is None:
             raise ConfigError("a SkyModel needs a spectral model", field="spectral")
+        names = data.get("datasets_names")
+        if names is not None and not (
+            isinstance(names, str)
+            or (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        ):
+            raise ConfigError(
+                f"datasets_names must be a list of dataset names, got {names!r}",
+                field="datasets_names",
+            )
+        irf = data.get("apply_irf")
+        if irf is not None and not (
+            isinstance(irf, dict)
+            and set(irf) <= set(_APPLY_IRF_DEFAULT)
+            and all(isinstance(v, bool) for v in irf.values())
+        ):
+            raise ConfigError(
+                f"apply_irf must map {', '.join(_APPLY_IRF_DEFAULT)} to true/false, got {irf!r}",
+                field="apply_irf",
+            )
         parts = {
             k: model_from_dict(data[k], k) if data.get(k) is not None else None
             for k in ("spectral", "spatial", "temporal")
@@ -339,7 +358,12 @@ class Models(collections.abc.Sequence):
             if not cov.exists():
                 cov = Path(data["covariance"])
             if cov.exists():
-                out.read_covariance(cov)
+                try:
+                    out.read_covariance(cov)
+                except (ValueError, KeyError, TypeError, IndexError) as exc:
+                    raise ConfigError(
+                        f"cannot read the covariance file {cov}: {exc}", field="covariance"
+                    ) from exc
             out._covar_file = str(data["covariance"])
         return out
 

@@ -151,6 +151,28 @@ CASES = [
         "components:\n- just a string\n",
         ["components[0]", "not a mapping"],
     ),
+    ("value-not-finite", _pl(index=".nan"), ["crab", "index", "not finite"]),
+    (
+        "bad-frame",
+        _pl() + "    spatial: {type: PointSpatialModel, frame: fk9, parameters: []}\n",
+        ["crab", "crab.spatial", "fk9"],
+    ),
+    (
+        "template-file-missing",
+        _pl() + "    spatial: {type: TemplateSpatialModel, filename: no-such-map.fits}\n",
+        ["crab", "crab.spatial", "no-such-map.fits"],
+    ),
+    (
+        "compound-without-model2",
+        _models(
+            "        type: CompoundSpectralModel\n        operator: mul\n"
+            "        model1: {type: PowerLawSpectralModel, parameters: []}\n"
+        ),
+        ["crab", "crab.spectral", "model2"],
+    ),
+    ("datasets-names-not-a-list", _pl() + "    datasets_names: 5\n", ["crab.datasets_names"]),
+    ("apply-irf-not-a-mapping", _pl() + "    apply_irf: yes\n", ["crab.apply_irf"]),
+    ("covariance-not-a-table", _pl() + "covariance: cov.dat\n", ["cov.dat", "covariance"]),
     (
         "bad-prior",
         _pl(index_keys="            prior: {type: GaussianPriorr, parameters: []}"),
@@ -162,6 +184,7 @@ CASES = [
 def _write(tmp_path: Path, text: str) -> tuple[Path, Path]:
     models = tmp_path / "bad-models.yaml"
     models.write_text(text)
+    (tmp_path / "cov.dat").write_text("not | a covariance\n")
     run = tmp_path / "run.yaml"
     run.write_text(RUN_CONFIG.replace("MODELS", models.name))
     return run, models
