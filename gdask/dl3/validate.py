@@ -198,6 +198,39 @@ def check_events(
                         )
                     )
     out += _finite_fraction_issues(events.met, "TIME of the events", "EVENTS.TIME", file, obs_id)
+    out += _pointing_issues(events, file, obs_id)
+    return out
+
+
+def _pointing_issues(events, file: str | None, obs_id: int | None) -> list[Issue]:
+    """EVENTS header RA_PNT/DEC_PNT: in range; numbers written as strings are a warning."""
+    out: list[Issue] = []
+    header = events.header
+    for key in ("RA_PNT", "DEC_PNT", "ONTIME", "LIVETIME", "DEADC", "TSTART", "TSTOP"):
+        if isinstance(header.get(key), str):
+            out.append(
+                Issue(
+                    "warning",
+                    f"header keyword {key} is the string {header[key]!r} (GADF: a number); "
+                    "read as a number",
+                    f"EVENTS.{key}",
+                    file,
+                    obs_id,
+                )
+            )
+    a = events.ds.attrs
+    for key, name, (lo, hi) in (("RA_PNT", "ra_pnt", RA_RANGE), ("DEC_PNT", "dec_pnt", DEC_RANGE)):
+        value = a.get(name)
+        if value is not None and not (np.isfinite(value) and lo <= float(value) <= hi):
+            out.append(
+                Issue(
+                    "error",
+                    f"pointing {key} {float(value):.6g} deg is outside [{lo:g}, {hi:g}]",
+                    f"EVENTS.{key}",
+                    file,
+                    obs_id,
+                )
+            )
     return out
 
 

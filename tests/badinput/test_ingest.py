@@ -267,6 +267,11 @@ CASES = [
     ),
     Case("deadc-7", _set_header("EVENTS", DEADC=7.0), (RUN, "field EVENTS.DEADC")),
     Case(
+        "dec-pnt-out-of-range",
+        _set_header("EVENTS", DEC_PNT=122.0),
+        (RUN, "field EVENTS.DEC_PNT", "outside"),
+    ),
+    Case(
         "absurd-mjdref",
         _set_header("EVENTS", MJDREFI=10**9),
         (RUN, "field EVENTS.MJDREFI", "outside"),

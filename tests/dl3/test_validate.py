@@ -128,3 +128,15 @@ def test_obs_row_and_raise(crab):
         raise_for_errors(issues)
     assert exc.value.field == "RA_PNT" and "1 more problem" in exc.value.message
     assert exc.value.file == "obs-index.fits.gz" and exc.value.obs_id == 23523
+
+
+def test_pointing_keywords(crab):
+    events = _events(crab)
+    header = events.header
+    header["RA_PNT"] = "85.25"
+    events.ds.attrs["fits_header"] = header.tostring()
+    issues = check_events(events)
+    assert [(i.severity, i.field) for i in issues] == [("warning", "EVENTS.RA_PNT")]
+    events.ds.attrs["dec_pnt"] = 123.0
+    (err,) = _errors(check_events(events))
+    assert err.field == "EVENTS.DEC_PNT" and "outside" in err.message
