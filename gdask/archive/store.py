@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from gdask import __version__
+from gdask.archive.staging import StagedWrites
 from gdask.errors import ArchiveError
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
 STORE_FORMAT = 1
 
 _OBS = "obs"
-_STAGING = "_staging"
-_TRASH = "_trash"
 _INDEX = "index"
 _LOCK = ".ingest.lock"
 _COMPONENTS = ("events", "gti")
@@ -253,20 +252,11 @@ class ArchiveStore:
 
         Call only while holding :meth:`lock`.
         """
-        n = 0
-        for sub in (_STAGING, _TRASH):
-            base = self.path / sub
-            if base.is_dir():
-                for p in base.iterdir():
-                    shutil.rmtree(p, ignore_errors=True)
-                    n += 1
-        return n
+        return StagedWrites(self.path).clean()
 
     def staging_dir(self, name: str) -> Path:
         """A fresh, unique folder under ``_staging/`` for one write."""
-        path = self.path / _STAGING / f"{name}-{uuid.uuid4().hex}"
-        path.mkdir(parents=True)
-        return path
+        return StagedWrites(self.path).new(name)
 
     def write_observation_staged(self, obs, attrs: dict[str, Any], *, chunk_events: int) -> Path:
         """Write an `~gdask.dl3.Observation` completely under ``_staging/``; return that folder.
@@ -303,28 +293,11 @@ class ArchiveStore:
         Between the two renames of a replacement the observation is absent,
         never half-written; the next ingest re-creates it.
         """
-        self._swap_in(staging, self.obs_dir(obs_id), str(obs_id))
-
-    def _swap_in(self, staging: Path, target: Path, name: str) -> None:
-        """Move ``staging`` to ``target`` by renames, an older ``target`` via ``_trash/``."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            trash = self.path / _TRASH / f"{name}-{uuid.uuid4().hex}"
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(target, trash)
-            os.rename(staging, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(staging, target)
+        StagedWrites(self.path).swap_in(staging, self.obs_dir(obs_id), str(obs_id))
 
     def remove_observation(self, obs_id: int) -> None:
         """Remove an observation (atomically invisible first, then deleted)."""
-        target = self.obs_dir(obs_id)
-        if target.exists():
-            trash = self.path / _TRASH / f"{obs_id}-{uuid.uuid4().hex}"
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(target, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        StagedWrites(self.path).remove(self.obs_dir(obs_id), str(obs_id))
 
     # ------------------------------------------------------------------ index
     def write_index(self, records: Iterable[ObservationRecord] | None = None) -> None:
@@ -333,7 +306,7 @@ class ArchiveStore:
         ds = _index_dataset(recs)
         staging = self.staging_dir("index")
         _write_dataset(ds, staging, None)
-        self._swap_in(staging, self.path / _INDEX, "index")
+        StagedWrites(self.path).swap_in(staging, self.path / _INDEX, "index")
 
     def index_obs_ids(self) -> list[int] | None:
         """OBS_IDs listed by the stored index, or None if there is no index."""

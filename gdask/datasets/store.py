@@ -23,14 +23,13 @@ that every array and file is present with its recorded size.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import xarray as xr
 
+from gdask.archive.staging import STAGING, TRASH, StagedWrites
 from gdask.datasets.map import MapDataset
 from gdask.datasets.spectrum import SpectrumDatasetOnOff
 from gdask.errors import ArchiveError
@@ -67,7 +66,7 @@ class DatasetStore:
                 "the dataset store path exists and is not a directory", file=str(self.path)
             )
         try:
-            for sub in ("datasets", "_staging", "_trash"):
+            for sub in ("datasets", STAGING, TRASH):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ArchiveError(
@@ -99,9 +98,7 @@ class DatasetStore:
 
     def cleanup(self) -> None:
         """Remove leftovers of interrupted writes (staging and trash)."""
-        for sub in ("_staging", "_trash"):
-            for p in (self.path / sub).iterdir():
-                shutil.rmtree(p, ignore_errors=True)
+        StagedWrites(self.path).clean()
 
     def write(self, dataset: Dataset, name: str | None = None, overwrite: bool = False) -> str:
         """Store a dataset under ``name`` (its own name by default); return the name.
@@ -117,7 +114,8 @@ class DatasetStore:
             raise ArchiveError(f"dataset {name!r} exists (use overwrite=True)", file=str(target))
         from gdask.zarrio import write_dataset
 
-        staging = self.path / "_staging" / f"{name}-{uuid.uuid4().hex}"
+        writes = StagedWrites(self.path)
+        staging = writes.path(name)
         ds = dataset.to_dataset()
         try:
             # = ds.to_zarr(staging, mode="w", consolidated=False, zarr_format=3,
@@ -126,13 +124,7 @@ class DatasetStore:
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise ArchiveError(f"cannot write dataset {name!r}: {exc}", file=str(staging)) from exc
-        trash = None
-        if target.exists():
-            trash = self.path / "_trash" / f"{name}-{uuid.uuid4().hex}"
-            os.rename(target, trash)
-        os.rename(staging, target)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        writes.swap_in(staging, target, name)
         return name
 
     def read(self, name: str, lazy: bool = True) -> Dataset:
@@ -179,9 +171,7 @@ class DatasetStore:
         group = self._group(name)
         if not group.is_dir():
             raise ArchiveError(f"no dataset {name!r} in the store", file=str(self.path), field=name)
-        trash = self.path / "_trash" / f"{name}-{uuid.uuid4().hex}"
-        os.rename(group, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        StagedWrites(self.path).remove(group, name)
 
 
 #: separates a dataset-store path from a dataset name in a source string
