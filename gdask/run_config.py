@@ -12,7 +12,7 @@ A run config composes one `~gdask.config.AnalysisConfig` per instrument
     fit:
       models: models.yaml               # Gammapy models YAML (the starting point; none: reduce only)
       fit_ranges: {hess: [0.7, 30], magic: ["80 GeV", "30 TeV"]}
-      energy_scale: {magic: 0.1}        # Gaussian sigma of an energy-scale nuisance (1d only)
+      energy_scale: {magic: 0.1}        # Gaussian prior sigma of an energy-scale nuisance
       fov_background: true              # a FoVBackgroundModel (free norm) per 3d dataset
       mode: auto                        # auto | distributed | in-process
       backend: minuit                   # minuit | scipy
@@ -74,7 +74,8 @@ class InstrumentRun:
     fit_range : (float, float) or None
         Fit energy range in TeV (reco bins fully inside are fitted).
     energy_scale : float or None
-        Sigma of the Gaussian penalty on this instrument's energy-scale nuisance.
+        Sigma of the Gaussian prior on this instrument's energy-scale nuisance
+        (an `~gdask.models.EnergyScaleModel` bound to all its datasets).
     """
 
     name: str
@@ -153,14 +154,6 @@ class RunConfig:
         scales = _per_analysis(
             fit, "energy_scale", names, lambda v, p: _number(v, p, positive=True)
         )
-        for name in scales:
-            a = analyses[names.index(name)]
-            if a.kind == "map":
-                _fail(
-                    f"fit.energy_scale.{name}",
-                    "energy-scale nuisance parameters are not yet supported for 3d (map) "
-                    "datasets; only for 1d spectra",
-                )
         mode = _str(fit.take("mode", "auto"), fit.key("mode"), FIT_MODES)
         backend = _str(fit.take("backend", "minuit"), fit.key("backend"), ("minuit", "scipy"))
         fov = fit.take("fov_background", True)

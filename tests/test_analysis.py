@@ -136,11 +136,6 @@ def _mutate(path: str, value, delete: bool = False) -> dict:
         ("fit.fit_ranges", {"hess": [10, 1]}, "fit.fit_ranges.hess: max must be > min"),
         ("fit.fit_ranges", {"hess": [1]}, "fit.fit_ranges.hess: must be [min, max]"),
         ("fit.fit_ranges", {"hess": ["1 m", 10]}, "fit.fit_ranges.hess[0]: not an energy"),
-        (
-            "fit.energy_scale",
-            {"hess": 0.1},
-            "fit.energy_scale.hess: energy-scale nuisance parameters are not yet supported for 3d (map)",
-        ),
         ("fit.energy_scale", {"magic": -0.1}, "fit.energy_scale.magic: must be > 0"),
         ("fit.mode", "cloud", "fit.mode: must be one of ['auto', 'distributed', 'in-process']"),
         ("fit.colour", "red", "fit.colour: unknown key"),
@@ -201,16 +196,17 @@ def test_term_specs_from_stores(stores: Path) -> None:
     assert problem.specs[0].source == f"{(stores / 'maps.zarr').resolve()}::stacked"
     assert problem.specs[0].options == {"energy_min": 1.0, "energy_max": 10.0}
     escale = energy_scale_name("magic")
-    assert problem.specs[1].options == {
-        "energy_min": pytest.approx(0.2),
-        "energy_max": 50.0,
-        "energy_scale": escale,
-    }
-    assert problem.penalties == {escale: (0.0, 0.1)}
+    assert problem.specs[1].options == {"energy_min": pytest.approx(0.2), "energy_max": 50.0}
+    assert problem.penalties == {}
     assert problem.models.names == ["src", "hess-stacked-bkg", "magic-energy-scale"]
+    assert escale in problem.models.parameters_unique_names
     scale = problem.models["magic-energy-scale"]
-    assert scale.datasets_names == [] and not scale.spectral_model.tilt.frozen
-    assert scale.spectral_model.norm.frozen
+    # a nuisance component bound to the analysis' datasets, constrained by its prior
+    assert scale.datasets_names == ["magic-200001", "magic-200002"]
+    assert scale.parametrisation == "scale" and not scale.parameters["s"].frozen
+    assert scale.parameters["s"].prior.parameters["sigma"].value == 0.1
+    again = Models.from_yaml(problem.models.to_yaml())["magic-energy-scale"]
+    assert again.parameters["s"].prior.parameters["sigma"].value == 0.1
     assert problem.analysis_of["magic-200002"] == "magic"
     assert problem.n_bins["hess-stacked"] == 4 * 30 * 30 and problem.n_bins["magic-200001"] == 15
     np.testing.assert_allclose(problem.energy_edges["magic-200001"], np.geomspace(0.1, 100, 16))
@@ -224,8 +220,9 @@ def test_term_specs_from_stores(stores: Path) -> None:
     assert terms[0].mask.sum() < full.mask.sum()
     assert not terms[0].mask[0].any() and terms[0].mask[1:].sum() == full.mask[1:].sum()
     # the coordinator's per-term cache watches the energy-scale parameter
-    pos = problem.models.parameters.names.index("tilt", len(problem.models[0].parameters) + 2)
+    pos = problem.models.parameters_unique_names.index(escale)
     assert pos in _relevant_indices(problem.specs[1]).tolist()
+    assert pos not in _relevant_indices(problem.specs[0]).tolist()
 
 
 def test_dataset_selection_and_store_errors(stores: Path) -> None:
@@ -320,14 +317,11 @@ def test_cli_fit_config_error_exit_code(stores: Path, capsys) -> None:
     from gdask.cli import main
 
     data = run_dict()
-    data["fit"]["energy_scale"] = {"hess": 0.1}
+    data["fit"]["energy_scale"] = {"hess": -0.1}
     (stores / "run.yaml").write_text(yaml.safe_dump(data))
     assert main(["fit", str(stores / "run.yaml")]) == 2
     err = capsys.readouterr().err
-    assert (
-        "gdask fit: error: fit.energy_scale.hess: energy-scale nuisance parameters are not "
-        "yet supported for 3d (map) datasets" in err
-    )
+    assert "gdask fit: error: fit.energy_scale.hess: must be > 0" in err
 
 
 def test_map_term_recovers_after_leaving_the_map() -> None:

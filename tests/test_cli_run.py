@@ -71,7 +71,7 @@ def test_demo(demo) -> None:
     assert np.all(table["covered"]) and len(table) == 7
     assert {
         "crab-sim.spectral.index",
-        "magic-energy-scale.spectral.tilt",
+        "magic-energy-scale.energy_scale.s",
         "hess-stacked-bkg.spectral.norm",
         "cta-stacked-bkg.spectral.norm",
     } <= set(table["parameter"])
@@ -141,4 +141,4 @@ def test_fit_from_analysis_configs(demo, tmp_path: Path) -> None:
     t = Table.read(res / "datasets.ecsv")
     assert list(t["name"]) == ["hess-stacked", "magic-200001", "magic-200002", "cta-stacked"]
     table = _covered(res, out / "sim" / "models.yaml")
-    assert "magic-energy-scale.spectral.tilt" not in set(table["parameter"])
+    assert "magic-energy-scale.energy_scale.s" not in set(table["parameter"])

@@ -14,7 +14,7 @@ from typing import Any
 
 from gdask.errors import ConfigError
 from gdask.likelihood import TermSpec
-from gdask.models import FoVBackgroundModel, Models, PowerLawNormSpectralModel, SkyModel
+from gdask.models import EnergyScaleModel, FoVBackgroundModel, Models
 from gdask.run_config import InstrumentRun, RunConfig
 
 __all__ = [
@@ -34,7 +34,6 @@ STACKED = "stacked"
 #: fitted bins (3d: energy x lat x lon; 1d: energy): one evaluation then costs a few
 #: ms here, less than one ~20 ms scheduler round trip, and the data fit in memory
 INPROCESS_MAX_BINS = 500_000
-ENERGY_SCALE_BOUNDS = (-0.5, 0.5)
 _KINDS = {"MapDataset": "map", "MapDatasetOnOff": "map", "SpectrumDatasetOnOff": "spectrum"}
 
 
@@ -83,7 +82,7 @@ def read_models(path: str | Path) -> Models:
 
 def energy_scale_name(analysis: str) -> str:
     """Unique name of the energy-scale parameter of ``analysis``."""
-    return f"{analysis}-energy-scale.spectral.tilt"
+    return f"{analysis}-energy-scale.energy_scale.s"
 
 
 def store_datasets(run: InstrumentRun) -> list[str]:
@@ -173,12 +172,10 @@ def joint_models(run: RunConfig, models: Models, datasets: dict[str, list[str]])
             name = f"{a.name}-energy-scale"
             if name in names:
                 continue
-            norm = PowerLawNormSpectralModel()
-            norm.norm.frozen = True
-            norm.tilt.frozen = False
-            norm.tilt.min, norm.tilt.max = ENERGY_SCALE_BOUNDS
-            # applies to no dataset as a source: the spectrum terms read it by name
-            comps.append(SkyModel(norm, name=name, datasets_names=[]))
+            # bound to every dataset of the analysis, constrained by its prior
+            comps.append(
+                EnergyScaleModel(datasets[a.name], "scale", sigma=float(a.energy_scale), name=name)
+            )
     return Models(comps)
 
 
@@ -225,9 +222,6 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
         opts: dict[str, Any] = {}
         if a.fit_range is not None:
             opts.update(energy_min=a.fit_range[0], energy_max=a.fit_range[1])
-        if a.energy_scale is not None:
-            opts["energy_scale"] = energy_scale_name(a.name)
-            penalties[energy_scale_name(a.name)] = (0.0, float(a.energy_scale))
         for jn in datasets[a.name]:
             specs.append(TermSpec(a.kind, jn, facts[jn][0], data, dict(opts)))
     return JointProblem(
