@@ -29,6 +29,16 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(params=["direct", "symlink"])
+def linked_data_dir(request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path) -> Path:
+    """``data_dir`` as given, and reached through a symlink (``../shared`` may be one)."""
+    if request.param == "direct":
+        return data_dir
+    link = tmp_path / "linked-data"
+    link.symlink_to(data_dir.resolve(), target_is_directory=True)
+    return link
+
+
 @pytest.fixture(scope="session")
 def hess_dir(data_dir: Path) -> Path:
     return data_dir / "hess-dl3-dr1"
