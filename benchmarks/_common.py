@@ -1,6 +1,6 @@
 """Shared helpers of the fit benchmarks (gdask and Gammapy 2.1 side by side in one run).
 
-The Gammapy side follows /work/shared/gammapy-baselines (bench_B_3d_crab.py,
+The Gammapy side follows ../shared/gammapy-baselines (bench_B_3d_crab.py,
 bench_D_scaling_fit.py): same makers, geometries, models and ``Fit()``
 defaults; the likelihood-evaluation counter patches ``Datasets.stat_sum`` as
 ``benchlib.install_eval_counter`` does.

@@ -3,10 +3,10 @@
 
 Command (from the repository root)::
 
-    /work/venv/bin/python benchmarks/bench_fit_hess3d.py [--no-cluster] [--hessian gradient]
+    .venv/bin/python benchmarks/bench_fit_hess3d.py [--no-cluster] [--hessian gradient]
                                                          [--position-step]
 
-Configuration: /work/shared/gammapy-baselines/bench_B_3d_crab.py, "joint" fit.
+Configuration: ../shared/gammapy-baselines/bench_B_3d_crab.py, "joint" fit.
 Runs 23523, 23526, 23559, 23592 reduced by Gammapy (MapDatasetMaker, SafeMaskMaker
 offset-max 2.5 deg + aeff-default, FoVBackgroundMaker scale with the Crab excluded
 within 0.3 deg) on a 150 x 150 x 10 CAR grid (0.02 deg, 0.7-10 TeV; true energy

@@ -3,7 +3,7 @@
 
 Command (from the repository root)::
 
-    /work/venv/bin/python benchmarks/bench_fit_joint_crab.py [--repeat 5] [--no-cluster]
+    .venv/bin/python benchmarks/bench_fit_joint_crab.py [--repeat 5] [--no-cluster]
 
 Configuration (as tests/validation/test_fit_vs_gammapy.py): the ON/OFF spectra
 of joint-crab/spectra (Fermi-LAT, MAGIC x2, VERITAS x2, FACT, H.E.S.S. x4), one

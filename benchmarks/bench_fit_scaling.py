@@ -3,13 +3,13 @@
 
 Command (from the repository root)::
 
-    /work/venv/bin/python benchmarks/bench_fit_scaling.py [--n 1 4 16 64 256] [--gammapy-n 64 256]
+    .venv/bin/python benchmarks/bench_fit_scaling.py [--n 1 4 16 64 256] [--gammapy-n 64 256]
                                                           [--workers 0 1 2] [--timeout 900] [--quick]
 
 ``--quick`` = ``--n 1 4 16 --gammapy-n 4`` (a couple of minutes). ``--workers 0``
 is in-process; ``k > 0`` a LocalCluster of k single-threaded worker processes.
 
-Configuration: /work/shared/gammapy-baselines/bench_D_scaling_fit.py (without
+Configuration: ../shared/gammapy-baselines/bench_D_scaling_fit.py (without
 ``--bkg-norm``). Template: H.E.S.S. DR1 run 23523 reduced by Gammapy
 (MapDatasetMaker counts/background/exposure/edisp/psf + SafeMaskMaker offset-max
 2.5 deg, aeff-default) on a 100 x 100 x 10 CAR grid (0.02 deg, 0.7-10 TeV; true

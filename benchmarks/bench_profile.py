@@ -3,7 +3,7 @@
 
 Command (from the repository root)::
 
-    /work/venv/bin/python benchmarks/bench_profile.py [--n-values 20] [--modes sequential threads replicas]
+    .venv/bin/python benchmarks/bench_profile.py [--n-values 20] [--modes sequential threads replicas]
 
 "Profile of alpha at 20 points, re-optimised" (Gammapy ~10.5 s here): alpha is a
 parameter of only one configuration of the baselines and acceptance tests, the

@@ -3,10 +3,10 @@
 
 Command (from the repository root; GDASK_DATA defaults to ../shared/data)::
 
-    /work/venv/bin/python benchmarks/bench_reduce.py [--limit K] [--workers 2] [--threads-per-worker 1]
+    .venv/bin/python benchmarks/bench_reduce.py [--limit K] [--workers 2] [--threads-per-worker 1]
                                                      [--skip-gammapy]
 
-Configuration: exactly that of /work/shared/gammapy-baselines/bench_D_reduce105.py --
+Configuration: exactly that of ../shared/gammapy-baselines/bench_D_reduce105.py --
 per run a 2 x 2 deg CAR grid of 0.05 deg pixels centred on the run pointing
 (RA_PNT/DEC_PNT of the obs index), reco energy 0.3-30 TeV in 10 log bins,
 true energy 0.2-50 TeV in 20 log bins, IRF maps on 0.2 deg pixels (PSF rad
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-BASELINES = Path(os.environ.get("GDASK_BASELINES", "/work/shared/gammapy-baselines"))
+BASELINES = Path(os.environ.get("GDASK_BASELINES", REPO.parent / "shared" / "gammapy-baselines"))
 DATA = Path(os.environ.get("GDASK_DATA", REPO.parent / "shared" / "data"))
 CHECK_RUNS = (20136, 23523, 33787, 47802)
 

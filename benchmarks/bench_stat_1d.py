@@ -17,7 +17,7 @@ Timed, per evaluation of the whole joint statistic (in-process, one core):
 
 Run (from the repository root)::
 
-    /work/venv/bin/python benchmarks/bench_stat_1d.py [--data /work/shared/data] [--n 200]
+    .venv/bin/python benchmarks/bench_stat_1d.py [--data ../shared/data] [--n 200]
 
 Prints the times in ms and the ratios Gammapy / gdask.
 """
