@@ -48,6 +48,7 @@ __all__ = [
     "from_yaml",
     "read_yaml",
     "read_models_file",
+    "parse_models_yaml",
     "GAMMAPY_ONLY",
     "write_yaml",
     "model_from_dict",
@@ -123,10 +124,8 @@ def read_models_file(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        The file is missing or unreadable, is not valid YAML (the message
-        gives the line), or is not a models file: no top-level
-        ``components`` list, an empty one, or a component that is not a
-        mapping. ``file`` is the path.
+        The file is missing or unreadable, or `parse_models_yaml` fails;
+        ``file`` is the path.
 
     Examples
     --------
@@ -140,13 +139,31 @@ def read_models_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError("models file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the models file: {exc}", file=str(path)) from exc
+    return parse_models_yaml(text, file=str(path))
+
+
+def parse_models_yaml(text: str, file: str | None = None) -> dict[str, Any]:
+    """Models YAML text to its dictionary, checking its layout (a ``checksum`` is dropped).
+
+    Raises
+    ------
+    ConfigError
+        Not valid YAML (the message gives the line), or not a models file:
+        no top-level ``components`` list, an empty one, or a component that
+        is not a mapping.
+
+    Examples
+    --------
+    >>> parse_models_yaml("components: [{name: a, type: SkyModel}]")["components"][0]["name"]
+    'a'
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(path)) from exc
+        raise ConfigError(f"malformed YAML{where}: {problem}", file=file) from exc
     if not isinstance(data, dict) or "components" not in data:
         found = (
             f"top-level keys: {', '.join(map(str, data))}"
@@ -155,7 +172,7 @@ def read_models_file(path: str | Path) -> dict[str, Any]:
         )
         raise ConfigError(
             f"not a models file: no top-level 'components' list ({found})",
-            file=str(path),
+            file=file,
             field="components",
         )
     comps = data["components"]
@@ -163,14 +180,14 @@ def read_models_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             "the models file has no components (need a non-empty list of SkyModel / "
             "FoVBackgroundModel mappings)",
-            file=str(path),
+            file=file,
             field="components",
         )
     for i, comp in enumerate(comps):
         if not isinstance(comp, dict):
             raise ConfigError(
                 f"component #{i + 1} is not a mapping {{name, type, spectral, ...}}: {comp!r}",
-                file=str(path),
+                file=file,
                 field=f"components[{i}]",
             )
     data.pop("checksum", None)

@@ -23,8 +23,8 @@ from gdask.errors import ConfigError, GdaskError
 from .core import ModelBase
 from .io import (
     COMPONENT_REGISTRY,
-    from_yaml,
     model_from_dict,
+    parse_models_yaml,
     read_models_file,
     register_component,
     to_yaml,
@@ -372,7 +372,8 @@ class Models(collections.abc.Sequence):
 
     @classmethod
     def from_yaml(cls, text: str, path: str | Path = "") -> Models:
-        return cls.from_dict(from_yaml(text), path=path)
+        """Models from YAML text (checked as `gdask.models.io.parse_models_yaml` does)."""
+        return cls.from_dict(parse_models_yaml(text), path=path)
 
     @classmethod
     def read(cls, filename: str | Path, require_free: bool = False) -> Models:
