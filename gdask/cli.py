@@ -343,6 +343,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning(args.command)  # restored below
     try:
         _check_cluster_args(args)
         code = int(args.func(args) or 0)
@@ -362,6 +366,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gdask {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
+    finally:
+        warnings.showwarning = shown
+
+
+def _one_line_warning(command: str):
+    """A `warnings.showwarning` printing ``gdask CMD: warning: MESSAGE`` (no source line)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        try:
+            print(f"gdask {command}: warning: {message}", file=file or sys.stderr)
+        except OSError:  # stderr closed: nowhere to warn
+            pass
+
+    return show
 
 
 def _silence_stdout() -> None:

@@ -416,3 +416,19 @@ def test_selecting_a_rejected_obs_id_reports_it(hess_dir, tmp_path):
         s = _ingest_quiet(root, tmp_path / "s.zarr", obs_ids=[GOOD[0], 23559])
     assert [r.obs_id for r in s.failed] == [23559] and s.count("ingested") == 1
     assert ArchiveStore.open(tmp_path / "s.zarr").obs_ids() == [GOOD[0]]
+
+
+def test_cli_warnings_are_one_line(hess_dir, tmp_path, capsys):
+    """Index warnings reach the user as ``gdask ingest: warning: ...``, not as source lines."""
+    root = copy_archive(hess_dir, tmp_path / "dl3", [*GOOD, 23559])
+    path = root / "obs-index.fits.gz"
+    t = Table.read(path)
+    t.add_row(t[list(t["OBS_ID"]).index(23559)])
+    t.write(path, overwrite=True)
+    code = main(
+        ["ingest", str(root), "--store", str(tmp_path / "s.zarr"), "--threads", "--no-progress"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "gdask ingest: warning: DL3 index: obs-index lists OBS_ID 23559 2 times" in err
+    assert "UserWarning" not in err and "DL3Index.read(" not in err
