@@ -290,6 +290,18 @@ class Coordinator:
         """Number of term groups (tasks per evaluation)."""
         return len(self.partition)
 
+    @property
+    def groups(self) -> list[Any]:
+        """The resident term groups in partition order (started on first use).
+
+        Futures of `TermGroup` in distributed mode (e.g. for ``client.who_has``),
+        the `TermGroup` objects in-process. A group lost with its worker is
+        replaced by a new future on the next evaluation.
+        """
+        if not self._started:
+            self.start()
+        return list(self._groups)
+
     def _group_specs(self, i: int) -> list[TermSpec]:
         return [self.specs[k] for k in self.partition[i]]
 

@@ -38,7 +38,7 @@ def test_cluster_matches_in_process(client, reference):
     models, specs = _problem()
     with Coordinator(specs, client, preload=PRELOAD) as coord:
         assert coord.n_groups == 2
-        who = client.who_has(coord._groups)
+        who = client.who_has(coord.groups)
         assert len({w for ws in who.values() for w in ws}) == 2  # one group per worker
         r = Fit(models, coord).run()
     # same partition -> bit-identical; other partition -> identical to rounding

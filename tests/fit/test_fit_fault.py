@@ -28,10 +28,12 @@ def _problem():
     return models, make_specs(models, N, sleep=0.01)
 
 
-@pytest.fixture(scope="module", params=[3, 0], ids=["reschedule", "killedworker"])
+@pytest.fixture(params=[3, 0], ids=["reschedule", "killedworker"])
 def cluster_client(request):
-    """2 worker processes; with ``allowed-failures=0`` a task running on a killed worker
-    fails with KilledWorker at once, so the coordinator's own rebuild path is exercised
+    """A cluster of this test's own (tests kill its workers): 2 worker processes.
+
+    With ``allowed-failures=0`` a task running on a killed worker fails with
+    KilledWorker at once, so the coordinator's own rebuild path is exercised
     (with the default the scheduler recomputes the group transparently)."""
     import dask
     from distributed import Client, LocalCluster
@@ -45,6 +47,7 @@ def cluster_client(request):
             silence_logs=logging.CRITICAL,
         )
     client = Client(cluster)
+    client.wait_for_workers(2, timeout=60)
     here = str(Path(__file__).parent)
     client.register_worker_callbacks(lambda: sys.path.insert(0, here))  # restarted ones too
     yield client
@@ -55,7 +58,7 @@ def cluster_client(request):
 def _killer(client, coord: Coordinator, after: int, state: dict) -> threading.Thread:
     """Kill (SIGKILL) the worker process holding group 0 after ``after`` evaluations."""
     pids = client.run(os.getpid)
-    (addr,) = client.who_has(coord._groups[:1]).popitem()[1]
+    (addr,) = client.who_has(coord.groups[:1]).popitem()[1]
     state["addr"], state["pid"] = addr, pids[addr]
 
     def run() -> None:
@@ -74,19 +77,19 @@ def _killer(client, coord: Coordinator, after: int, state: dict) -> threading.Th
 def test_worker_killed_mid_fit(cluster_client):
     client = cluster_client
     models, specs = _problem()
-    with Coordinator(specs, client, preload=PRELOAD) as coord:
+    with Coordinator(specs, client, n_groups=2, preload=PRELOAD) as coord:
         ref = Fit(models, coord).run()
 
     models, specs = _problem()
     state: dict = {}
-    with Coordinator(specs, client, preload=PRELOAD) as coord:
+    with Coordinator(specs, client, n_groups=2, preload=PRELOAD) as coord:
         th = _killer(client, coord, after=5, state=state)
         result = Fit(models, coord).run()
         th.join(5)
         assert "killed_at" in state, "the worker was not killed during the fit"
         assert state["killed_at"] < ref.n_evaluations
         # the lost group lives again elsewhere
-        holders = {w for ws in client.who_has(coord._groups).values() for w in ws}
+        holders = {w for ws in client.who_has(coord.groups).values() for w in ws}
         assert state["addr"] not in holders
         print(
             f"killed after {state['killed_at']} evaluations; coordinator rebuilds: "
@@ -103,10 +106,10 @@ def test_lost_group_is_rebuilt_from_specs(cluster_client):
     """A group future that errors/cancels (as after KilledWorker) is rebuilt by the coordinator."""
     client = cluster_client
     models, specs = _problem()
-    with Coordinator(specs, client, preload=PRELOAD) as coord:
+    with Coordinator(specs, client, n_groups=2, preload=PRELOAD) as coord:
         v = models.parameters.value
         ref = coord.evaluate(v)
-        client.cancel(coord._groups[1])
+        client.cancel(coord.groups[1])
         ev = coord.evaluate(v)
         assert coord.n_rebuilds == 1
         np.testing.assert_array_equal(ev.stats, ref.stats)
