@@ -48,6 +48,8 @@ DEC_RANGE = (-90.0, 90.0)
 EDISP_MAX_INTEGRAL = 1.05
 #: Slack of the livetime <= ontime <= duration checks (real obs-indexes round: 1188 s vs 1184 s).
 _REL, _ABS_S = 0.02, 10.0
+#: Longest accepted ONTIME / LIVETIME in s (even without TSTART/TSTOP to compare with).
+MAX_RUN_SECONDS = 1e9
 #: obs-index columns GADF defines as numbers.
 NUMERIC_OBS_COLUMNS = (
     "RA_PNT",
@@ -250,6 +252,16 @@ def _livetime_issues(
             continue
         nums[key] = v
     for key in ("LIVETIME", "ONTIME"):
+        if nums.get(key, 0.0) > MAX_RUN_SECONDS:  # whatever else is known
+            out.append(
+                Issue(
+                    "error",
+                    f"{key} {nums[key]:.6g} s is longer than {MAX_RUN_SECONDS:g} s (30 years)",
+                    f"{field_prefix}{key}",
+                    file,
+                    obs_id,
+                )
+            )
         if nums.get(key, 0.0) < 0:
             out.append(
                 Issue(
