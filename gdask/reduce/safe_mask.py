@@ -16,6 +16,10 @@ pixels whose predicted background is zero or not finite):
 
 As in Gammapy, the energy thresholds found in true energy are applied to
 reconstructed energy, and a bin is kept only if it lies fully inside the range.
+"The pixel at the map centre" is the one Gammapy reads there: on a pixel
+boundary (maps with an even number of pixels) its point-region round trip and
+scipy's nearest rule (ties go down) decide, which gdask follows step by step
+(`safe_energy_thresholds` gives the thresholds themselves).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ __all__ = [
     "threshold_aeff_max",
     "threshold_edisp_bias",
     "threshold_bkg_peak",
+    "nearest_index_ties_down",
+    "safe_energy_thresholds",
 ]
 
 SAFE_MASK_METHODS = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
@@ -136,9 +142,45 @@ def _edges(ds: xr.Dataset, dim: str) -> np.ndarray:
 
 
 def _nearest_pixel(geom: WcsGeom, position: Any | None) -> tuple[int, int]:
+    """``(iy, ix)`` of the pixel of a map on ``geom`` that Gammapy 2.1 reads at ``position``.
+
+    Gammapy turns the position into a point region whose bounding box
+    (``regions``' ``floor(x + 0.5)`` / ``ceil(x + 0.5)`` rule) it converts back to
+    the sky before taking the nearest pixel. Off a pixel boundary that is the
+    nearest pixel; on one (the centre of a map with an even number of pixels,
+    e.g. a 4 deg map of 0.2 deg IRF pixels) the bounding box is empty, its centre
+    stays on the boundary and the float rounding of the second round trip
+    decides, with scipy's nearest-neighbour rule (ties go down): reproduced here
+    step by step, so the thresholds do not depend on the map width differently
+    from Gammapy's.
+    """
+    from astropy.wcs.utils import pixel_to_skycoord, skycoord_to_pixel
+
     pos = geom.center_skydir if position is None else position
-    ix, iy = geom.coord_to_idx(pos)
-    return int(np.ravel(iy)[0]), int(np.ravel(ix)[0])
+    x, y = (float(np.ravel(v)[0]) for v in skycoord_to_pixel(pos, geom.wcs, 0, "all"))
+    cx = 0.5 * (np.ceil(x + 0.5) - 1 + np.floor(x + 0.5))
+    cy = 0.5 * (np.ceil(y + 0.5) - 1 + np.floor(y + 0.5))
+    px, py = geom.coord_to_pix(pixel_to_skycoord(cx, cy, geom.wcs, 0, "all"))
+    nx, ny = geom.npix
+    ix = nearest_index_ties_down(np.ravel(px), nx)[0]
+    iy = nearest_index_ties_down(np.ravel(py), ny)[0]
+    return int(iy), int(ix)
+
+
+def nearest_index_ties_down(pix: np.ndarray, n: int) -> np.ndarray:
+    """Nearest index on the grid ``0 .. n-1`` as scipy's ``RegularGridInterpolator(method=
+    "nearest")`` picks it (Gammapy's nearest-neighbour map interpolation): a tie (``x.5``)
+    goes down, outside the grid the edge index is taken.
+
+    Examples
+    --------
+    >>> nearest_index_ties_down(np.array([9.5, 9.5000001, -3.0, 42.0]), 20).tolist()
+    [9, 10, 0, 19]
+    """
+    pix = np.asarray(pix, dtype=float)
+    i = np.clip(np.searchsorted(np.arange(n, dtype=float), pix) - 1, 0, max(n - 2, 0))
+    idx = np.where(pix - i <= 0.5, i, i + 1)
+    return np.clip(idx, 0, n - 1).astype(int)
 
 
 def _position(
@@ -152,6 +194,60 @@ def _position(
         pnt = SkyCoord(info.ra_pnt, info.dec_pnt, unit="deg", frame="icrs")
         return pnt.directional_offset_by(0.0 * pnt.ra.unit, fixed_offset * pnt.ra.unit)
     return position if position is not None else geom.center_skydir
+
+
+def safe_energy_thresholds(
+    dataset: xr.Dataset,
+    observation: Any = None,
+    methods: Sequence[str] = ("aeff-max", "edisp-bias", "bkg-peak"),
+    *,
+    aeff_percent: float = 10.0,
+    bias_percent: float = 10.0,
+    position: Any = None,
+    fixed_offset: float | None = None,
+) -> dict[str, float | None]:
+    """Lower energy thresholds (TeV) of the methods ``aeff-max``, ``edisp-bias`` and
+    ``bkg-peak`` of a map dataset, as `make_safe_mask` applies them.
+
+    ``aeff-max`` and ``edisp-bias`` read the exposure and kernel at the pixel Gammapy
+    reads at ``position`` (default the counts-map centre; see `make_safe_mask`);
+    ``aeff-max`` is None where the effective area is zero there.
+
+    Examples
+    --------
+    >>> thresholds = safe_energy_thresholds(ds, obs, ["edisp-bias"])  # doctest: +SKIP
+    >>> thresholds["edisp-bias"]  # doctest: +SKIP
+    0.707...
+    """
+    info = observation
+    if observation is not None and not isinstance(observation, ObservationInfo):
+        info = ObservationInfo.from_observation(observation)
+    geom = WcsGeom.from_header(dataset.attrs["wcs_header"])
+    out: dict[str, float | None] = {}
+    if "aeff-max" in methods:
+        iy, ix = _nearest_pixel(geom, _position(info, geom, position, fixed_offset))
+        et = np.asarray(dataset["energy_true"].values, dtype=float)
+        aeff = (
+            dataset["exposure"].transpose("energy_true", "lat", "lon").values[:, iy, ix]
+            / dataset.attrs["livetime"]
+        )
+        out["aeff-max"] = threshold_aeff_max(aeff, et, aeff_percent)
+    if "edisp-bias" in methods:
+        igeom = WcsGeom.from_header(dataset.attrs["edisp_wcs_header"])
+        iy, ix = _nearest_pixel(igeom, _position(info, geom, position, fixed_offset))
+        kernel = (
+            dataset["edisp"]
+            .transpose("edisp_energy_true", "edisp_energy", ...)
+            .values[:, :, iy, ix]
+        )
+        et = np.asarray(dataset["edisp_energy_true"].values, dtype=float)
+        er = np.asarray(dataset["edisp_energy"].values, dtype=float)
+        out["edisp-bias"] = threshold_edisp_bias(kernel, et, er, bias_percent)
+    if "bkg-peak" in methods:
+        out["bkg-peak"] = threshold_bkg_peak(
+            dataset["background"].transpose("energy", ...).values, _edges(dataset, "energy")
+        )
+    return out
 
 
 def make_safe_mask(
@@ -219,33 +315,20 @@ def make_safe_mask(
             raise ValueError("'aeff-default' needs the observation")
         lo, hi = info.aeff_thresholds
         mask &= energy_range_mask(edges, lo, hi)[:, None, None]
-    if "aeff-max" in methods:
-        iy, ix = _nearest_pixel(geom, _position(info, geom, position, fixed_offset))
-        et = np.asarray(dataset["energy_true"].values, dtype=float)
-        aeff = (
-            dataset["exposure"].transpose("energy_true", "lat", "lon").values[:, iy, ix]
-            / dataset.attrs["livetime"]
-        )
-        e = threshold_aeff_max(aeff, et, aeff_percent)
-        if e is None:
+    found = safe_energy_thresholds(
+        dataset,
+        info,
+        sorted(methods & {"aeff-max", "edisp-bias", "bkg-peak"}),
+        aeff_percent=aeff_percent,
+        bias_percent=bias_percent,
+        position=position,
+        fixed_offset=fixed_offset,
+    )
+    for e in found.values():
+        if e is None:  # aeff-max: no effective area at the position
             mask[...] = False
         else:
             energy_min.append(e)
-    if "edisp-bias" in methods:
-        igeom = WcsGeom.from_header(dataset.attrs["edisp_wcs_header"])
-        iy, ix = _nearest_pixel(igeom, _position(info, geom, position, fixed_offset))
-        kernel = (
-            dataset["edisp"]
-            .transpose("edisp_energy_true", "edisp_energy", ...)
-            .values[:, :, iy, ix]
-        )
-        et = np.asarray(dataset["edisp_energy_true"].values, dtype=float)
-        er = np.asarray(dataset["edisp_energy"].values, dtype=float)
-        energy_min.append(threshold_edisp_bias(kernel, et, er, bias_percent))
-    if "bkg-peak" in methods:
-        energy_min.append(
-            threshold_bkg_peak(dataset["background"].transpose("energy", ...).values, edges)
-        )
     for e in energy_min:
         mask &= energy_range_mask(edges, e)[:, None, None]
     return xr.DataArray(mask, dims=("energy", "lat", "lon"), name="mask_safe")

@@ -58,6 +58,7 @@ from gdask.datasets.map import MapDataset, MapDatasetOnOff
 from gdask.datasets.spectrum import SpectrumDatasetOnOff
 from gdask.dl3.gti import GTI
 from gdask.geometry.wcs import WcsGeom
+from gdask.reduce.safe_mask import nearest_index_ties_down
 
 __all__ = ["stack_pair", "stack_all", "stack_into", "empty_like", "STACKED_ATTR"]
 
@@ -160,9 +161,7 @@ def _nearest_idx(pix: NDArray, n: int, mode: str) -> NDArray[np.int64]:
     if mode == "up":
         idx = np.floor(pix + 0.5)
         return np.where(np.isfinite(idx) & (idx >= 0) & (idx < n), idx, -1).astype(int)
-    i = np.clip(np.searchsorted(np.arange(n, dtype=float), pix) - 1, 0, max(n - 2, 0))
-    idx = np.where(pix - i <= 0.5, i, i + 1)
-    return np.clip(idx, 0, n - 1).astype(int)
+    return nearest_index_ties_down(pix, n)
 
 
 def _sample_mask(mask: NDArray, geom: WcsGeom, irf_geom: WcsGeom | None, mode: str) -> NDArray:

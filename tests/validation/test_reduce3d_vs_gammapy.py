@@ -216,3 +216,69 @@ def test_other_safe_masks(reduced, hess_dir, methods, kwargs):
     gd = reduced[1][obs_id].drop_vars("mask_safe")
     ours = make_safe_mask(gd, read_observation(DL3Index.read(hess_dir), obs_id), methods, **kwargs)
     np.testing.assert_array_equal(ours.values, ref)
+
+
+@pytest.fixture(scope="module", params=[4.0, 4.2], ids=["4deg", "4.2deg"])
+def wide(request, hess_dir):
+    """Per-run maps of width 4 deg (the centre on an IRF pixel boundary with 0.2 deg IRF
+    pixels) and 4.2 deg, with exposure and edisp, by Gammapy and by gdask."""
+    from gammapy.datasets import MapDataset as GPMapDataset
+    from gammapy.makers import MapDatasetMaker
+
+    warnings.simplefilter("ignore")
+    width = request.param
+    ea = MapAxis.from_energy_bounds(0.1, 100, nbin=24, unit="TeV")
+    et = MapAxis.from_energy_bounds(0.05, 200, nbin=36, unit="TeV", name="energy_true")
+    gp_geom = GPWcsGeom.create(
+        skydir=(83.633, 22.014), binsz=0.02, width=(width, width), frame="icrs", axes=[ea]
+    )
+    empty = GPMapDataset.create(geom=gp_geom, energy_axis_true=et, binsz_irf=0.2)
+    maker = MapDatasetMaker(selection=["counts", "exposure", "edisp"])
+    geom = WcsGeom.create(skydir=(83.633, 22.014), binsz=0.02, width=(width, width), frame="icrs")
+    e_reco = EnergyAxis.from_bounds(0.1, 100, 24)
+    e_true = EnergyAxis.from_bounds(0.05, 200, 36, name="energy_true")
+    store, index = DataStore.from_dir(hess_dir), DL3Index.read(hess_dir)
+    out = {}
+    for obs_id in OBS_IDS:
+        obs = store.obs(obs_id)
+        gp = maker.run(empty.copy(name=str(obs_id)), obs)
+        gd_obs = read_observation(index, obs_id)
+        gd = make_map_dataset(
+            gd_obs,
+            geom,
+            e_reco,
+            e_true,
+            0.2,
+            selection=["counts", "exposure", "edisp"],
+        )
+        out[obs_id] = (gp, gd, obs, gd_obs)
+    return out
+
+
+def _gammapy_aeff_max_threshold(gp, percent=10.0):
+    """Gammapy 2.1's own DL4 aeff-max threshold (the steps of SafeMaskMaker, on its objects)."""
+    from gammapy.modeling.models import TemplateSpectralModel
+
+    aeff = gp.exposure.get_spectrum(gp._geom.center_skydir) / gp.exposure.meta["livetime"]
+    model = TemplateSpectralModel.from_region_map(aeff)
+    e_min = model.energy[np.nonzero(model.values > 0)[0][0]]
+    root = model.inverse(percent / 100 * aeff.quantity.max(), e_min, model.energy[-1])[0]
+    return (e_min if np.isnan(root) else root).to_value("TeV")
+
+
+@pytest.mark.parametrize("obs_id", OBS_IDS)
+def test_thresholds_at_the_map_centre_match_gammapy(wide, obs_id):
+    """edisp-bias and aeff-max read the IRF pixel Gammapy reads at the map centre, also when
+    the centre lies on a pixel boundary (4 deg map): same thresholds for 4 and 4.2 deg."""
+    from gdask.reduce.safe_mask import safe_energy_thresholds
+
+    gp, gd, obs, gd_obs = wide[obs_id]
+    ours = safe_energy_thresholds(gd, None, ["aeff-max", "edisp-bias"])
+    kernel = gp.edisp.get_edisp_kernel(position=gp._geom.center_skydir)
+    assert ours["edisp-bias"] == pytest.approx(
+        kernel.get_bias_energy(0.1)[0].to_value("TeV"), rel=1e-6
+    )
+    assert ours["aeff-max"] == pytest.approx(_gammapy_aeff_max_threshold(gp), rel=1e-6)
+    for methods in (["edisp-bias"], ["aeff-max"]):
+        ref = SafeMaskMaker(methods=methods).run(gp.copy(), obs).mask_safe.data
+        np.testing.assert_array_equal(make_safe_mask(gd, gd_obs, methods).values, ref)
