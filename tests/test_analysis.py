@@ -14,7 +14,6 @@ from gdask.analysis.specs import INPROCESS_MAX_BINS, energy_scale_name
 from gdask.config import AnalysisConfig
 from gdask.datasets import DatasetStore
 from gdask.errors import ConfigError
-from gdask.fit.coordinator import _relevant_indices
 from gdask.likelihood import build_term
 from gdask.models import Models, PointSpatialModel, PowerLawSpectralModel, SkyModel
 from gdask.run_config import RunConfig, load_run_config
@@ -219,10 +218,10 @@ def test_term_specs_from_stores(stores: Path) -> None:
     )
     assert terms[0].mask.sum() < full.mask.sum()
     assert not terms[0].mask[0].any() and terms[0].mask[1:].sum() == full.mask[1:].sum()
-    # the coordinator's per-term cache watches the energy-scale parameter
-    pos = problem.models.parameters_unique_names.index(escale)
-    assert pos in _relevant_indices(problem.specs[1]).tolist()
-    assert pos not in _relevant_indices(problem.specs[0]).tolist()
+    # the terms declare what they depend on (the coordinator's cache key)
+    pos = problem.models.layout().position(escale)
+    assert pos in terms[1].depends_on.tolist()
+    assert pos not in terms[0].depends_on.tolist()
 
 
 def test_dataset_selection_and_store_errors(stores: Path) -> None:

@@ -60,30 +60,6 @@ class Evaluation:
     stats: np.ndarray
 
 
-def _relevant_indices(spec: TermSpec) -> np.ndarray | None:
-    """Positions of the full vector a term can depend on (None: unknown, all)."""
-    try:
-        from gdask.models import Models
-
-        models = Models.from_dict(spec.models)
-    except Exception:  # noqa: BLE001 - unknown components: no caching
-        return None
-    out, pos = [], 0
-    for m in models:
-        n = len(m.parameters)
-        names = getattr(m, "datasets_names", None)
-        if names is None or spec.name in names:
-            out.extend(range(pos, pos + n))
-        pos += n
-    if (spec.options or {}).get("energy_scale") is not None:
-        # the nuisance parameter usually sits in a model applying to no dataset
-        try:
-            out.append(models.parameter_index(spec.options["energy_scale"]))
-        except KeyError:  # unresolvable: no caching (the term itself reports the error)
-            return None
-    return np.array(sorted(set(out)), dtype=int)
-
-
 def _nbytes(obj: Any, depth: int = 0) -> int:
     if isinstance(obj, np.ndarray):
         return int(obj.nbytes)
@@ -108,8 +84,9 @@ class TermGroup:
     preload : sequence of str
         Modules imported before building (plugins registering term kinds).
     cache : bool
-        Reuse a term's last result when the parameters it depends on (its
-        models' ``datasets_names``) did not change; exact, as terms are pure.
+        Reuse a term's last result when the positions it declares it depends
+        on (`~gdask.likelihood.LikelihoodTerm.depends_on`, the whole vector
+        when it declares none) did not change; exact, as terms are pure.
     """
 
     def __init__(
@@ -119,7 +96,7 @@ class TermGroup:
             importlib.import_module(mod)
         self.specs = list(specs)
         self.terms: list[LikelihoodTerm] = [build_term(s) for s in self.specs]
-        self.relevant = [_relevant_indices(s) if cache else None for s in self.specs]
+        self.relevant = [_depends_on(t) for t in self.terms]
         self._last: list[tuple[np.ndarray, float, np.ndarray] | None] = [None] * len(self.terms)
         self.cache = cache
         # terms need not be re-entrant: one evaluation of a group at a time
@@ -142,14 +119,14 @@ class TermGroup:
 
     def _term(self, k: int, values: np.ndarray) -> tuple[float, np.ndarray]:
         rel = self.relevant[k]
-        if rel is not None:
-            key = values[rel]
+        key = values if rel is None else values[rel]
+        if self.cache:
             last = self._last[k]
             if last is not None and np.array_equal(last[0], key):
                 return last[1], last[2]
         stat, grad = self.terms[k].stat_and_grad(values)
         stat, grad = float(stat), np.asarray(grad, dtype=float)
-        if rel is not None:
+        if self.cache:
             self._last[k] = (key.copy(), stat, grad)
         return stat, grad
 
@@ -183,6 +160,12 @@ class TermGroup:
 
     def __sizeof__(self) -> int:  # what dask.sizeof reports to the scheduler
         return max(_MIN_REPORTED_NBYTES, _nbytes(self.terms))
+
+
+def _depends_on(term: LikelihoodTerm) -> np.ndarray | None:
+    """The positions a term declares it depends on (None: the whole vector)."""
+    rel = getattr(term, "depends_on", None)
+    return None if rel is None else np.asarray(rel, dtype=int)
 
 
 # ------------------------------------------------------------ worker tasks

@@ -12,7 +12,7 @@ Vectors
     ``Models.parameters.value`` (every parameter, linked ones repeated, stored
     units): what a `~gdask.likelihood.LikelihoodTerm` receives.
 ``unique``
-    one value per slot of `~gdask.models.FlatLayout` (linked parameters share
+    one value per slot of the `~gdask.models.ParameterLayout` (linked parameters share
     a slot), in the unit of the slot's representative (its first parameter).
 ``factors``
     the free slots divided by their scale: what the minimiser sees (Gammapy's
@@ -62,21 +62,16 @@ class FitProblem:
         autoscale: bool = True,
     ) -> None:
         pars = models.parameters
-        lay = pars.flat_layout()
+        self.layout = lay = models.layout()
         self.index = lay.index
-        self.n_parameters = len(pars)
+        self.n_parameters = lay.n_parameters
         reps = [pars[int(i)] for i in lay.first]
-        self.names: list[str] = list(models.parameters_unique_names)
+        self.names: list[str] = lay.unique_names
         self.units: list[str] = [p.unit.to_string() for p in reps]
         # conversion from the representative's unit to each member's unit
-        self.conv = np.array(
-            [
-                1.0 if reps[s].unit == p.unit else float(reps[s].unit.to(p.unit))
-                for p, s in zip(pars, lay.index, strict=True)
-            ]
-        )
+        self.conv = lay.conv
         self.values = np.array([p.value for p in reps], dtype=float)
-        self.free = np.array(lay.free, dtype=bool)
+        self.free = np.array([not p.frozen for p in reps], dtype=bool)
         self.min = np.array([p.min for p in reps], dtype=float)
         self.max = np.array([p.max for p in reps], dtype=float)
         self.errors0 = np.array([p.error for p in reps], dtype=float)
@@ -87,25 +82,11 @@ class FitProblem:
         self.penalties: dict[int, tuple[float, float]] = {}
         for name, (mu, sigma) in (penalties or {}).items():
             self.penalties[self.slot(name)] = (float(mu), float(sigma))
-        self.owners = self._ownership(models, lay)
+        self.owners = lay.datasets_of_slot()
         # user convenience only: find a slot from a Parameter object
         self._slot_of_id = {id(p): int(s) for p, s in zip(pars, lay.index, strict=True)}
 
     # ------------------------------------------------------------- naming
-    def _ownership(self, models: Any, lay: Any) -> list[frozenset[str] | None]:
-        """Per slot: the datasets whose statistic depends on it (None: all)."""
-        per_par: list[list[str] | None] = []
-        for m in models:
-            names = getattr(m, "datasets_names", None)
-            per_par.extend([None if names is None else list(names)] * len(m.parameters))
-        owners: list[set[str] | None] = [set() for _ in range(len(lay.first))]
-        for slot, names in zip(lay.index, per_par, strict=True):
-            cur = owners[slot]
-            if cur is None:
-                continue
-            owners[slot] = None if names is None else cur | set(names)
-        return [None if o is None else frozenset(o) for o in owners]
-
     def slot(self, key: str | int | Any) -> int:
         """Slot of a parameter given by unique name, slot index or `Parameter` object.
 
@@ -176,7 +157,7 @@ class FitProblem:
 
     def full_from_unique(self, unique: np.ndarray) -> np.ndarray:
         """The per-parameter vector a term receives."""
-        return unique[self.index] * self.conv
+        return self.layout.expand(unique)
 
     def full_from_factors(self, factors: Sequence[float]) -> np.ndarray:
         """The per-parameter vector from minimiser factors."""
@@ -184,9 +165,7 @@ class FitProblem:
 
     def unique_grad(self, full_grad: np.ndarray) -> np.ndarray:
         """Gradient over unique slots from a per-parameter gradient."""
-        out = np.zeros(len(self.values))
-        np.add.at(out, self.index, np.asarray(full_grad, dtype=float) * self.conv)
-        return out
+        return self.layout.reduce_grad(full_grad)
 
     # -------------------------------------------------- priors, penalties
     def extra_stat_and_grad(self, unique: np.ndarray) -> tuple[float, np.ndarray]:
@@ -256,9 +235,8 @@ class FitProblem:
                 p.scale = float(self.scales[i])
         if covariance is not None:
             models.covariance = covariance
-            lay = pars.flat_layout()
             for j, p in enumerate(pars):
-                i = lay.index[j]
+                i = self.index[j]
                 if self.free[i]:
                     var = covariance[i, i]
                     err = math.sqrt(var) if var >= 0 else math.nan

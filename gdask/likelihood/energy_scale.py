@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from gdask.errors import ConfigError
 from gdask.likelihood.folding import scaled_integral_and_grads
-from gdask.models import EnergyScaleModel, Models
+from gdask.models import EnergyScaleModel, Models, ParameterLayout
 
 __all__ = ["ScaledSpectrum", "ScaledSource", "EnergyScaleBinding", "bind_energy_scale"]
 
@@ -110,22 +110,26 @@ class EnergyScaleBinding:
         return np.delete(grad, n_spec), float(grad[n_spec])
 
 
-def bind_energy_scale(models: Models, dataset_name: str) -> EnergyScaleBinding | None:
+def bind_energy_scale(
+    models: Models, dataset_name: str, layout: ParameterLayout | None = None
+) -> EnergyScaleBinding | None:
     """The `EnergyScaleModel` naming ``dataset_name`` (None without one).
+
+    Its position comes from ``layout`` (default: ``models.layout()``).
 
     Raises
     ------
     ConfigError
         Two of them name the dataset.
     """
+    layout = layout if layout is not None else models.layout()
     found = None
-    offset = 0
-    for m in models:
-        if isinstance(m, EnergyScaleModel) and dataset_name in m.datasets_names:
+    for comp in layout.for_dataset(dataset_name):
+        m = models[comp.name]
+        if isinstance(m, EnergyScaleModel):
             if found is not None:
                 raise ConfigError(
                     f"two EnergyScaleModels apply to dataset {dataset_name!r}", field="models"
                 )
-            found = EnergyScaleBinding(offset, m)
-        offset += len(m.parameters)
+            found = EnergyScaleBinding(comp.start, m)
     return found

@@ -35,7 +35,7 @@ from gdask.likelihood.evaluator import DatasetIRFs, SourceEvaluator
 from gdask.likelihood.folding import energy_range_mask
 from gdask.likelihood.psf_kernel import PSFKernelMaker
 from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
-from gdask.models import FoVBackgroundModel, Models, SkyModel
+from gdask.models import FoVBackgroundModel, Models, ParameterLayout, SkyModel
 from gdask.stats import STATISTICS, TRUNCATION_VALUE, Statistic, make_statistic
 
 __all__ = ["MapTerm", "build_map_term", "read_map_dataset"]
@@ -66,6 +66,9 @@ class MapTerm(LikelihoodTerm):
     stat : {"cash", "wstat"}, optional
         The statistic (a key of `gdask.stats.STATISTICS`); default ``"wstat"``
         for a `~gdask.datasets.MapDatasetOnOff`, else ``"cash"``.
+    layout : ParameterLayout, optional
+        Layout of the joint vector (default: ``models.layout()``); every offset
+        the term uses comes from it.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class MapTerm(LikelihoodTerm):
         energy_min: float | None = None,
         energy_max: float | None = None,
         stat: str | None = None,
+        layout: ParameterLayout | None = None,
     ) -> None:
         self.name = name or dataset.name
         on_off = isinstance(dataset, MapDatasetOnOff) and "counts_off" in dataset.ds
@@ -88,9 +92,9 @@ class MapTerm(LikelihoodTerm):
         if self.stat_type == "wstat" and not on_off:
             raise ConfigError(f"dataset {self.name!r} has no OFF counts for wstat", field="stat")
         self.models = models
-        params = models.parameters
-        self.n_parameters = len(params)
-        self.to_canonical = np.asarray(params.to_canonical, float)
+        self.layout = layout = layout if layout is not None else models.layout()
+        self.n_parameters = layout.n_parameters
+        self.to_canonical = layout.to_canonical
         self._values: Array | None = None
 
         ds = dataset.ds
@@ -133,32 +137,29 @@ class MapTerm(LikelihoodTerm):
 
         irfs = self._irfs(dataset, geom, mask)
         self.irfs = irfs
-        # parameter slices of every component in the joint vector
+        # the components of this dataset and their slices, from the layout
         self.sources: list[tuple[SourceEvaluator, slice]] = []
         self.bkg_model: FoVBackgroundModel | None = None
         self.bkg_slice = slice(0, 0)
         self._model_slices: list[tuple[Any, slice]] = []
-        self.energy_scale = bind_energy_scale(models, self.name)
-        offset = 0
-        for m in models:
-            n = len(m.parameters)
-            sl = slice(offset, offset + n)
-            offset += n
+        self.energy_scale = bind_energy_scale(models, self.name, layout)
+        for comp in layout.for_dataset(self.name):
+            m = models[comp.name]
             if isinstance(m, FoVBackgroundModel):
-                if m.datasets_names[0] == self.name and self.statistic is not None:
+                if self.statistic is not None:
                     raise ConfigError(
                         f"FoVBackgroundModel {m.name!r} does not apply to {self.name!r}: "
                         "wstat profiles the background",
                         field="models",
                     )
-                if m.datasets_names[0] == self.name and self.bkg_model is None:
-                    self.bkg_model, self.bkg_slice = m, sl
-                    self._model_slices.append((m, sl))
+                if self.bkg_model is None:
+                    self.bkg_model, self.bkg_slice = m, comp.part("spectral")
+                    self._model_slices.append((m, comp.slice))
             elif isinstance(m, SkyModel):
-                if m.datasets_names is None or self.name in m.datasets_names:
-                    src = m if self.energy_scale is None else ScaledSource.of(m)
-                    self.sources.append((SourceEvaluator(src, irfs), sl))
-                    self._model_slices.append((m, sl))
+                src = m if self.energy_scale is None else ScaledSource.of(m)
+                self.sources.append((SourceEvaluator(src, irfs), comp.slice))
+                self._model_slices.append((m, comp.slice))
+        self.depends_on = layout.positions(self.name)
         self._signal = np.zeros(shape)
         self._box_cache: dict[tuple, tuple] = {}
         self._src_cache: dict[tuple, tuple] = {}
@@ -215,7 +216,7 @@ class MapTerm(LikelihoodTerm):
         if self.bkg_model is None:
             return np.ones(len(self.e_reco_center)), None
         sm = self.bkg_model.spectral_model
-        th = theta[self.bkg_slice][: len(sm.parameters)]
+        th = theta[self.bkg_slice]
         norm = np.asarray(sm.evaluate_theta(self.e_reco_center, theta=th), float)
         g = (
             np.asarray(sm.evaluate_grad_theta(self.e_reco_center, theta=th), float)
@@ -479,4 +480,5 @@ def build_map_term(spec: TermSpec) -> MapTerm:
         energy_min=spec.options.get("energy_min"),
         energy_max=spec.options.get("energy_max"),
         stat=spec.options.get("stat"),
+        layout=spec.layout,
     )

@@ -62,7 +62,14 @@ from gdask.likelihood.folding import (
     subset_ndecade,
 )
 from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
-from gdask.models import EnergyScaleModel, FoVBackgroundModel, Models, SkyModel
+from gdask.models import (
+    ComponentLayout,
+    EnergyScaleModel,
+    FoVBackgroundModel,
+    Models,
+    ParameterLayout,
+    SkyModel,
+)
 from gdask.models.integrate import DEFAULT_NDECADE
 from gdask.models.nuisance import EnergyScale
 from gdask.stats import STATISTICS, Statistic, make_statistic, wstat_mu_bkg
@@ -108,10 +115,10 @@ def _tev(x: Any) -> float | None:
     return float(x)
 
 
-def _param_position(models: Models, name: str) -> int:
-    """`Models.parameter_index`, as a configuration error naming ``energy_scale``."""
+def _param_position(layout: ParameterLayout, name: str) -> int:
+    """`ParameterLayout.position`, as a configuration error naming ``energy_scale``."""
     try:
-        return models.parameter_index(name)
+        return layout.position(name)
     except KeyError:
         raise ConfigError(
             f"energy_scale parameter {name!r} not found (or ambiguous) in the models; "
@@ -139,6 +146,9 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         Name of an energy-scale nuisance parameter (see module doc).
     ndecade : float
         Points per decade of numerical spectral integrals (Gammapy: 100).
+    layout : ParameterLayout, optional
+        Layout of the joint vector (default: ``models.layout()``); every offset
+        the term uses comes from it.
     """
 
     def __init__(
@@ -152,14 +162,15 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         energy_max: Any = None,
         energy_scale: str | None = None,
         ndecade: float = DEFAULT_NDECADE,
+        layout: ParameterLayout | None = None,
     ) -> None:
         self.name = str(name if name is not None else dataset.name)
         self._ndecade = float(ndecade)
         self.models = models
-        pars = models.parameters
-        self.n_parameters = len(pars)
-        self._to_canonical = pars.to_canonical
-        self._x0 = pars.value
+        self.layout = layout = layout if layout is not None else models.layout()
+        self.n_parameters = layout.n_parameters
+        self._to_canonical = layout.to_canonical
+        self._x0 = models.parameters.value
         ds = dataset.ds
         has_off = "counts_off" in ds
         stat = stat or ("wstat" if has_off else "cash")
@@ -228,29 +239,28 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self._sources: list[_Source] = []
         self._escale_pos: int | None = None
         self._escale_factor = EnergyScale.factor
-        offset = 0
         gti = dataset.gti
-        for m in models:
-            n = len(m.parameters)
-            applies = m.datasets_names is None or self.name in m.datasets_names
-            if isinstance(m, FoVBackgroundModel) and m.datasets_names[0] == self.name:
-                self._bind_background_model(m, offset)
-            if isinstance(m, EnergyScaleModel) and applies:
-                self._bind_energy_scale(m, offset)
-            if isinstance(m, SkyModel) and applies and m.spectral_model is not None:
-                self._sources.append(self._make_source(m, offset, gti))
-            offset += n
+        for comp in layout.for_dataset(self.name):
+            m = models[comp.name]
+            if isinstance(m, FoVBackgroundModel):
+                self._bind_background_model(m, comp)
+            if isinstance(m, EnergyScaleModel):
+                self._bind_energy_scale(m, comp)
+            if isinstance(m, SkyModel) and m.spectral_model is not None:
+                self._sources.append(self._make_source(m, comp, gti))
         if energy_scale is not None:  # a parameter named in the options: the "scale" form
             if self._escale_pos is not None:
                 raise ConfigError(
                     f"dataset {self.name!r} has an EnergyScaleModel and an energy_scale option",
                     field="energy_scale",
                 )
-            self._escale_pos = _param_position(models, energy_scale)
+            self._escale_pos = _param_position(layout, energy_scale)
+        own = layout.positions(self.name)
+        self.depends_on = own if self._escale_pos is None else np.union1d(own, [self._escale_pos])
         self._last: Array = self._x0.copy()
 
     # ------------------------------------------------------------------ setup helpers
-    def _bind_background_model(self, m: FoVBackgroundModel, offset: int) -> None:
+    def _bind_background_model(self, m: FoVBackgroundModel, comp: ComponentLayout) -> None:
         if self.stat_type != "cash":
             raise ConfigError(
                 f"FoVBackgroundModel {m.name!r} needs the cash statistic on spectrum "
@@ -263,16 +273,17 @@ class SpectrumOnOffTerm(LikelihoodTerm):
                 field="models",
             )
         self._bkg_model = m.spectral_model
-        self._bkg_pos = np.arange(offset, offset + len(m.spectral_model.parameters))
+        sp = comp.part("spectral")
+        self._bkg_pos = np.arange(sp.start, sp.stop)
         self._e_center = np.sqrt(self.edges[:-1] * self.edges[1:])[self._cols]
         self.statistic = make_statistic("cash", self._n_on)  # background enters mu_sig
 
-    def _bind_energy_scale(self, m: EnergyScaleModel, offset: int) -> None:
+    def _bind_energy_scale(self, m: EnergyScaleModel, comp: ComponentLayout) -> None:
         if self._escale_pos is not None:
             raise ConfigError(
                 f"two EnergyScaleModels apply to spectrum dataset {self.name!r}", field="models"
             )
-        self._escale_pos = offset
+        self._escale_pos = comp.start
         self._escale_factor = m.energy_scale.factor
 
     def _bkg_norm(
@@ -298,13 +309,11 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             self._group_keys[key] = len(self._groups) - 1
         return self._group_keys[key]
 
-    def _make_source(self, m: SkyModel, offset: int, gti: Any) -> _Source:
-        n_spec = len(m.spectral_model.parameters)
-        n_spat = len(m.spatial_model.parameters) if m.spatial_model is not None else 0
-        spec_pos = np.arange(offset, offset + n_spec)
-        t0 = offset + n_spec + n_spat
+    def _make_source(self, m: SkyModel, comp: ComponentLayout, gti: Any) -> _Source:
+        sp, tp = comp.part("spectral"), comp.part("temporal")
+        spec_pos = np.arange(sp.start, sp.stop)
         temporal = m.temporal_model
-        temp_pos = np.arange(t0, t0 + (len(temporal.parameters) if temporal else 0))
+        temp_pos = np.arange(tp.start, tp.stop)
         t_min = t_max = None
         if temporal is not None:
             if gti is None or len(gti) == 0:
@@ -527,4 +536,6 @@ def build_spectrum_term(spec: TermSpec) -> SpectrumOnOffTerm:
     models = Models.from_dict(spec.models)
     opts = dict(spec.options)
     nd = opts.pop("ndecade", DEFAULT_NDECADE)
-    return SpectrumOnOffTerm(dataset, models, name=spec.name, ndecade=nd, **opts)
+    return SpectrumOnOffTerm(
+        dataset, models, name=spec.name, ndecade=nd, layout=spec.layout, **opts
+    )

@@ -5,8 +5,12 @@ coordinator adds itself). Every term sees the same thing: the full parameter
 vector of the joint `~gdask.models.Models` (``models.parameters.value``, in
 each parameter's stored unit, frozen ones included, linked ones repeated),
 and returns its statistic and the gradient with respect to that same vector.
-The coordinator maps its free, unique parameters onto that vector with
-`~gdask.models.FlatLayout` (``expand`` one way, ``reduce_grad`` back).
+What each position of that vector is -- component slices, unique slots, names,
+unit factors, the datasets each component applies to -- is stated once by the
+`~gdask.models.ParameterLayout` shipped in ``TermSpec.layout``; terms read
+their offsets from it (and declare ``depends_on``, the positions they read),
+and the coordinator maps the free unique parameters onto the vector with it
+(``expand`` one way, ``reduce_grad`` back).
 
 Terms are built from a plain, picklable `TermSpec` by `build_term`, so a
 Dask task can build one on a worker from the dataset store and keep it
@@ -22,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from gdask.models import Models, ParameterLayout
+
 __all__ = ["LikelihoodTerm", "TermSpec", "register_term", "build_term", "TERM_BUILDERS"]
 
 
@@ -34,10 +40,16 @@ class LikelihoodTerm(abc.ABC):
         The dataset name (what ``datasets_names`` of a model refers to).
     n_parameters : int
         Length of the joint parameter vector this term was built for.
+    depends_on : ndarray of int or None
+        Positions of the joint vector the term's value can depend on (what a
+        result cache may be keyed on); None, the default, means all of them.
+        Built-in terms declare it from their `~gdask.models.ParameterLayout`;
+        a custom term must not declare fewer positions than it reads.
     """
 
     name: str
     n_parameters: int
+    depends_on: np.ndarray | None = None
 
     @abc.abstractmethod
     def stat(self, values: np.ndarray) -> float:
@@ -73,6 +85,10 @@ class TermSpec:
         The joint models as a Gammapy-layout dict (``Models.to_dict()``).
     options : dict
         Builder options (fit energy range, statistic, ...).
+    layout : ParameterLayout, optional
+        The layout of the full parameter vector; computed from ``models`` when
+        omitted (None only if ``models`` cannot be parsed, e.g. a custom
+        builder's own format).  Terms read offsets from it, never from the models.
     """
 
     kind: str
@@ -80,6 +96,15 @@ class TermSpec:
     source: str
     models: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
+    layout: ParameterLayout | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout is None and isinstance(self.models, dict):
+            try:
+                lay = Models.from_dict(self.models).layout()
+            except Exception:  # noqa: BLE001 - not a models dict: the builder decides
+                lay = None
+            object.__setattr__(self, "layout", lay)
 
     def __hash__(self) -> int:  # dict fields: hash by identity of what matters
         return hash((self.kind, self.name, self.source))

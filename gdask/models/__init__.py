@@ -6,6 +6,7 @@ Importing this package registers every model class under its Gammapy tags.
 """
 
 from .core import MODEL_REGISTRY, ModelBase, get_model_class, model_from_dict, register_model
+from .layout import ComponentLayout, ParameterLayout
 from .nuisance import EnergyBias, EnergyScale, EnergyScaleModel, fov_background_systematics
 from .parameters import FlatLayout, Parameter, Parameters, ParameterSpec, link_parameters
 from .priors import (
@@ -91,6 +92,8 @@ __all__ = [
     "ExpCutoffPowerLawNormSpectralModel",
     "ExpCutoffPowerLawSpectralModel",
     "FlatLayout",
+    "ParameterLayout",
+    "ComponentLayout",
     "FoVBackgroundModel",
     "EnergyScaleModel",
     "EnergyScale",

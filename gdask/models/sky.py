@@ -29,6 +29,7 @@ from .io import (
     register_component,
     to_yaml,
 )
+from .layout import ParameterLayout
 from .parameters import Parameters
 from .spectral_base import SpectralModel
 from .spectral_norm import PowerLawNormSpectralModel
@@ -305,6 +306,10 @@ class Models(collections.abc.Sequence):
         full = [f"{m.name}.{n}" for m in self._models for n in m.parameters_names]
         return [full[i] for i in self.parameters.flat_layout().first]
 
+    def layout(self) -> ParameterLayout:
+        """The frozen `~gdask.models.ParameterLayout` of ``parameters`` (offsets, slots, units)."""
+        return ParameterLayout.from_models(self._models)
+
     def parameter_index(self, name: str) -> int:
         """Position in ``parameters`` of ``<model>.<type>.<name>``, ``<model>.<name>`` or a unique ``<name>``.
 
@@ -313,16 +318,7 @@ class Models(collections.abc.Sequence):
         KeyError
             If no parameter, or more than one, has that name.
         """
-        full = [f"{m.name}.{n}" for m in self._models for n in m.parameters_names]
-        if name in full:
-            return full.index(name)
-        short = [f"{m.name}.{p.name}" for m in self._models for p in m.parameters]
-        bare = [p.name for p in self.parameters]
-        for cand in (short, bare):
-            hits = [i for i, n in enumerate(cand) if n == name]
-            if len(hits) == 1:
-                return hits[0]
-        raise KeyError(f"parameter {name!r} not found (or ambiguous); use '<model>.<type>.<name>'")
+        return self.layout().position(name)
 
     def sync_links(self) -> None:
         """Make linked parameters consistent (the first occurrence wins)."""
