@@ -120,6 +120,14 @@ def _check_channels(value: Any, n: int, what: str, path: Path, field: str) -> No
 
 def _read_pha(path: Path) -> dict[str, Any]:
     with _open(path) as hdulist:
+        if "SPECTRUM" not in hdulist and "COUNTS" in hdulist:
+            raise MissingHDUError(
+                "no HDU 'SPECTRUM': this is Gammapy's GADF-DL4 spectrum layout (the default of "
+                "SpectrumDatasetOnOff.write); gdask reads OGIP spectra: write it with "
+                "format='ogip'",
+                file=str(path),
+                field="SPECTRUM",
+            )
         hdu = _hdu(hdulist, "SPECTRUM", path)
         n = len(hdu.data)
         if "COUNTS" not in hdu.columns.names:

@@ -194,3 +194,32 @@ def test_stacked_map_dataset_vs_gammapy(hess_dir: Path, tmp_path: Path) -> None:
     _compare(back, gd)  # Gammapy reads what gdask writes, META_TABLE included
     for col in gp.meta_table.colnames:
         np.testing.assert_array_equal(back.meta_table[col], gp.meta_table[col])
+
+
+@pytest.mark.realdata
+def test_gammapy_stacked_ogip_spectrum_and_gadf_layout(data_dir: Path, tmp_path: Path) -> None:
+    """Gammapy's stacked OGIP spectrum reads in gdask; its default GADF layout is a clear error."""
+    from gammapy.datasets import Datasets
+
+    from gdask.errors import MissingHDUError
+
+    src = data_dir / "joint-crab" / "spectra" / "hess"
+    stacked = Datasets(
+        [GPSpectrumDatasetOnOff.read(p) for p in sorted(src.glob("pha_*.fits"))]
+    ).stack_reduce(name="stacked")
+    stacked.write(tmp_path / "pha_obsstacked.fits", format="ogip")
+    gp = GPSpectrumDatasetOnOff.read(tmp_path / "pha_obsstacked.fits")
+    gd = SpectrumDatasetOnOff.read(tmp_path / "pha_obsstacked.fits")
+    np.testing.assert_array_equal(gd.ds["counts"].values, gp.counts.data.ravel())
+    np.testing.assert_array_equal(gd.ds["counts_off"].values, gp.counts_off.data.ravel())
+    for ours, theirs in (("acceptance", gp.acceptance), ("acceptance_off", gp.acceptance_off)):
+        np.testing.assert_allclose(gd.ds[ours].values, theirs.data.ravel(), rtol=1e-12)
+    # Gammapy's alpha is float32 (its acceptance maps'), gdask's float64
+    np.testing.assert_allclose(gd.alpha.values, gp.alpha.data.ravel(), rtol=1e-6)
+    # exposure = ARF (float32 SPECRESP) x livetime: Gammapy multiplies in float32
+    np.testing.assert_allclose(
+        gd.exposure.values, gp.exposure.quantity.to_value("cm2 s").ravel(), rtol=1e-6
+    )
+    stacked.write(tmp_path / "gadf.fits")  # Gammapy's default layout
+    with pytest.raises(MissingHDUError, match="format='ogip'"):
+        SpectrumDatasetOnOff.read(tmp_path / "gadf.fits")
