@@ -1,5 +1,18 @@
 """One way to get a Dask client: an address, ``DASK_SCHEDULER_ADDRESS``, or an embedded LocalCluster.
 
+Library functions (ingest, reduce, the analysis) take ``client=None`` and get
+their client through `ClientSource`: the given client, else the process's
+current default client (``distributed.default_client()``, e.g. a ``Client()``
+made by the calling script), else one from `get_client` -- the only place that
+starts a LocalCluster -- started on first use and closed when done. One
+`ClientSource` shared by the steps of a job (reduce with a DL3 path ingests
+first) starts at most one cluster.
+
+A LocalCluster with worker processes re-imports the main script in every
+worker (Python's ``spawn``): a script without an ``if __name__ == "__main__":``
+guard would run again in each of them. `get_client` refuses to start one from
+such a script, with a message saying so.
+
 The embedded LocalCluster listens on 127.0.0.1 only (scheduler, workers,
 nannies and the dashboard, whose URL is printed on stderr): nothing of an
 analysis on a laptop is reachable from the network.
@@ -19,6 +32,8 @@ from gdask.errors import ConfigError, GdaskError
 __all__ = [
     "scheduler_address",
     "get_client",
+    "current_client",
+    "ClientSource",
     "check_n_workers",
     "check_scheduler_address",
     "ClusterConnectionError",
@@ -118,6 +133,8 @@ def get_client(
     from distributed import Client, LocalCluster
 
     n_workers = check_n_workers(n_workers)
+    if processes and not address and not os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        check_main_guard()
     if address:
         address = check_scheduler_address(address)
     elif os.environ.get("DASK_SCHEDULER_ADDRESS"):
@@ -188,3 +205,139 @@ def _connect(Client, address: str, security):
             f"cannot connect to the Dask scheduler at {address}: {type(exc).__name__}: {exc}; {hint}",
             field="scheduler",
         ) from exc
+
+
+_GUARD = re.compile(r"""^\s*if\s+__name__\s*==\s*["']__main__["']\s*:""", re.MULTILINE)
+
+
+def check_main_guard() -> None:
+    """Refuse to start worker processes from a script without a ``__main__`` guard.
+
+    Every worker process of a LocalCluster re-imports the main script; without
+    ``if __name__ == "__main__":`` the script's code (an ingest, a fit...) runs
+    again in each worker, which fails in confusing ways (e.g. "another ingest is
+    writing this store"). Interactive sessions and ``python -c`` have no script
+    and pass.
+
+    Raises
+    ------
+    ConfigError
+        Naming the script.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or getattr(main, "__spec__", None) is not None:
+        return  # interactive, -c, or python -m (a module: its own guard is its business)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read()
+    except OSError:
+        return
+    if not _GUARD.search(source):
+        raise ConfigError(
+            f"{path}: starting a LocalCluster with worker processes from a script needs its "
+            'code under `if __name__ == "__main__":` (every worker process re-imports the '
+            "script); add the guard, pass a client (distributed.Client), or use "
+            "processes=False",
+            file=str(path),
+            field="__main__",
+        )
+
+
+def current_client():
+    """The client this process already uses (``distributed.default_client()``), or None.
+
+    Examples
+    --------
+    >>> current_client() is None  # no Client made in this process
+    True
+    """
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+class ClientSource:
+    """Where a library function gets its Dask client, started at most once and on first use.
+
+    ``client`` if given, else a client for ``scheduler`` if given, else the
+    current default client (`current_client`), else `get_client` (a remote
+    scheduler from ``DASK_SCHEDULER_ADDRESS`` or an embedded LocalCluster),
+    which is closed by `close` (or at the end of a ``with`` block). Pass one
+    `ClientSource` as ``client`` to several steps to share what it starts.
+
+    Parameters
+    ----------
+    client : distributed.Client or ClientSource, optional
+    scheduler : str, optional
+    n_workers : int, optional
+        LocalCluster workers (default: the ``n_tasks`` of the first `get`, at
+        most one per core).
+    processes : bool
+    security : distributed.Security, optional
+
+    Examples
+    --------
+    >>> with ClientSource(processes=False, n_workers=1) as source:  # doctest: +SKIP
+    ...     client = source.get()
+    """
+
+    def __init__(
+        self,
+        client=None,
+        scheduler: str | None = None,
+        *,
+        n_workers: int | None = None,
+        processes: bool = True,
+        security=None,
+    ) -> None:
+        self._parent = client if isinstance(client, ClientSource) else None
+        self._client = None if self._parent is not None else client
+        self.scheduler = scheduler
+        self.n_workers = check_n_workers(n_workers)
+        self.processes = processes
+        self.security = security
+        self._stack = contextlib.ExitStack()
+
+    @classmethod
+    def wrap(cls, client=None, scheduler: str | None = None, **kwargs) -> ClientSource:
+        """``client`` if it is a `ClientSource`, else a new one with these settings."""
+        if isinstance(client, ClientSource):
+            return client
+        return cls(client, scheduler, **kwargs)
+
+    def get(self, n_tasks: int | None = None):
+        """The client (starting or connecting on the first call)."""
+        if self._parent is not None:
+            return self._parent.get(n_tasks)
+        if self._client is None:
+            if self.scheduler is None:
+                self._client = current_client()
+            if self._client is None:
+                n = self.n_workers
+                if n is None and n_tasks is not None:
+                    n = max(1, min(n_tasks, os.cpu_count() or 1))
+                self._client = self._stack.enter_context(
+                    get_client(
+                        self.scheduler,
+                        n_workers=n,
+                        processes=self.processes,
+                        security=self.security,
+                    )
+                )
+        return self._client
+
+    def close(self) -> None:
+        """Close what `get` started (a given or default client is left open)."""
+        self._stack.close()
+
+    def __enter__(self) -> ClientSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -29,14 +29,17 @@ class ReduceFailed(GdaskError):
 def _client_for(
     client: Any, scheduler: str | None, n_workers: int | None, processes: bool, security: Any = None
 ) -> Iterator[Any]:
-    """``client`` if given, else one from `gdask.cluster.get_client` (closed afterwards)."""
-    if client is not None:
-        yield client
-        return
-    from gdask.cluster import get_client
+    """The client of `gdask.cluster.ClientSource` (``client``, the default client or a new one)."""
+    from gdask.cluster import ClientSource
 
-    with get_client(scheduler, n_workers=n_workers, processes=processes, security=security) as c:
-        yield c
+    source = ClientSource.wrap(
+        client, scheduler, n_workers=n_workers, processes=processes, security=security
+    )
+    try:
+        yield source.get()
+    finally:
+        if source is not client:
+            source.close()
 
 
 def _n_workers(client: Any) -> int:

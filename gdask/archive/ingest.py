@@ -375,8 +375,10 @@ def ingest(
     """Ingest a DL3 archive (directory or index file) into the store at ``store_path``.
 
     Only new or changed observations are read, each in its own Dask task on
-    ``client`` (or a client for ``scheduler`` / ``DASK_SCHEDULER_ADDRESS`` /
-    an embedded LocalCluster, started only if there is work to do).
+    ``client`` (a `distributed.Client` or a `gdask.cluster.ClientSource`), else
+    a client for ``scheduler``, else the current default client, else one for
+    ``DASK_SCHEDULER_ADDRESS`` / an embedded LocalCluster, started only if there
+    is work to do (see `gdask.cluster.ClientSource`).
 
     Returns
     -------
@@ -482,13 +484,17 @@ def _run_tasks(
     on_report,
     security,
 ):
-    from gdask.cluster import get_client
+    from gdask.cluster import ClientSource
 
-    if client is not None:
-        return _submit_all(client, index, todo, store, progress, chunk_events, on_report)
-    n_workers = n_workers or min(len(todo), os.cpu_count() or 1)
-    with get_client(scheduler, n_workers=n_workers, processes=processes, security=security) as c:
+    source = ClientSource.wrap(
+        client, scheduler, n_workers=n_workers, processes=processes, security=security
+    )
+    try:
+        c = source.get(n_tasks=len(todo))
         return _submit_all(c, index, todo, store, progress, chunk_events, on_report)
+    finally:
+        if source is not client:  # a ClientSource passed in is closed by its owner
+            source.close()
 
 
 def _submit_all(client, index, todo, store, progress, chunk_events, on_report):

@@ -676,9 +676,11 @@ def reduce(
     Parameters
     ----------
     config : AnalysisConfig or path of a YAML file
-    client : distributed.Client, optional
-        Use this client; else one for ``scheduler`` / ``DASK_SCHEDULER_ADDRESS``
-        / an embedded LocalCluster of ``n_workers`` (processes or threads).
+    client : distributed.Client or gdask.cluster.ClientSource, optional
+        Use this client; else one for ``scheduler``, else the current default
+        client, else one for ``DASK_SCHEDULER_ADDRESS`` / an embedded LocalCluster
+        of ``n_workers`` (processes or threads), shared by the ingest of a DL3 path
+        and the reduction (`gdask.cluster.ClientSource`).
     progress : bool
         Show a progress bar over the runs.
     keep : bool
@@ -689,8 +691,26 @@ def reduce(
     ConfigError, SelectionError
         Before any task runs, naming the config key, the run or the IRF at fault.
     """
+    from gdask.cluster import ClientSource
+
     if not isinstance(config, AnalysisConfig):
         config = AnalysisConfig.read(config)
+    # one source of the client for the ingest and the reduction: at most one cluster, sized
+    # for the reduction (the ingest may have fewer new runs than there are runs to reduce)
+    if config.observations.dl3 is not None and n_workers is None:
+        ids = config.observations.obs_ids
+        n_workers = min(len(ids), os.cpu_count() or 1) if ids else (os.cpu_count() or 1)
+    source = ClientSource.wrap(
+        client, scheduler, n_workers=n_workers, processes=processes, security=security
+    )
+    try:
+        return _reduce(config, source, progress, keep)
+    finally:
+        if source is not client:
+            source.close()
+
+
+def _reduce(config: AnalysisConfig, source, progress: bool, keep: bool) -> ReduceSummary:
     t0 = time.perf_counter()
     if config.observations.dl3 is not None:
         from gdask.archive.ingest import ingest
@@ -701,13 +721,9 @@ def reduce(
         summary = ingest(
             config.observations.dl3,
             config.observations.store,
-            client=client,
-            scheduler=scheduler,
+            client=source,
             progress=progress,
-            n_workers=n_workers,
-            processes=processes,
             obs_ids=None if ids is None else list(ids),
-            security=security,
         )
         if not summary.ok:
             raise SelectionError("ingest failed:\n" + summary.format(), field="observations.dl3")
@@ -727,14 +743,7 @@ def reduce(
                     field="output.overwrite",
                     file=str(config.output.store),
                 )
-        if client is not None:
-            reports, stacked, datasets = _run(client, spec, todo, progress)
-        else:
-            from gdask.cluster import get_client
-
-            n = n_workers or min(len(todo), os.cpu_count() or 1)
-            with get_client(scheduler, n_workers=n, processes=processes, security=security) as c:
-                reports, stacked, datasets = _run(c, spec, todo, progress)
+        reports, stacked, datasets = _run(source.get(n_tasks=len(todo)), spec, todo, progress)
     reports = sorted(reports + skipped, key=lambda r: r.obs_id)
     return ReduceSummary(
         reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets
