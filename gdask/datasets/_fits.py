@@ -48,7 +48,17 @@ def open_dataset_fits(path: str | Path) -> fits.HDUList:
     ...     hdulist.info()
     """
     path = Path(path)
-    hdulist = open_fits(path)
+    try:
+        hdulist = open_fits(path)
+    except FileReadError as exc:
+        bad = _first_unreadable_hdu(path)
+        if bad is None:
+            raise
+        raise FileReadError(
+            f"truncated or corrupt FITS file: HDU {bad!r} cannot be read ({exc.message})",
+            file=str(path),
+            field=bad,
+        ) from exc
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
     if not gzipped:
@@ -56,13 +66,17 @@ def open_dataset_fits(path: str | Path) -> fits.HDUList:
         end, size = int(info["datLoc"]) + int(info["datSpan"]), path.stat().st_size
         if size != end:
             last = hdulist[-1].name or "PRIMARY"
+            n_hdus = len(hdulist)
             hdulist.close()
             where = (
                 f"{size - end} bytes after the last complete HDU {last!r} (an HDU cut short)"
                 if size > end
                 else f"it ends {end - size} bytes before the end of its last HDU {last!r}"
             )
-            raise FileReadError(f"truncated or corrupt FITS file: {where}", file=str(path))
+            field = f"HDU {n_hdus}" if size > end else last
+            raise FileReadError(
+                f"truncated or corrupt FITS file: {where}", file=str(path), field=field
+            )
     return hdulist
 
 
@@ -132,6 +146,20 @@ def _read_axes(hdu_bands: fits.BinTableHDU | None, file: str | None) -> list[Ban
         axes.append(_band_axis(hdu_bands.data, header, idx, file))
         idx += 1
     return axes[::-1]
+
+
+def _first_unreadable_hdu(path: Path) -> str | None:
+    """Name of the first HDU whose data cannot be decoded (None if that is not the problem)."""
+    try:
+        with fits.open(path, memmap=False) as hdulist:
+            for i, hdu in enumerate(hdulist):
+                try:
+                    _ = hdu.data
+                except (OSError, ValueError, TypeError, EOFError):
+                    return hdu.name or ("PRIMARY" if i == 0 else str(i))
+    except (OSError, ValueError, TypeError, EOFError):
+        return None
+    return None
 
 
 def read_gadf_map(hdulist: fits.HDUList, hdu: str, file: str | None = None) -> GadfMap:

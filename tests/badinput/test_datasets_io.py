@@ -145,11 +145,11 @@ def _bkg_fewer_channels(d: Path) -> None:
 
 # (id, edit of the folder, file at fault, names the message must contain)
 OGIP_CASES = [
-    ("truncated-pha", _truncate(PHA, 0.5), PHA, ["cannot read FITS"]),
+    ("truncated-pha", _truncate(PHA, 0.5), PHA, ["truncated", "field SPECTRUM"]),
     ("truncated-pha-header", _truncate(PHA, 0.1), PHA, ["FITS"]),
-    ("truncated-rmf", _truncate(RMF, 0.5), RMF, ["cannot read FITS"]),
-    ("truncated-arf", _truncate(ARF, 0.5), ARF, ["truncated"]),
-    ("truncated-bkg", _truncate(BKG, 0.5), BKG, ["cannot read FITS"]),
+    ("truncated-rmf", _truncate(RMF, 0.5), RMF, ["truncated", "field MATRIX"]),
+    ("truncated-arf", _truncate(ARF, 0.5), ARF, ["truncated", "field HDU 1"]),
+    ("truncated-bkg", _truncate(BKG, 0.5), BKG, ["truncated", "field SPECTRUM"]),
     ("rmf-detchans-too-small", _header(RMF, "MATRIX", "DETCHANS", 5), RMF, ["MATRIX.DETCHANS"]),
     ("rmf-detchans-too-big", _header(RMF, "MATRIX", "DETCHANS", 500), RMF, ["MATRIX.DETCHANS"]),
     ("rmf-detchans-missing", _header(RMF, "MATRIX", "DETCHANS"), RMF, ["MATRIX.DETCHANS"]),
@@ -225,7 +225,7 @@ def _map_truncate(frac: float) -> Callable[[Path], None]:
 
 
 MAP_CASES = [
-    ("truncated-half", _map_truncate(0.5), ["FITS"]),
+    ("truncated-half", _map_truncate(0.5), ["truncated", "field"]),
     ("truncated-end", _map_truncate(0.97), ["truncated"]),
     ("truncated-in-a-header", lambda p: p.write_bytes(p.read_bytes()[:9640]), ["truncated"]),
     ("no-counts-bands", _map_drop("COUNTS_BANDS"), ["COUNTS_BANDS"]),
