@@ -34,6 +34,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from gdask.dl3.fits_utils import open_fits
+from gdask.dl3.obs_ids import parse_obs_ids
 from gdask.errors import (
     FileReadError,
     FormatError,
@@ -200,31 +201,14 @@ class DL3Index:
 
         Integer-valued strings and floats are read as integers (with a warning).
         """
-        col = table["OBS_ID"]
-        values = np.asarray(col)
-        if values.dtype.kind in "iu" and not np.ma.is_masked(col):
-            return table, values.astype(np.int64)
-        ids = np.zeros(len(values), dtype=np.int64)
-        ok = np.ones(len(values), dtype=bool)
-        mask = np.ma.getmaskarray(col)
-        for i, value in enumerate(values):
-            parsed = None if mask[i] else _as_obs_id(value)
-            if parsed is None:
-                ok[i] = False
-                shown = "a masked value" if mask[i] else repr(python_scalar(value))
-                self.rejected.append(
-                    FormatError(
-                        f"{what} row {i + 1}: OBS_ID {shown} is not an integer; the row is left out",
-                        file=_s(file),
-                        field="OBS_ID",
-                    )
-                )
-            else:
-                ids[i] = parsed
+        ids, ok, errors = parse_obs_ids(table["OBS_ID"], what=what, file=_s(file))
+        if ok.all() and np.asarray(table["OBS_ID"]).dtype.kind in "iu":
+            return table, ids
+        self.rejected += errors
         if ok.any():
             warnings.warn(
-                f"{file}: the {what} OBS_ID column holds {values.dtype.name} values, "
-                "read as integers",
+                f"{file}: the {what} OBS_ID column holds "
+                f"{np.asarray(table['OBS_ID']).dtype.name} values, read as integers",
                 stacklevel=3,
             )
         table = table[ok]
@@ -584,21 +568,6 @@ def write_index_table(
     meta["HDUCLAS2"] = hduclas2
     table.meta = meta
     table.write(path, format="fits", overwrite=overwrite)
-
-
-def _as_obs_id(value: Any) -> int | None:
-    """An OBS_ID cell as an int, or None if it is not an integer (strings of digits are)."""
-    value = python_scalar(value)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
 
 
 def _s(path: Path | None) -> str | None:
