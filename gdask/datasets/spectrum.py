@@ -170,14 +170,16 @@ def _read_rmf(path: Path) -> tuple[NDArray[np.float64], NDArray[np.float64], NDA
             raise FormatError("no DETCHANS keyword", file=str(path), field="MATRIX.DETCHANS")
         nchan = e_reco.size - 1
         _check_channels(header["DETCHANS"], nchan, "EBOUNDS rows", path, "MATRIX.DETCHANS")
+        # F_CHAN counts from the column's TLMIN (OGIP; 0 when absent, as Gammapy writes)
+        first = header.get(f"TLMIN{hdu.columns.names.index('F_CHAN') + 1}", 0)
         matrix = np.zeros((len(data), nchan), dtype=np.float64)
         for i, row in enumerate(data):
-            _fill_rmf_row(matrix[i], row, i, path)
+            _fill_rmf_row(matrix[i], row, i, path, int(first))
     return matrix, e_true, e_reco
 
 
-def _fill_rmf_row(out: NDArray[np.float64], row: Any, i: int, path: Path) -> None:
-    """Ungroup one RMF row (N_GRP groups of N_CHAN values from channel F_CHAN, 0-based)."""
+def _fill_rmf_row(out: NDArray[np.float64], row: Any, i: int, path: Path, first: int = 0) -> None:
+    """Ungroup one RMF row (N_GRP groups of N_CHAN values from channel F_CHAN - ``first``)."""
     ngrp = int(row["N_GRP"])
     f_chan, n_chan = np.atleast_1d(row["F_CHAN"]), np.atleast_1d(row["N_CHAN"])
     values, start = np.atleast_1d(row["MATRIX"]), 0
@@ -188,10 +190,11 @@ def _fill_rmf_row(out: NDArray[np.float64], row: Any, i: int, path: Path) -> Non
             field="MATRIX.N_GRP",
         )
     for k in range(ngrp):
-        lo, n = int(f_chan[k]), int(n_chan[k])
+        lo, n = int(f_chan[k]) - first, int(n_chan[k])
         if lo < 0 or n < 0 or lo + n > out.size:
             raise FormatError(
-                f"row {i}: F_CHAN {lo} + N_CHAN {n} outside the {out.size} channels (DETCHANS)",
+                f"row {i}: F_CHAN {lo + first} + N_CHAN {n} outside the {out.size} channels "
+                f"numbered from {first} (DETCHANS, TLMIN of F_CHAN)",
                 file=str(path),
                 field="MATRIX.F_CHAN",
             )
