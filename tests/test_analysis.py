@@ -364,3 +364,22 @@ def test_butterfly_and_flux_points() -> None:
     np.testing.assert_allclose(
         fp["dnde_err"][0], np.sqrt(110) / 100 * src.spectral_model(np.sqrt(2.0))
     )
+
+
+def test_ring_background_store_fits_with_wstat(stores: Path) -> None:
+    """A MapDatasetOnOff store (ring background) fits with wstat and gets no FoV model."""
+    from gdask.cli import main
+    from gdask.reduce.ring import ring_background
+
+    ds = make_map_dataset("stacked")
+    ring = ring_background(ds, r_in=0.2, width=0.16, exclusion_mask=np.ones(ds.geom.shape, bool))
+    DatasetStore(stores / "ring.zarr").write(ring, "stacked")
+    data = run_dict()
+    data["analyses"] = [{"name": "hess", "config": map_config("ring.zarr")}]
+    data["fit"].pop("energy_scale")
+    data["fit"]["fit_ranges"] = {"hess": [1, 10]}
+    problem = build_term_specs(RunConfig.from_dict(data, stores))
+    assert problem.models.names == ["src"]
+    assert build_term(problem.specs[0]).stat_type == "wstat"
+    (stores / "run.yaml").write_text(yaml.safe_dump(data))
+    assert main(["fit", str(stores / "run.yaml"), "--out", str(stores / "out")]) == 0

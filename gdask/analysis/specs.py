@@ -125,19 +125,25 @@ def store_datasets(run: InstrumentRun) -> list[str]:
     return names
 
 
-def _dataset_facts(store: Path, name: str) -> tuple[str, int, Any]:
-    """Kind, number of bins and reco energy edges (TeV) of a stored dataset (metadata only)."""
+def _dataset_facts(store: Path, name: str) -> tuple[str, int, Any, str]:
+    """Kind, number of bins, reco energy edges (TeV) and type of a stored dataset (metadata)."""
     from gdask.datasets import DatasetStore
 
     ds = DatasetStore(store).read(name, lazy=True)
-    kind = _KINDS.get(str(ds.ds.attrs.get("dataset_type")), "?")
+    dataset_type = str(ds.ds.attrs.get("dataset_type"))
+    kind = _KINDS.get(dataset_type, "?")
     n = int(ds.ds["counts"].size)
     axis = ds.energy_axis
     edges = getattr(axis, "axis", axis).to_unit("TeV").edges  # BandAxis (maps) or Axis
-    return kind, n, edges
+    return kind, n, edges, dataset_type
 
 
-def joint_models(run: RunConfig, models: Models, datasets: dict[str, list[str]]) -> Models:
+def joint_models(
+    run: RunConfig,
+    models: Models,
+    datasets: dict[str, list[str]],
+    on_off: frozenset[str] = frozenset(),
+) -> Models:
     """The input models plus a FoV background per 3d dataset and the energy-scale nuisances.
 
     Parameters
@@ -147,6 +153,9 @@ def joint_models(run: RunConfig, models: Models, datasets: dict[str, list[str]])
         Input models (not modified).
     datasets : dict
         Analysis name -> joint dataset names.
+    on_off : set of str, optional
+        Joint names of ON/OFF map datasets (ring background): fitted with wstat,
+        which profiles the background, so they get no FoV background model.
 
     Raises
     ------
@@ -167,7 +176,11 @@ def joint_models(run: RunConfig, models: Models, datasets: dict[str, list[str]])
     names = {m.name for m in comps}
     for a in run.analyses:
         if a.kind == "map" and run.fit.fov_background:
-            comps += [FoVBackgroundModel(n) for n in datasets[a.name] if n not in have_bkg]
+            comps += [
+                FoVBackgroundModel(n)
+                for n in datasets[a.name]
+                if n not in have_bkg and n not in on_off
+            ]
         if a.energy_scale is not None:
             name = f"{a.name}-energy-scale"
             if name in names:
@@ -200,11 +213,12 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
         models = read_models(run.fit.models)
     datasets: dict[str, list[str]] = {}
     facts: dict[str, tuple[str, str, int, Any]] = {}
+    on_off: set[str] = set()
     for a in run.analyses:
         store = Path(a.config.output.store)
         joint = []
         for n in store_datasets(a):
-            kind, nbin, edges = _dataset_facts(store, n)
+            kind, nbin, edges, dataset_type = _dataset_facts(store, n)
             if kind != a.kind:
                 raise ConfigError(
                     f"analysis {a.name!r}: dataset {n!r} of {store} is a {kind} "
@@ -213,9 +227,11 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
                 )
             jn = f"{a.name}-{n}"
             joint.append(jn)
+            if dataset_type == "MapDatasetOnOff":
+                on_off.add(jn)
             facts[jn] = (store_source(store.resolve(), n), a.name, nbin, edges)
         datasets[a.name] = joint
-    joint_m = joint_models(run, models, datasets)
+    joint_m = joint_models(run, models, datasets, frozenset(on_off))
     data = joint_m.to_dict()
     specs, penalties = [], {}
     for a in run.analyses:
