@@ -38,6 +38,7 @@ __all__ = [
     "check_scheduler_address",
     "ClusterConnectionError",
     "LOCAL_HOST",
+    "quiet_gdask_errors",
 ]
 
 #: the only interface an embedded LocalCluster listens on
@@ -171,6 +172,7 @@ def get_client(
             silence_logs=logging.ERROR,
         )
     client = Client(cluster)
+    client.register_worker_callbacks(quiet_gdask_errors)
     port = cluster.scheduler_info.get("services", {}).get("dashboard")
     if port:  # (cluster.dashboard_link names the inproc host of a threaded cluster, not 127.0.0.1)
         print(f"gdask: Dask dashboard at http://{LOCAL_HOST}:{port}/status", file=sys.stderr)
@@ -179,6 +181,41 @@ def get_client(
     finally:
         client.close()
         cluster.close()
+
+
+class _QuietGdaskErrors(logging.Filter):
+    """Drops a worker's "Compute Failed" log (with its traceback) of a task that raised a
+    `GdaskError`: the error reaches the caller, which reports it as one line. Other
+    exceptions (bugs) are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not str(record.msg).startswith("Compute Failed") or len(args) < 4:
+            return True
+        return str(args[3]).split("(", 1)[0] not in _gdask_error_names()
+
+
+def _gdask_error_names() -> set[str]:
+    names, todo = set(), [GdaskError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def quiet_gdask_errors(dask_worker=None) -> None:
+    """Worker setup: no traceback log for tasks failing with a `GdaskError` (bad input).
+
+    `get_client` installs it on the workers of its LocalCluster.
+
+    Examples
+    --------
+    >>> quiet_gdask_errors()  # in this process (threaded workers log here)
+    """
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _QuietGdaskErrors) for f in logger.filters):
+        logger.addFilter(_QuietGdaskErrors())
 
 
 def _connect(Client, address: str, security):

@@ -99,3 +99,25 @@ def test_scheduler_addresses_refused(address):
     with pytest.raises(ConfigError) as err:
         check_scheduler_address(address)
     assert err.value.field == "--scheduler" and repr(address) in str(err.value)
+
+
+def test_worker_log_drops_only_gdask_error_tracebacks():
+    """A task failing on bad input (GdaskError) is reported by the caller; bugs stay logged."""
+    import logging
+
+    from gdask.cluster import quiet_gdask_errors
+
+    quiet_gdask_errors()
+    quiet_gdask_errors()  # idempotent
+    logger = logging.getLogger("distributed.worker")
+    assert sum(type(f).__name__ == "_QuietGdaskErrors" for f in logger.filters) == 1
+
+    def record(exc_text: str) -> logging.LogRecord:
+        args = ("key", "executing", "task", exc_text, "tb")
+        return logging.LogRecord(
+            "distributed.worker", logging.ERROR, "", 0, "Compute Failed\n%s%s%s%r%r", args, None
+        )
+
+    assert not logger.filter(record('ArchiveError("damaged")'))
+    assert not logger.filter(record('ConfigError("bad")'))
+    assert logger.filter(record('ValueError("a bug")'))

@@ -20,7 +20,7 @@ import yaml
 from gdask.datasets import DatasetStore, SpectrumDatasetOnOff
 from gdask.geometry import EnergyAxis
 from gdask.models import Models, PowerLawSpectralModel, SkyModel
-from tests.badinput.conftest import assert_clean_failure, run_cli
+from tests.badinput.conftest import assert_clean_failure, run_cli, run_cli_subprocess
 
 NAMES = ("run1", "run2", "run3")
 DAMAGED = "run2"
@@ -145,6 +145,19 @@ def test_damaged_store_is_a_clean_error(work: Path, case: str) -> None:
         if name != DAMAGED:  # the intact datasets still read, lazily and eagerly
             assert int(store.read(name, lazy=False).counts.sum()) > 0
             assert store.read(name).counts.shape == (6,)
+
+
+@pytest.mark.timeout(300)
+def test_damaged_store_on_workers_is_a_clean_error(work: Path) -> None:
+    """Terms built on Dask workers: the damage is one line, no worker traceback log."""
+    _flip(_first_chunk(work, "counts"), 7)
+    result = run_cli_subprocess(
+        ["fit", "analysis.yaml", "--mode", "distributed", "--workers", "1", "--out", "r"],
+        cwd=work,
+        env={"DASK_SCHEDULER_ADDRESS": ""},
+    )
+    assert_clean_failure(result, "datasets.zarr", repr(DAMAGED), "'counts'", "checksum")
+    assert "Compute Failed" not in result.text
 
 
 def _reduce_config(work: Path, edit=None) -> Path:
