@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
+        "config", help="print a commented default analysis configuration (see docs/reduction.md)"
+    )
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser(
         "reduce", help="reduce DL3 runs into DL4 datasets as configured (see docs/reduction.md)"
     )
     p.add_argument("config", help="analysis configuration YAML")
@@ -191,6 +196,13 @@ def _add_fit_args(p: argparse.ArgumentParser, default_out: str) -> None:
     )
     p.set_defaults(default_out=default_out)
     _add_cluster_args(p)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from gdask.config.template import default_config
+
+    sys.stdout.write(default_config())
+    return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
