@@ -162,7 +162,7 @@ class ObservationsConfig:
 def _check_time(bounds: list, path: str) -> None:
     from astropy.time import Time
 
-    times = []
+    times: list[Any] = []
     for v in bounds:
         if v is None:
             times.append(None)
