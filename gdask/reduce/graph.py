@@ -13,10 +13,12 @@ binary tree of tasks. :func:`reduce` drives it all with a progress bar.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,12 @@ __all__ = [
     "reduce",
     "write_dataset",
     "STACKED_NAME",
+    "SCHEDULER_LOST",
 ]
 
 STACKED_NAME = "stacked"
+#: error of the runs left unreduced when the scheduler was lost (summarised once)
+SCHEDULER_LOST = "not reduced: the Dask scheduler was lost"
 _EVENT_COLUMNS = ("TIME", "RA", "DEC", "ENERGY")
 _MAP_IRFS = {"exposure": "aeff", "background": "bkg", "psf": "psf", "edisp": "edisp"}
 
@@ -80,6 +85,8 @@ class ReduceSummary:
     store: str
     stacked: str | None = None
     datasets: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: why the Dask scheduler was lost during the reduction (None if it was not)
+    scheduler_lost: str | None = None
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.reports)
@@ -101,8 +108,16 @@ class ReduceSummary:
             f"{len(self.failed)} failed in {self.seconds:.2f} s ({rate:.1f} runs/s)"
             + (f"; stacked dataset {self.stacked!r}" if self.stacked else "")
         ]
+        lost = [r.obs_id for r in self.reports if r.error == SCHEDULER_LOST]
+        if self.scheduler_lost is not None:
+            ids = ", ".join(str(i) for i in lost[:10]) + (", ..." if len(lost) > 10 else "")
+            lines.append(
+                f"  the Dask scheduler was lost ({self.scheduler_lost}): {len(lost)} runs not "
+                f"reduced{f' (OBS_IDs {ids})' if lost else ''}; datasets written before the "
+                "loss are kept and counted as reduced"
+            )
         for r in self.reports:
-            if r.status in ("failed", "skipped"):
+            if r.status in ("failed", "skipped") and r.error != SCHEDULER_LOST:
                 where = f" [field {r.field}]" if r.field else ""
                 lines.append(f"  {r.status.upper()} OBS_ID {r.obs_id}: {r.error}{where}")
         return "\n".join(lines)
@@ -703,14 +718,18 @@ def reduce(
     source = ClientSource.wrap(
         client, scheduler, n_workers=n_workers, processes=processes, security=security
     )
-    try:
-        return _reduce(config, source, progress, keep)
-    finally:
-        if source is not client:
-            source.close()
+    # the filter also covers closing a client whose scheduler was lost
+    with _LossFilter.installed() as loss:
+        try:
+            return _reduce(config, source, progress, keep, loss)
+        finally:
+            if source is not client:
+                source.close()
 
 
-def _reduce(config: AnalysisConfig, source, progress: bool, keep: bool) -> ReduceSummary:
+def _reduce(
+    config: AnalysisConfig, source, progress: bool, keep: bool, loss: _LossFilter
+) -> ReduceSummary:
     t0 = time.perf_counter()
     if config.observations.dl3 is not None:
         from gdask.archive.ingest import ingest
@@ -743,20 +762,77 @@ def _reduce(config: AnalysisConfig, source, progress: bool, keep: bool) -> Reduc
                     field="output.overwrite",
                     file=str(config.output.store),
                 )
-        reports, stacked, datasets = _run(source.get(n_tasks=len(todo)), spec, todo, progress)
+        reports, stacked, datasets, lost = _run(
+            source.get(n_tasks=len(todo)), spec, todo, progress, loss
+        )
     reports = sorted(reports + skipped, key=lambda r: r.obs_id)
     return ReduceSummary(
-        reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets
+        reports, time.perf_counter() - t0, str(config.output.store), stacked, datasets, lost
     )
 
 
-def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
+class _LossFilter(logging.Filter):
+    """Once the scheduler is known lost, drops distributed's warnings and errors (its
+    reconnection attempts log tracebacks) so that the loss is said once, in the summary."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.lost and record.levelno >= logging.WARNING)
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[_LossFilter]:
+        """The filter on the ``distributed`` loggers for the duration of the block."""
+        f = cls()
+        loggers = [logging.getLogger(n) for n in ("distributed", "distributed.client")]
+        for lg in loggers:
+            lg.addFilter(f)
+        handlers = [h for lg in loggers for h in lg.handlers]
+        for h in handlers:
+            h.addFilter(f)
+        try:
+            yield f
+        finally:
+            for lg in loggers:
+                lg.removeFilter(f)
+            for h in handlers:
+                h.removeFilter(f)
+
+
+def _scheduler_lost(client, exc: BaseException) -> bool:
+    """Whether a task's failure is the loss of the scheduler (not an error of the task)."""
+    if "scheduler-connection-lost" in str(exc):
+        return True
+    from asyncio import CancelledError
+
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(exc, CancelledError | CommClosedError | OSError) and (
+        getattr(client, "status", "running") != "running"
+    )
+
+
+def _written_since(store, name: str, t_wall: float) -> bool:
+    """Whether the dataset ``name`` was (re)written into ``store`` since ``t_wall``."""
+    path = store.path / "datasets" / name
+    try:
+        return path.is_dir() and path.stat().st_mtime >= t_wall
+    except OSError:
+        return False
+
+
+def _run(client, spec: ReductionSpec, todo: list[int], progress: bool, loss: _LossFilter):
     from distributed import as_completed
     from tqdm import tqdm
 
     from gdask.datasets import DatasetStore
 
-    DatasetStore(spec.config.output.store).cleanup()
+    store = DatasetStore(spec.config.output.store)
+    store.cleanup()
+    t_wall = time.time() - 1.0  # directory mtimes may be coarse
     tag = uuid.uuid4().hex[:12]
     runs = {
         client.submit(reduce_run, spec, obs_id, key=f"reduce-{obs_id}-{tag}"): obs_id
@@ -781,6 +857,7 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
         runs = {}  # drop our references: each run's dataset is freed once its leaf has used it
     reports: list[RunReport] = []
     datasets: dict[str, Any] = {}
+    lost: str | None = None
     bar = tqdm(total=len(watch), desc="reduce", unit="run", disable=not progress)
     try:
         for fut in as_completed(list(watch)):
@@ -788,15 +865,18 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
             try:
                 report, dataset = fut.result()
             except Exception as exc:  # the worker died or the task raised outside its guard
-                report, dataset = (
-                    RunReport(
+                dataset = None
+                if lost is not None or _scheduler_lost(client, exc):
+                    lost = lost or f"{type(exc).__name__}: {exc}"
+                    loss.lost = True
+                    report = _after_loss(spec, store, obs_id, t_wall)
+                else:
+                    report = RunReport(
                         obs_id,
                         "failed",
                         str(obs_id),
                         error=f"task failed: {type(exc).__name__}: {exc}",
-                    ),
-                    None,
-                )
+                    )
             reports.append(report)
             if dataset is not None and spec.keep:
                 datasets[dataset.name] = dataset
@@ -805,11 +885,31 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool):
         stacked = None
         if stacked_fut is not None:
             bar.set_description("stack")
-            result = stacked_fut.result()
+            try:
+                result = stacked_fut.result()
+            except Exception as exc:
+                if lost is None and not _scheduler_lost(client, exc):
+                    raise
+                lost = lost or f"{type(exc).__name__}: {exc}"
+                loss.lost = True
+                result = True if _written_since(store, STACKED_NAME, t_wall) else None
             if result is not None:
                 stacked = STACKED_NAME
-                if spec.keep:
+                if spec.keep and result is not True:
                     datasets[STACKED_NAME] = result
     finally:
         bar.close()
-    return reports, stacked, datasets
+    if lost is not None:  # a worker may have finished writing since the loss was seen
+        reports = [
+            _after_loss(spec, store, r.obs_id, t_wall) if r.error == SCHEDULER_LOST else r
+            for r in reports
+        ]
+    return reports, stacked, datasets, lost
+
+
+def _after_loss(spec: ReductionSpec, store, obs_id: int, t_wall: float) -> RunReport:
+    """The report of a run whose result was lost with the scheduler: ``done`` if its dataset
+    reached the store during this reduction, else failed with `SCHEDULER_LOST`."""
+    if spec.write and _written_since(store, str(obs_id), t_wall):
+        return RunReport(obs_id, "done", str(obs_id))
+    return RunReport(obs_id, "failed", str(obs_id), error=SCHEDULER_LOST)

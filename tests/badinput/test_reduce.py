@@ -110,3 +110,96 @@ def test_concurrent_reduce_into_one_store_is_refused(archive, good_store):
         staging.rmdir()
     _intact(good_store)
     assert _reduce(_config(good_store, archive)).code == 0  # the lock is released
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lost_scheduler_is_said_once_and_written_datasets_count(archive, tmp_path):
+    """The scheduler dies mid-reduce: one line says so; datasets already written are kept and
+    counted as reduced, not as per-run ``FutureCancelledError`` failures."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.badinput.conftest import run_cli_subprocess
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    py = [sys.executable, "-m"]
+    sched = subprocess.Popen(
+        [*py, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [*py, "distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cli = None
+    try:
+        # 3D maps of both runs, each run several seconds: the scheduler dies after the first
+        cfg = {
+            "observations": {"store": str(archive), "obs_ids": RUNS},
+            "datasets": {
+                "type": "3d",
+                "geom": {
+                    "wcs": {"skydir": CRAB, "width": 3, "binsz": 0.02, "binsz_irf": 0.2},
+                    "axes": {
+                        "energy": {"min": 0.7, "max": 10, "nbin": 10},
+                        "energy_true": {"min": 0.5, "max": 20, "nbin": 20},
+                    },
+                },
+            },
+            "makers": {"offset_max": 2.5, "safe_mask": {"methods": ["offset-max"]}},
+            "output": {"store": str(tmp_path / "lost.zarr")},
+        }
+        path = tmp_path / "lost.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        datasets = tmp_path / "lost.zarr" / "datasets"
+        import threading
+
+        result: dict = {}
+
+        def _run() -> None:
+            result["r"] = run_cli_subprocess(
+                ["reduce", path, "--scheduler", address, "--no-progress"], timeout=600
+            )
+
+        cli = threading.Thread(target=_run)
+        cli.start()
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and not (datasets.is_dir() and any(datasets.iterdir())):
+            time.sleep(0.2)
+        assert datasets.is_dir() and any(datasets.iterdir()), "no run was written in time"
+        sched.kill()
+        cli.join(600)
+        r = result["r"]
+    finally:
+        for p in (sched, worker):
+            p.kill()
+            p.wait()
+    written = DatasetStore(tmp_path / "lost.zarr").names()
+    assert_clean_failure(r, "the Dask scheduler was lost")
+    assert r.code == 1
+    assert r.text.count("scheduler was lost") == 1
+    assert "FutureCancelledError" not in r.text.replace(r.text.split("lost (")[1][:200], "")
+    # every run reported reduced is in the store (a worker left without scheduler may still
+    # finish the run it holds after the summary: that one cannot be counted)
+    import re
+
+    n_done = int(re.search(r"(\d+) runs reduced", r.text).group(1))
+    assert 1 <= n_done <= len(written)
+    assert f"{len(RUNS) - n_done} failed" in r.text
+    for name in written:
+        assert store_is_readable(tmp_path / "lost.zarr", name)
+
+
+def store_is_readable(path: Path, name: str) -> bool:
+    return DatasetStore(path).read(name, lazy=False).counts.values.sum() > 0
