@@ -295,3 +295,18 @@ def test_cli_argument_is_a_clean_error(work: Path, case: str, monkeypatch) -> No
     assert_clean_failure(result, *names)
     assert result.code == 2, result.text
     assert _digest(work) == before  # nothing written, nothing lost (incl. a file in the way)
+
+
+def test_damaged_archive_run_is_reported_by_reduce(hess_dir: Path, tmp_path: Path) -> None:
+    """The archive store's groups carry the same manifest: a flipped byte in one run's events
+    fails that run (named with the array) instead of reducing garbage energies."""
+    from gdask.archive import ingest
+
+    store = tmp_path / "archive.zarr"  # where _reduce_config points
+    assert ingest(hess_dir, store, obs_ids=[23523], progress=False, processes=False).ok
+    _flip(store / "obs" / "23523" / "events" / "ENERGY" / "c" / "0", 20)
+    cfg = _reduce_config(tmp_path, _set("observations.obs_ids", [23523]))
+    before = _digest(store)
+    result = run_cli(["reduce", cfg, "--threads", "--workers", "1", "--no-progress"])
+    assert_clean_failure(result, "23523", "'ENERGY'", "checksum")
+    assert _digest(store) == before
