@@ -327,3 +327,20 @@ def test_energy_scale_nuisance(dataset, parametrisation):
     )
     assert dense[0] == pytest.approx(stat, rel=1e-10)
     np.testing.assert_allclose(dense[1], grad, rtol=1e-6, atol=1e-9 * stat)
+
+
+def test_wstat_term_from_spec(tmp_path, dataset_onoff):
+    import pickle
+
+    path = tmp_path / "ring.fits"
+    dataset_onoff.write(path)
+    models = _source_only("lp", "gauss")
+    spec = TermSpec("map", "ds", str(path), models.to_dict())
+    term = build_term(spec)
+    assert term.stat_type == "wstat"
+    x = models.parameters.value.copy()
+    ref = term.stat(x)
+    again = build_term(pickle.loads(pickle.dumps(spec)))
+    assert again.stat(x) == pytest.approx(ref, rel=1e-12)
+    direct = MapTerm(dataset_onoff, models)
+    assert direct.stat(x) == pytest.approx(ref, rel=1e-6)  # FITS float32 round trip
