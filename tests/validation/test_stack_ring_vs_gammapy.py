@@ -3,8 +3,10 @@
 3D: the four H.E.S.S. DR1 Crab runs reduced by Gammapy as in
 bench_B_3d_crab.py (0.02 deg CAR 3 x 3 deg grid, 10 reco / 20 true energy
 bins, IRF maps on 0.2 deg pixels, safe mask offset-max 2.5 deg +
-aeff-default, FoV background scale), written to FITS, read back by Gammapy
-and by gdask, and stacked by both.
+aeff-default, FoV background scale), written to FITS (raw background, no
+models), read back by gdask with Gammapy's fitted FoV norm in ``meta``, and
+stacked; the reference is Gammapy's own ``stack_reduce`` of its in-memory
+runs with their FoV background models (so the norms are applied by Gammapy).
 
 The reference for the energy-dispersion kernel is Gammapy's stack with
 ``MapDataset.mask_safe_edisp`` using nearest-neighbour instead of linear
@@ -25,6 +27,7 @@ excluded within 0.3 deg on Gammapy's stacked dataset, against
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 
 import astropy.units as u
@@ -75,17 +78,22 @@ def runs3d(gp_hess_crab, tmp_path_factory):
     warnings.simplefilter("ignore")
     exclusion = gp_hess_crab.exclusion
     tmp = tmp_path_factory.mktemp("stack3d")
-    gp, gd = [], []
+    gp, gd, live = [], [], []
     for obs_id in OBS_IDS:
         # shared by the session: change a deep copy (Gammapy's copy() renames and drops models)
+        live.append(copy.deepcopy(gp_hess_crab.datasets[obs_id]))  # with its FoV model
+        norm = live[-1].background_model.spectral_model.norm.value
         ds = copy.deepcopy(gp_hess_crab.datasets[obs_id])
-        ds.background = ds.npred_background()  # bake the FoV norm into the map
         ds.models = None
         path = tmp / f"run{obs_id}.fits"
-        ds.write(path)
+        ds.write(path)  # the raw background map (the file holds no models)
         gp.append(GPMapDataset.read(path, name=str(obs_id)))
-        gd.append(MapDataset.read(path))
-    gp_stacked = Datasets(gp).stack_reduce(name="stacked")
+        # gdask's per-run datasets carry Gammapy's fitted norm as a reduction would
+        raw = MapDataset.read(path).ds
+        raw.attrs["meta"] = json.dumps(dict(json.loads(raw.attrs["meta"]), bkg_norm=norm))
+        gd.append(MapDataset.from_dataset(raw))
+    # Gammapy's own stack of its FoV-normalised runs (it stacks npred_background())
+    gp_stacked = Datasets(live).stack_reduce(name="stacked")
     orig = GPMapDataset.mask_safe_edisp
     GPMapDataset.mask_safe_edisp = property(_nearest_mask_safe_edisp)
     try:
