@@ -325,10 +325,10 @@ class ArchiveStore:
         between an observation commit and the index write) it is rebuilt from
         the observations' own records, so it never lists a missing observation.
         """
-        import xarray as xr
+        from gdask.zarrio import read_dataset
 
         if self.index_is_current():
-            return xr.open_zarr(self.path, group=_INDEX, consolidated=False).load()
+            return read_dataset(self.path / _INDEX)  # checksummed, as xarray would read it
         return _index_dataset(sorted(self.records().values(), key=lambda r: r.obs_id))
 
     # ------------------------------------------------------------------ reading
