@@ -14,6 +14,8 @@ A run config composes one `~gdask.config.AnalysisConfig` per instrument
       fit_ranges: {hess: [0.7, 30], magic: ["80 GeV", "30 TeV"]}
       energy_scale: {magic: 0.1}        # Gaussian prior sigma of an energy-scale nuisance
       fov_background: true              # a FoVBackgroundModel (free norm) per 3d dataset
+      background_systematics:           # Gaussian priors on the FoV norm (mean 1) and tilt (mean 0)
+        hess: {norm: 0.05, tilt: 0.1, per: instrument}   # per: run (default) | instrument (linked)
       mode: auto                        # auto | distributed | in-process
       backend: minuit                   # minuit | scipy
     output: results/run                 # the results folder
@@ -76,6 +78,9 @@ class InstrumentRun:
     energy_scale : float or None
         Sigma of the Gaussian prior on this instrument's energy-scale nuisance
         (an `~gdask.models.EnergyScaleModel` bound to all its datasets).
+    background_systematics : (float, float or None, str) or None
+        Prior widths of the FoV background norm and tilt (None: tilt frozen) and
+        ``"run"`` or ``"instrument"`` (see `gdask.models.fov_background_systematics`).
     """
 
     name: str
@@ -83,6 +88,7 @@ class InstrumentRun:
     datasets: tuple[str, ...] | None = None
     fit_range: tuple[float, float] | None = None
     energy_scale: float | None = None
+    background_systematics: tuple[float, float | None, str] | None = None
 
     @property
     def kind(self) -> str:
@@ -154,6 +160,13 @@ class RunConfig:
         scales = _per_analysis(
             fit, "energy_scale", names, lambda v, p: _number(v, p, positive=True)
         )
+        bkg_sys = _per_analysis(fit, "background_systematics", names, _background_systematics)
+        for name in bkg_sys:
+            if analyses[names.index(name)].kind != "map":
+                _fail(
+                    f"{fit.key('background_systematics')}.{name}",
+                    "background systematics apply to the FoV background of 3d (map) datasets",
+                )
         mode = _str(fit.take("mode", "auto"), fit.key("mode"), FIT_MODES)
         backend = _str(fit.take("backend", "minuit"), fit.key("backend"), ("minuit", "scipy"))
         fov = fit.take("fov_background", True)
@@ -166,7 +179,16 @@ class RunConfig:
         final = []
         for a in analyses:
             rng = ranges.get(a.name, a.fit_range)
-            final.append(InstrumentRun(a.name, a.config, a.datasets, rng, scales.get(a.name)))
+            final.append(
+                InstrumentRun(
+                    a.name,
+                    a.config,
+                    a.datasets,
+                    rng,
+                    scales.get(a.name),
+                    bkg_sys.get(a.name),
+                )
+            )
         return cls(tuple(final), JointFitConfig(models, mode, backend, fov), output)
 
     @classmethod
@@ -277,6 +299,18 @@ def _per_analysis(fit: _Section, key: str, names: list[str], item) -> dict[str, 
             _fail(path, f"no analysis named {name!r} (have: {', '.join(names)})")
         out[str(name)] = item(value, path)
     return out
+
+
+def _background_systematics(value: Any, path: str) -> tuple[float, float | None, str]:
+    if not isinstance(value, dict):
+        _fail(path, f"must be a mapping {{norm, tilt, per}}, got {value!r}")
+    sec = _Section(value, path)
+    norm = _number(sec.take("norm"), sec.key("norm"), positive=True)
+    tilt = sec.take("tilt", None)
+    tilt = None if tilt is None else _number(tilt, sec.key("tilt"), positive=True)
+    per = _str(sec.take("per", "run"), sec.key("per"), ("run", "instrument"))
+    sec.done()
+    return float(norm), None if tilt is None else float(tilt), per
 
 
 def _range(value: Any, path: str) -> tuple[float, float]:

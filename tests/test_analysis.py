@@ -383,3 +383,39 @@ def test_ring_background_store_fits_with_wstat(stores: Path) -> None:
     assert build_term(problem.specs[0]).stat_type == "wstat"
     (stores / "run.yaml").write_text(yaml.safe_dump(data))
     assert main(["fit", str(stores / "run.yaml"), "--out", str(stores / "out")]) == 0
+
+
+def test_background_systematics_from_the_run_config(stores: Path) -> None:
+    """fit.background_systematics: FoV norm/tilt priors per 3d analysis, linked per instrument."""
+    data = run_dict()
+    data["fit"]["background_systematics"] = {"hess": {"norm": 0.05, "tilt": 0.1, "per": "run"}}
+    run = RunConfig.from_dict(data, stores)
+    assert run.analysis("hess").background_systematics == (0.05, 0.1, "run")
+    problem = build_term_specs(run)
+    bkg = problem.models["hess-stacked-bkg"].spectral_model
+    assert bkg.norm.prior.parameters["sigma"].value == 0.05 and not bkg.tilt.frozen
+    assert bkg.tilt.prior.parameters["sigma"].value == 0.1
+    # written and read back with the priors
+    again = Models.from_yaml(problem.models.to_yaml())["hess-stacked-bkg"].spectral_model
+    assert again.norm.prior.parameters["mu"].value == 1.0
+    data["fit"]["background_systematics"] = {"hess": {"norm": 0.05}}
+    problem = build_term_specs(RunConfig.from_dict(data, stores))
+    assert problem.models["hess-stacked-bkg"].spectral_model.tilt.frozen
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"magic": {"norm": 0.1}}, "fit.background_systematics.magic: background systematics"),
+        ({"hess": {"norm": -1}}, "fit.background_systematics.hess.norm: must be > 0"),
+        ({"hess": {"norm": 0.1, "per": "night"}}, "fit.background_systematics.hess.per"),
+        ({"hess": {"norm": 0.1, "colour": 1}}, "fit.background_systematics.hess.colour"),
+        ({"hess": 0.1}, "fit.background_systematics.hess: must be a mapping"),
+    ],
+)
+def test_background_systematics_errors(tmp_path: Path, value, message: str) -> None:
+    data = run_dict()
+    data["fit"]["background_systematics"] = value
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(data, tmp_path)
+    assert message in str(err.value)

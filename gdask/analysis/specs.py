@@ -14,7 +14,12 @@ from typing import Any
 
 from gdask.errors import ConfigError
 from gdask.likelihood import TermSpec
-from gdask.models import EnergyScaleModel, FoVBackgroundModel, Models
+from gdask.models import (
+    EnergyScaleModel,
+    FoVBackgroundModel,
+    Models,
+    fov_background_systematics,
+)
 from gdask.run_config import InstrumentRun, RunConfig
 
 __all__ = [
@@ -175,12 +180,13 @@ def joint_models(
     have_bkg = {m.datasets_names[0] for m in comps if isinstance(m, FoVBackgroundModel)}
     names = {m.name for m in comps}
     for a in run.analyses:
-        if a.kind == "map" and run.fit.fov_background:
-            comps += [
-                FoVBackgroundModel(n)
-                for n in datasets[a.name]
-                if n not in have_bkg and n not in on_off
-            ]
+        if a.kind == "map" and (run.fit.fov_background or a.background_systematics):
+            todo = [n for n in datasets[a.name] if n not in have_bkg and n not in on_off]
+            if a.background_systematics is not None:
+                norm, tilt, per = a.background_systematics
+                comps += fov_background_systematics({a.name: todo}, norm, tilt, per=per)
+            else:
+                comps += [FoVBackgroundModel(n) for n in todo]
         if a.energy_scale is not None:
             name = f"{a.name}-energy-scale"
             if name in names:
