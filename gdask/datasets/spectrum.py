@@ -620,6 +620,12 @@ class SpectrumDatasetOnOff(DatasetBase):
         """
         if "effective_area" not in self.ds:
             raise FormatError("OGIP output needs an effective area (ARF)", field="effective_area")
+        if "background" in self.ds:
+            raise FormatError(
+                "OGIP files cannot hold a known background (no OFF counts); "
+                "write the dataset to a DatasetStore instead",
+                field="background",
+            )
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         files = self.filenames(self.name)

@@ -415,3 +415,15 @@ def test_energy_scale_model_component(parametrisation: str) -> None:
     assert term.stat(x) == pytest.approx(base.stat(y), rel=1e-10)
     with pytest.raises(ConfigError, match="two EnergyScaleModels"):
         SpectrumOnOffTerm(ds, Models([src, nuis, EnergyScaleModel("d1", name="again")]))
+
+
+def test_known_background_is_not_lost_in_ogip(tmp_path) -> None:
+    from gdask.errors import FormatError
+
+    with pytest.raises(FormatError, match="known background"):
+        _on_only().write(tmp_path)
+    assert not list(tmp_path.iterdir())
+    store = DatasetStore(tmp_path / "s.zarr")
+    store.write(_on_only(), "d1")
+    back = store.read("d1", lazy=False)
+    np.testing.assert_array_equal(back.ds["background"].values, _on_only().ds["background"].values)
