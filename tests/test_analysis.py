@@ -422,3 +422,19 @@ def test_background_systematics_errors(tmp_path: Path, value, message: str) -> N
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict(data, tmp_path)
     assert message in str(err.value)
+
+
+def test_energy_scale_for_a_3d_analysis(stores: Path) -> None:
+    data = run_dict()
+    data["fit"]["energy_scale"] = {"hess": 0.1}
+    problem = build_term_specs(RunConfig.from_dict(data, stores))
+    scale = problem.models["hess-energy-scale"]
+    assert scale.datasets_names == ["hess-stacked"]
+    term = build_term(problem.specs[0])
+    pos = problem.models.parameters_unique_names.index(energy_scale_name("hess"))
+    assert term.energy_scale is not None and term.energy_scale.position == pos
+    assert pos in term.depends_on
+    x = problem.models.parameters.value.copy()
+    ref = term.stat(x)
+    x[pos] = 0.05
+    assert term.stat(x) != pytest.approx(ref, rel=1e-6)
