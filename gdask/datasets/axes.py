@@ -133,9 +133,10 @@ class BandAxis:
 
     def equal(self, other: BandAxis) -> bool:
         """Exactly equal edges, nodes, names, scale and unit."""
-        same_nodes = (self.nodes is None) == (other.nodes is None) and (
-            self.nodes is None or np.array_equal(self.nodes, other.nodes)
-        )
+        if self.nodes is None or other.nodes is None:
+            same_nodes = self.nodes is None and other.nodes is None
+        else:
+            same_nodes = np.array_equal(self.nodes, other.nodes)
         return (
             same_nodes
             and self.name == other.name

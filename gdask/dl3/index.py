@@ -278,7 +278,7 @@ class DL3Index:
         return len(self._obs_ids)
 
     def __contains__(self, obs_id: object) -> bool:
-        return int(obs_id) in self._hdu_rows  # type: ignore[arg-type]
+        return int(obs_id) in self._hdu_rows  # type: ignore[call-overload]
 
     def __repr__(self) -> str:
         return f"DL3Index({len(self)} observations, base_dir={str(self.base_dir)!r})"

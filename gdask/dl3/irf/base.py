@@ -141,7 +141,7 @@ class TableIRF:
         return self.ds.copy()
 
     def _keywords(self) -> dict:
-        kw = dict(self.keywords)
+        kw: dict[str, Any] = dict(self.keywords)
         if self.ds.attrs.get("point_like"):
             kw["HDUCLAS3"] = "POINT-LIKE"
         if "rad_max" in self.ds.attrs:
