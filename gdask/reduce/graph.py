@@ -115,43 +115,41 @@ def _make_3d(spec: ReductionSpec, obs):
     from gdask.reduce.convert import to_map_dataset
     from gdask.reduce.maps import make_map_dataset
 
-    cfg = spec.config
-    g, m = cfg.datasets.geom, cfg.makers
+    p = spec.plan
     geom, exclusion = spec.geom, spec.exclusion
     if geom is None:
         row = obs.meta
-        geom = g.wcs.to_geom(_pointing_in(g.wcs.frame, float(row["RA_PNT"]), float(row["DEC_PNT"])))
-        exclusion = exclusion_image(geom, m.background.exclusion)
-    safe = m.safe_mask
-    kwargs: dict[str, Any] = {"aeff_percent": safe.aeff_percent, "bias_percent": safe.bias_percent}
-    if safe.fixed_offset is not None:
-        kwargs["fixed_offset"] = safe.fixed_offset
-    fov = m.background.fov_method if m.background.method == "fov" else None
+        geom = p.wcs.to_geom(_pointing_in(p.wcs.frame, float(row["RA_PNT"]), float(row["DEC_PNT"])))
+        exclusion = exclusion_image(geom, p.exclusion)
+    kwargs: dict[str, Any] = {"aeff_percent": p.aeff_percent, "bias_percent": p.bias_percent}
+    if p.fixed_offset is not None:
+        kwargs["fixed_offset"] = p.fixed_offset
+    fov = p.fov_method
     ds = make_map_dataset(
         obs,
         geom,
-        g.energy.to_axis("energy"),
-        g.energy_true.to_axis("energy_true"),
-        g.wcs.binsz_irf,
-        selection=m.selection,
-        cutout_width=g.cutout_width,
-        cutout_mode=g.cutout_mode,
-        safe_mask=safe.methods or None,
-        offset_max=m.offset_max,
+        p.energy,
+        p.energy_true,
+        p.wcs.binsz_irf,
+        selection=p.selection,
+        cutout_width=p.cutout_width,
+        cutout_mode=p.cutout_mode,
+        safe_mask=p.safe_methods or None,
+        offset_max=p.offset_max,
         safe_mask_kwargs=kwargs,
         fov_background=fov,
         exclusion_mask=exclusion if fov else None,
-        background_oversampling=m.background_oversampling,
-        fov_rotation_step=m.fov_rotation_step,
+        background_oversampling=p.background_oversampling,
+        fov_rotation_step=p.fov_rotation_step,
         name=str(obs.obs_id),
     )
     dataset = to_map_dataset(ds, gti=obs.gti)
-    if m.background.method == "ring":
+    if p.background_method == "ring":
         from gdask.reduce.ring import ring_background
 
         image = None if exclusion is None else np.asarray(exclusion, dtype=bool)
         egeom = geom if image is not None else None
-        dataset = ring_background(dataset, m.background.r_in, m.background.width, image, egeom)
+        dataset = ring_background(dataset, p.ring[0], p.ring[1], image, egeom)
     return dataset
 
 
@@ -168,25 +166,24 @@ def _make_1d(spec: ReductionSpec, obs):
     from gdask.reduce.convert import to_spectrum_dataset
     from gdask.reduce.spectrum import make_spectrum_onoff
 
-    cfg = spec.config
-    g, m = cfg.datasets.geom, cfg.makers
+    p = spec.plan
     finder = None
-    if m.background.method == "wobble":
+    if p.background_method == "wobble":
         from gdask.reduce.reflected import WobbleRegionsFinder
 
-        finder = WobbleRegionsFinder(m.background.n_off_regions or 3)
+        finder = WobbleRegionsFinder(p.n_off_regions or 3)
     ds = make_spectrum_onoff(
         obs,
-        cfg.datasets.on_region.to_region(),
-        g.energy.to_axis("energy"),
-        g.energy_true.to_axis("energy_true"),
+        p.on_region,
+        p.energy,
+        p.energy_true,
         exclusion_mask=spec.exclusion,
-        containment_correction=cfg.datasets.containment_correction,
+        containment_correction=p.containment_correction,
         region_finder=finder,
-        safe_mask_methods=m.safe_mask.methods,
-        aeff_percent=m.safe_mask.aeff_percent,
-        offset_max=m.offset_max,
-        bias_percent=m.safe_mask.bias_percent,
+        safe_mask_methods=p.safe_methods,
+        aeff_percent=p.aeff_percent,
+        offset_max=p.offset_max,
+        bias_percent=p.bias_percent,
     )
     return to_spectrum_dataset(ds, gti=obs.gti, name=str(obs.obs_id))
 
@@ -212,7 +209,7 @@ def _unusable(spec: ReductionSpec, dataset) -> str | None:
     """Why a made dataset holds nothing usable (a 1D run without OFF regions), else None."""
     if spec.kind != "1d" or int(dataset.meta.get("n_off_regions", 1)) > 0:
         return None
-    method = spec.config.makers.background.method
+    method = spec.plan.background_method
     offset = float(dataset.meta.get("offset", float("nan")))
     return (
         f"no OFF region: the {method} region finder found none (ON region {offset:.2f} deg "
@@ -242,10 +239,9 @@ def reduce_run(spec: ReductionSpec, obs_id: int) -> tuple[RunReport, Any]:
                 field="makers.background",
             ), None
         if spec.write:
-            out = spec.config.output
-            write_dataset(out.store, dataset)
-            if out.fits is not None:
-                _export_fits(dataset, out.fits, overwrite=True)
+            write_dataset(spec.plan.store, dataset)
+            if spec.plan.fits is not None:
+                _export_fits(dataset, spec.plan.fits, overwrite=True)
         n = float(
             np.asarray(dataset.counts.values)[np.asarray(dataset.mask_safe.values, bool)].sum()
         )
@@ -268,7 +264,7 @@ def reduce_run(spec: ReductionSpec, obs_id: int) -> tuple[RunReport, Any]:
             error=f"{type(exc).__name__}: {exc}",
         ), None
     report = RunReport(obs_id, "done", dataset.name, time.perf_counter() - t0, n_counts=n)
-    keep = spec.keep or spec.config.datasets.stack
+    keep = spec.keep or spec.plan.stack
     return report, (dataset if keep else None)
 
 
@@ -280,12 +276,12 @@ def _empty_parent(spec: ReductionSpec):
     from gdask.datasets import MapDataset
     from gdask.reduce.stack import empty_like
 
-    g = spec.config.datasets.geom
+    p = spec.plan
     full = MapDataset.create(
         spec.geom,
-        g.energy.to_axis("energy"),
-        g.energy_true.to_axis("energy_true"),
-        binsz_irf=g.wcs.binsz_irf,
+        p.energy,
+        p.energy_true,
+        binsz_irf=p.wcs.binsz_irf,
         name=STACKED_NAME,
     )
     return empty_like(full, name=STACKED_NAME)
@@ -314,10 +310,9 @@ def _finish_stacked(spec: ReductionSpec, dataset):
     if dataset is None:
         return None
     dataset.ds.attrs["name"] = STACKED_NAME
-    out = spec.config.output
-    write_dataset(out.store, dataset, STACKED_NAME)
-    if out.fits is not None:
-        _export_fits(dataset, out.fits, overwrite=True)
+    write_dataset(spec.plan.store, dataset, STACKED_NAME)
+    if spec.plan.fits is not None:
+        _export_fits(dataset, spec.plan.fits, overwrite=True)
     return dataset if spec.keep else True
 
 
@@ -501,7 +496,7 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool, loss: _Lo
 
     from gdask.datasets import DatasetStore
 
-    store = DatasetStore(spec.config.output.store)
+    store = DatasetStore(spec.plan.store)
     store.cleanup()
     t_wall = time.time() - 1.0  # directory mtimes may be coarse
     tag = uuid.uuid4().hex[:12]
@@ -516,9 +511,9 @@ def _run(client, spec: ReductionSpec, todo: list[int], progress: bool, loss: _Lo
         else {client.submit(_report_only, f, key=f"report-{i}-{tag}"): i for f, i in runs.items()}
     )
     stacked_fut = None
-    if spec.config.datasets.stack:
+    if spec.plan.stack:
         parent = None
-        if spec.kind == "3d" and spec.config.datasets.geom.cutout_width is not None:
+        if spec.kind == "3d" and spec.plan.cutout_width is not None:
             parent = client.submit(_empty_parent, spec, pure=False)
         leaves = [client.submit(_leaf, f, parent, pure=False) for f in runs]
         stacked_fut = client.submit(

@@ -3,21 +3,26 @@
 :func:`plan_reduction` (coordinator, cheap: index and per-run metadata only)
 selects the runs, checks that each has the IRFs the requested maps need and
 that the geometry overlaps its field of view, and builds a :class:`ReductionSpec`
-for the run tasks of `gdask.reduce.graph`.
+for the run tasks of `gdask.reduce.graph`. A run task receives the maker
+parameters as a `MakerPlan` (taken from the configuration once), never the
+whole `~gdask.config.AnalysisConfig`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gdask.config import AnalysisConfig, ExclusionConfig
+from gdask.config import AnalysisConfig, ExclusionConfig, WcsConfig
 from gdask.errors import SelectionError
+from gdask.geometry.axes import EnergyAxis
 from gdask.reduce.selection import select_obs_ids
 
 __all__ = [
+    "MakerPlan",
     "ReductionSpec",
     "RunReport",
     "required_irfs",
@@ -29,12 +34,95 @@ _MAP_IRFS = {"exposure": "aeff", "background": "bkg", "psf": "psf", "edisp": "ed
 
 
 @dataclass(frozen=True)
+class MakerPlan:
+    """The maker parameters a run task applies, taken from the configuration once.
+
+    3d-only and 1d-only fields keep their defaults in the other kind.
+
+    Examples
+    --------
+    >>> import yaml
+    >>> from gdask.config.template import default_config
+    >>> config = AnalysisConfig.from_dict(yaml.safe_load(default_config()))
+    >>> plan = MakerPlan.from_config(config)
+    >>> plan.kind, plan.offset_max, plan.energy.nbin
+    ('3d', 2.5, 10)
+    """
+
+    kind: str  # "3d" | "1d"
+    energy: EnergyAxis
+    energy_true: EnergyAxis
+    offset_max: float
+    safe_methods: tuple[str, ...]
+    aeff_percent: float
+    bias_percent: float
+    background_method: str | None
+    store: str
+    fits: Path | None
+    stack: bool
+    # 3d
+    wcs: WcsConfig | None = None  # the grid of per-run geometries (skydir: pointing)
+    selection: tuple[str, ...] = ()
+    cutout_width: float | None = None
+    cutout_mode: str = "trim"
+    fixed_offset: float | None = None
+    fov_method: str | None = None  # the FoV normalisation, when the background method is fov
+    exclusion: ExclusionConfig | None = None  # for per-run exclusion images
+    background_oversampling: int | None = None
+    fov_rotation_step: float = 1.0
+    ring: tuple[float | None, float | None] = (None, None)  # (r_in, width)
+    # 1d
+    on_region: Any = None  # a regions SkyRegion
+    containment_correction: bool = False
+    n_off_regions: int | None = None
+
+    @classmethod
+    def from_config(cls, config: AnalysisConfig) -> MakerPlan:
+        """The plan of ``config`` (built on the driver, once)."""
+        d, m, out = config.datasets, config.makers, config.output
+        g, safe, bkg = d.geom, m.safe_mask, m.background
+        common: dict[str, Any] = dict(
+            kind=d.type,
+            energy=g.energy.to_axis("energy"),
+            energy_true=g.energy_true.to_axis("energy_true"),
+            offset_max=m.offset_max,
+            safe_methods=tuple(safe.methods),
+            aeff_percent=safe.aeff_percent,
+            bias_percent=safe.bias_percent,
+            background_method=bkg.method,
+            store=str(out.store),
+            fits=out.fits,
+            stack=d.stack,
+        )
+        if d.type == "3d":
+            return cls(
+                **common,
+                wcs=g.wcs,
+                selection=tuple(m.selection),
+                cutout_width=g.cutout_width,
+                cutout_mode=g.cutout_mode,
+                fixed_offset=safe.fixed_offset,
+                fov_method=bkg.fov_method if bkg.method == "fov" else None,
+                exclusion=bkg.exclusion,
+                background_oversampling=m.background_oversampling,
+                fov_rotation_step=m.fov_rotation_step,
+                ring=(bkg.r_in, bkg.width),
+            )
+        return cls(
+            **common,
+            on_region=d.on_region.to_region() if d.on_region is not None else None,
+            containment_correction=d.containment_correction,
+            n_off_regions=bkg.n_off_regions,
+        )
+
+
+@dataclass(frozen=True)
 class ReductionSpec:
     """Everything a run task needs (picklable, built once by `plan_reduction`)."""
 
     kind: str  # "3d" | "1d"
     archive: str
-    config: AnalysisConfig
+    plan: MakerPlan  # the maker parameters (not the whole config)
     irfs: tuple[str, ...]
     geom: Any = None  # WcsGeom, None for per-run grids
     exclusion: Any = None  # 3d: bool image on geom; 1d: exclusion DataArray
@@ -201,7 +289,14 @@ def plan_reduction(
         exclusion = _exclusion_1d(config)
     per_run = config.output.per_run if config.output.per_run is not None else not d.stack
     spec = ReductionSpec(
-        d.type, str(store.path.resolve()), config, need, geom, exclusion, write=per_run, keep=keep
+        d.type,
+        str(store.path.resolve()),
+        MakerPlan.from_config(config),
+        need,
+        geom,
+        exclusion,
+        write=per_run,
+        keep=keep,
     )
     return spec, todo, skipped
 
