@@ -8,16 +8,25 @@ For one `~gdask.models.SkyModel` on one dataset the predicted counts are
 with ``F_t`` the spectral integral per true-energy bin, ``s`` the spatial
 integral per pixel, ``T`` the temporal norm averaged over the GTIs, ``K`` the
 energy-dispersion kernel and ``expo`` the exposure, all on a cutout around
-the source.  Gammapy's choices are kept: the PSF kernel and energy
-dispersion are taken at the source position of the last *update*, which
-happens when the source has moved by more than ``evaluation_radius + 0.1 deg``
-(the first move after the initial evaluation always updates); the cutout
-is ``psf_width + 2 (evaluation_radius + 0.1 deg)`` wide (odd pixels,
-trimmed at the border); sources whose cutout misses the fit mask are skipped.
+the source.
 
-Results are cached per component: the spectral integral is recomputed only
-when spectral parameters change, the spatial integral and its PSF
-convolution only when spatial parameters change.  `SourceEvaluator.backward`
+Evaluation is a pure function of the source's parameters (the model objects
+are read for their functional form only, never for their values, and never
+written).  The PSF kernel, the energy dispersion and the cutout are taken at
+the *anchor*: the position the source had when the evaluator was built while
+it is within ``evaluation_radius + 0.1 deg`` of it (Gammapy's update rule with
+the build position as the last update), else its current position.  The
+cutout is ``psf_width + 2 (evaluation_radius + 0.1 deg)`` wide (odd pixels,
+trimmed at the border) with the radius at the current parameters; sources
+whose cutout misses the fit mask are skipped.  Gammapy's evaluator instead
+keeps the IRFs of its last update (its first spatial change always updates),
+which makes its values depend on the evaluation path; the two agree whenever
+Gammapy's last update was at the build position (see
+``tests/validation/test_likelihood3d_vs_gammapy.py``).
+
+The setups (IRFs and cutout per anchor) and the spectral, temporal and spatial
+integrals are cached, each keyed on everything it depends on (anchor, cutout,
+parameters), so the cache never changes a value.  `SourceEvaluator.backward`
 turns ``d stat / d npred`` on the cutout into the gradient with respect to
 the model's canonical parameters, through the (linear) PSF and dispersion.
 """
@@ -35,7 +44,12 @@ from numpy.typing import NDArray
 from gdask.datasets.irf_maps import EDispKernelMap
 from gdask.geometry.wcs import WcsGeom
 from gdask.likelihood.psf_kernel import KernelConvolver, PSFKernelMaker, round_up_to_odd
-from gdask.likelihood.spatial_integration import SpatialIntegral, SpatialIntegrator, cutout_slices
+from gdask.likelihood.spatial_integration import (
+    SpatialIntegral,
+    SpatialIntegrator,
+    cutout_slices,
+    spatial_geometry_at,
+)
 from gdask.models.spatial import sky_geometry
 
 __all__ = ["DatasetIRFs", "SourceEvaluator", "CUTOUT_MARGIN"]
@@ -79,6 +93,24 @@ class DatasetIRFs:
     gti: tuple[Array, Array] | None
 
 
+#: IRF setups (and IRFs per position) kept per source
+_N_CACHED = 4
+
+
+@dataclass
+class _Setup:
+    """What a source is evaluated with at one IRF position: dispersion, PSF, cutout."""
+
+    key: tuple
+    kernel_edisp: Array | None
+    slices: tuple[slice, slice]
+    cut_geom: WcsGeom
+    exposure: Array | None
+    convolver: KernelConvolver | None
+    integrator: SpatialIntegrator | None
+    contributes: bool
+
+
 def _to_frame(lon: float, lat: float, frame: str, target: str) -> tuple[float, float]:
     if frame == target:
         return lon, lat
@@ -105,12 +137,21 @@ class SourceEvaluator:
         self.n_spat = len(self.spatial.parameters) if self.spatial is not None else 0
         self.n_temp = len(self.temporal.parameters) if self.temporal is not None else 0
         self.unit_scale = self._unit_scale()
-        radius = self.spatial.evaluation_radius if self.spatial is not None else None
+        theta0 = (
+            np.asarray(self.spatial.parameters.canonical_value, float)
+            if self.spatial is not None
+            else np.zeros(0)
+        )
+        pos0, radius, _ = spatial_geometry_at(self.spatial, theta0)
         self.local = radius is not None
-        self.contributes = True
-        self._updated = False
-        self._cached_position: tuple[float, float] | None = None
-        self._spatial_theta_last: tuple | None = None
+        #: where the source was when the term was built: the IRFs are taken here
+        #: while the source stays within ``evaluation_radius + CUTOUT_MARGIN`` of it
+        self.anchor0 = pos0
+        self.setup: _Setup | None = None
+        self._setups: dict[tuple, _Setup] = {}
+        self._selected: dict[tuple, _Setup] = {}
+        self._selected: dict[tuple, _Setup] = {}
+        self._irf_at: dict[tuple, tuple] = {}
         self._spec_cache: tuple | None = None
         self._spat_cache: tuple | None = None
         self._temp_cache: tuple | None = None
@@ -127,86 +168,146 @@ class SourceEvaluator:
             unit = unit * u.Unit("cm2 s")
         return float(unit.to(""))
 
-    # ----------------------------------------------------------------- update
-    def _position(self) -> tuple[float, float] | None:
-        if self.spatial is None or self.spatial.position is None:
-            return None
-        lon, lat = self.spatial.position
-        return float(lon), float(lat)
+    # ------------------------------------------------------------ IRF setup
+    def _anchor(self, th_spat: Array) -> tuple[tuple[float, float] | None, float | None]:
+        """Where the IRFs are taken for these spatial parameters, and the evaluation radius.
 
-    def _needs_update(self, spatial_theta: tuple) -> bool:
-        if not self._updated:
-            return True
-        if not self.local:
-            return False
-        if spatial_theta == self._spatial_theta_last:
-            return False
-        pos = self._position()
-        if pos is None:
-            return False
-        if not self.contributes:
-            # it moved while outside the fitted region: look again (a term is a pure
-            # function of the parameters; the coordinator's caches rely on it)
-            self._cached_position = pos
-            return True
-        if self._cached_position is None:
-            moved = True
+        The build position while the source is within ``evaluation_radius +
+        CUTOUT_MARGIN`` of it (Gammapy's update rule, with the build position as
+        the last update), else the current position: a function of ``th_spat`` only.
+        """
+        if self.spatial is None:
+            return None, None
+        pos, radius, _ = spatial_geometry_at(self.spatial, th_spat)
+        if pos is None or radius is None or self.anchor0 is None:
+            return self.anchor0, radius
+        sep = float(sky_geometry(pos[0], pos[1], *self.anchor0)["sep"])
+        if sep > np.radians(float(radius) + CUTOUT_MARGIN):
+            return (float(pos[0]), float(pos[1])), radius
+        return self.anchor0, radius
+
+    def select(self, th_spat: Array) -> _Setup:
+        """The IRF setup (PSF, dispersion, cutout) for these spatial parameters; cached."""
+        anchor, radius = self._anchor(th_spat)
+        geom = self.irfs.geom
+        if anchor is None:
+            pos, frame = geom.center_coord, geom.frame
         else:
-            sep = float(sky_geometry(pos[0], pos[1], *self._cached_position)["sep"])
-            moved = sep > np.radians(float(self.spatial.evaluation_radius) + CUTOUT_MARGIN)
-        if moved:
-            self._cached_position = pos
-        return moved
-
-    def update(self) -> None:
-        """Take IRFs at the current source position and cut out its evaluation region."""
-        irfs = self.irfs
-        geom = irfs.geom
-        pos = self._position()
-        frame = self.spatial.frame if self.spatial is not None and pos is not None else geom.frame
-        if pos is None:
-            pos = geom.center_coord
-            frame = geom.frame
-        self.n_updates += 1
-        self._updated = True
-        # energy dispersion at the nearest IRF pixel
-        self.kernel_edisp = self._edisp_matrix(pos, frame)
-        # PSF kernel
-        kernel = None
-        if irfs.psf is not None and self.spatial is not None and self.model.apply_irf["psf"]:
-            centers = irfs.energy_reco_center if irfs.psf_is_reco else irfs.energy_true_center
-            kernel = irfs.psf.kernel(geom, centers, pos[0], pos[1], frame)
-        psf_width = (
-            kernel.shape[-1] * float(np.max(geom.pixel_scales)) if kernel is not None else 0.0
-        )
+            pos, frame = anchor, self.spatial.frame
+        irf_key = (float(pos[0]), float(pos[1]), frame)
+        pre = irf_key + (radius,)
+        setup = self._selected.get(pre)
+        if setup is not None:
+            self.setup = setup
+            return setup
+        if irf_key not in self._irf_at:
+            self._irf_at = {irf_key: self._irfs_at(pos, frame), **self._irf_at}
+            while len(self._irf_at) > _N_CACHED:
+                self._irf_at.pop(next(reversed(self._irf_at)))
+        kernel_edisp, kernel = self._irf_at[irf_key]
+        psf_width = kernel.shape[-1] * float(np.max(geom.pixel_scales)) if kernel is not None else 0
         ny, nx = geom.shape
         sl = (slice(0, ny), slice(0, nx))
-        if self.local:
-            radius = float(self.spatial.evaluation_radius)
-            self.contributes = self._check_contributes(pos, frame, radius, psf_width)
-            if self.contributes:
+        contributes = True
+        if self.local and radius is not None:
+            radius = float(radius)
+            contributes = self._check_contributes(pos, frame, radius, psf_width)
+            if contributes:
                 width = psf_width + 2 * (radius + CUTOUT_MARGIN)
                 binsz = np.asarray(geom.pixel_scales, float)
                 size = tuple(round_up_to_odd(v) for v in np.clip(width / binsz[::-1], 1, None))
                 x, y = geom.coord_to_pix(_to_frame(pos[0], pos[1], frame, geom.frame))
                 sl = cutout_slices(geom.shape, float(x), float(y), size)
-        self.slices = sl
+        key = irf_key + (contributes, sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+        setup = self._setups.get(key)
+        if setup is None:
+            setup = self._make_setup(key, kernel_edisp, kernel, sl, contributes)
+            self._setups[key] = setup
+            while len(self._setups) > _N_CACHED:
+                self._setups.pop(next(iter(self._setups)))
+        self._selected[pre] = setup
+        while len(self._selected) > _N_CACHED:
+            self._selected.pop(next(iter(self._selected)))
+        self.setup = setup
+        return setup
+
+    def _irfs_at(self, pos: tuple[float, float], frame: str) -> tuple:
+        """Energy dispersion matrix and PSF kernel at a sky position."""
+        irfs = self.irfs
+        kernel_edisp = self._edisp_matrix(pos, frame)
+        kernel = None
+        if irfs.psf is not None and self.spatial is not None and self.model.apply_irf["psf"]:
+            centers = irfs.energy_reco_center if irfs.psf_is_reco else irfs.energy_true_center
+            kernel = irfs.psf.kernel(irfs.geom, centers, pos[0], pos[1], frame)
+        return kernel_edisp, kernel
+
+    def _make_setup(
+        self,
+        key: tuple,
+        kernel_edisp: Array | None,
+        kernel: Array | None,
+        sl: tuple,
+        contributes: bool,
+    ) -> _Setup:
+        self.n_updates += 1
+        geom = self.irfs.geom
         cut_wcs = geom.wcs.slice(sl)
-        self.cut_geom = WcsGeom(cut_wcs, (sl[1].stop - sl[1].start, sl[0].stop - sl[0].start))
-        self.exposure = (
-            np.ascontiguousarray(irfs.exposure[(slice(None),) + sl])
+        cut_geom = WcsGeom(cut_wcs, (sl[1].stop - sl[1].start, sl[0].stop - sl[0].start))
+        exposure = (
+            np.ascontiguousarray(self.irfs.exposure[(slice(None),) + sl])
             if self.model.apply_irf["exposure"]
             else None
         )
-        self.convolver = None
-        if kernel is not None:
-            self.convolver = KernelConvolver(kernel, self.cut_geom.shape)
-        self.integrator = (
-            SpatialIntegrator(self.spatial, self.cut_geom, irfs.energy_true_center)
-            if self.spatial is not None
-            else None
+        return _Setup(
+            key=key,
+            kernel_edisp=kernel_edisp,
+            slices=sl,
+            cut_geom=cut_geom,
+            exposure=exposure,
+            convolver=KernelConvolver(kernel, cut_geom.shape) if kernel is not None else None,
+            integrator=(
+                SpatialIntegrator(self.spatial, cut_geom, self.irfs.energy_true_center)
+                if self.spatial is not None
+                else None
+            ),
+            contributes=contributes,
         )
-        self._spat_cache = None
+
+    # the current setup's pieces (set by `select`, i.e. by the last npred call)
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """Cutout ``(y, x)`` slices of the current setup."""
+        return self.setup.slices
+
+    @property
+    def kernel_edisp(self) -> Array | None:
+        """Dispersion matrix ``(n_true, n_reco)`` of the current setup (None: identity)."""
+        return self.setup.kernel_edisp
+
+    @property
+    def contributes(self) -> bool:
+        """Whether the current setup's cutout touches the fitted region."""
+        return self.setup is None or self.setup.contributes
+
+    @property
+    def exposure(self) -> Array | None:
+        """Exposure on the current cutout (None without ``apply_irf["exposure"]``)."""
+        return self.setup.exposure
+
+    @property
+    def convolver(self) -> KernelConvolver | None:
+        """PSF convolution of the current setup."""
+        return self.setup.convolver
+
+    @property
+    def integrator(self) -> SpatialIntegrator | None:
+        """Spatial integration on the current cutout."""
+        return self.setup.integrator
+
+    @property
+    def cut_geom(self) -> WcsGeom:
+        """Geometry of the current cutout."""
+        return self.setup.cut_geom
 
     def _check_contributes(self, pos, frame, radius, psf_width) -> bool:
         mask = self.irfs.mask_image
@@ -255,7 +356,7 @@ class SourceEvaluator:
     def _spectral(self, theta: Array, grad: bool) -> tuple[Array, Array | None]:
         key = tuple(theta)
         c = self._spec_cache
-        if c is not None and c[0] == key and (c[2] is not None or not grad):
+        if c is not None and c[0] == key and (c[2] is not None) == grad:  # same function
             return c[1], c[2]
         e = self.irfs.energy_true_edges
         if grad:
@@ -271,7 +372,7 @@ class SourceEvaluator:
             return 1.0, None
         key = tuple(theta)
         c = self._temp_cache
-        if c is not None and c[0] == key and (c[2] is not None or not grad):
+        if c is not None and c[0] == key and (c[2] is not None) == grad:  # same function
             return c[1], c[2]
         start, stop = self.irfs.gti
         t, dt = self.temporal.mean_norm_theta(start, stop, theta, grad)
@@ -280,7 +381,7 @@ class SourceEvaluator:
 
     def _spatial_conv(self, theta: Array, grad: bool) -> tuple[SpatialIntegral | None, Array]:
         """Spatial integral and its PSF-convolved version ``(n_true or 1, cy, cx)``."""
-        key = tuple(theta)
+        key = (self.setup.key, tuple(theta))
         c = self._spat_cache
         if c is not None and c[0] == key and (c[3] or not grad):
             return c[1], c[2]
@@ -342,10 +443,7 @@ class SourceEvaluator:
         """
         ns, np_ = self.n_spec, self.n_spat
         th_spec, th_spat, th_temp = theta[:ns], theta[ns : ns + np_], theta[ns + np_ :]
-        spat_key = tuple(th_spat)
-        if self._needs_update(spat_key):
-            self.update()
-        self._spatial_theta_last = spat_key
+        self.select(th_spat)
         if not self.contributes:
             return None
         f, _ = self._spectral(th_spec, grad)

@@ -95,7 +95,6 @@ class MapTerm(LikelihoodTerm):
         self.layout = layout = layout if layout is not None else models.layout()
         self.n_parameters = layout.n_parameters
         self.to_canonical = layout.to_canonical
-        self._values: Array | None = None
 
         ds = dataset.ds
         geom = dataset.geom
@@ -141,7 +140,6 @@ class MapTerm(LikelihoodTerm):
         self.sources: list[tuple[SourceEvaluator, slice]] = []
         self.bkg_model: FoVBackgroundModel | None = None
         self.bkg_slice = slice(0, 0)
-        self._model_slices: list[tuple[Any, slice]] = []
         self.energy_scale = bind_energy_scale(models, self.name, layout)
         for comp in layout.for_dataset(self.name):
             m = models[comp.name]
@@ -154,11 +152,9 @@ class MapTerm(LikelihoodTerm):
                     )
                 if self.bkg_model is None:
                     self.bkg_model, self.bkg_slice = m, comp.part("spectral")
-                    self._model_slices.append((m, comp.slice))
             elif isinstance(m, SkyModel):
                 src = m if self.energy_scale is None else ScaledSource.of(m)
                 self.sources.append((SourceEvaluator(src, irfs), comp.slice))
-                self._model_slices.append((m, comp.slice))
         self.depends_on = layout.positions(self.name)
         self._signal = np.zeros(shape)
         self._box_cache: dict[tuple, tuple] = {}
@@ -183,16 +179,14 @@ class MapTerm(LikelihoodTerm):
         )
 
     # ------------------------------------------------------------ parameters
-    def _set_values(self, values: np.ndarray) -> Array:
+    def _canonical(self, values: np.ndarray) -> Array:
+        """Canonical parameters from the joint vector; the models are never written.
+
+        ``_theta`` keeps them for the gradient of the same evaluation.
+        """
         values = np.asarray(values, dtype=float)
         if values.shape != (self.n_parameters,):
             raise ValueError(f"expected {self.n_parameters} parameter values, got {values.shape}")
-        old = self._values
-        for m, sl in self._model_slices:
-            if old is None or not np.array_equal(old[sl], values[sl]):
-                for p, v in zip(m.parameters, values[sl], strict=True):
-                    p.value = v
-        self._values = values.copy()
         self._theta = values * self.to_canonical
         return self._theta
 
@@ -241,8 +235,8 @@ class MapTerm(LikelihoodTerm):
         return self._box_cache[box]
 
     def _source_info(self, ev: SourceEvaluator) -> tuple:
-        """Per-update constants of a source for the sparse path (mask folded into the kernel)."""
-        key = (id(ev), ev.n_updates)
+        """Constants of a source's IRF setup for the sparse path (mask folded into the kernel)."""
+        key = (id(ev), ev.setup.key)
         if key not in self._src_cache:
             ys, xs = ev.slices
             k = ev.kernel_edisp
@@ -263,7 +257,7 @@ class MapTerm(LikelihoodTerm):
     def _evaluate(self, values: np.ndarray, grad: bool) -> tuple[float, Array | None]:
         if self.statistic is not None:
             return self._evaluate_statistic(values, grad)
-        theta = self._set_values(values)
+        theta = self._canonical(values)
         norm, dnorm = self._bkg_norm(theta, grad)
         if norm.min() >= 0 and all(ev.folds_after_psf for ev, _ in self.sources):
             parts = []
@@ -375,7 +369,7 @@ class MapTerm(LikelihoodTerm):
 
     def _evaluate_statistic(self, values: np.ndarray, grad: bool) -> tuple[float, Array | None]:
         """A statistic of the signal alone (wstat): dense signal on the fitted bins."""
-        theta = self._set_values(values)
+        theta = self._canonical(values)
         sig = np.zeros(self.shape)
         parts = []
         for ev, sl in self.sources:
@@ -406,7 +400,7 @@ class MapTerm(LikelihoodTerm):
 
     def npred_signal(self, values: np.ndarray) -> Array:
         """Predicted source counts ``(energy, lat, lon)``."""
-        theta = self._set_values(values)
+        theta = self._canonical(values)
         out = np.zeros(self.shape)
         for ev, sl in self.sources:
             part = ev.npred(self._src_theta(theta, sl, ev))

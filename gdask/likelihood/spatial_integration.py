@@ -17,7 +17,9 @@ oversampling factor are treated as constants, as they are piecewise constant).
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from astropy.coordinates import SkyCoord
@@ -27,7 +29,13 @@ from numpy.typing import NDArray
 from gdask.geometry.wcs import WcsGeom
 from gdask.models.spatial import PointSpatialModel, SpatialModel
 
-__all__ = ["SpatialIntegral", "SpatialIntegrator", "MAX_OVERSAMPLING", "cutout_slices"]
+__all__ = [
+    "SpatialIntegral",
+    "SpatialIntegrator",
+    "MAX_OVERSAMPLING",
+    "cutout_slices",
+    "spatial_geometry_at",
+]
 
 Array = NDArray[np.float64]
 #: Gammapy's ``MAX_OVERSAMPLING`` of spatial model integration
@@ -49,6 +57,70 @@ def cutout_slices(
     small = (int(np.round(size[0])), int(np.round(size[1])))
     large, _ = overlap_slices(shape, small, (y, x), mode="trim")
     return large
+
+
+class _ParameterAt:
+    """A parameter's value at ``theta`` (what the models' geometry properties read)."""
+
+    __slots__ = ("value", "canonical_value")
+
+    def __init__(self, canonical_value: float, to_canonical: float) -> None:
+        self.canonical_value = canonical_value
+        self.value = canonical_value / to_canonical
+
+
+class _ModelAt:
+    """Read-only view of a model whose parameters take the canonical values ``theta``.
+
+    Properties and methods of the model's class run on the view (so they see
+    ``theta``); other attributes (frame, template data) come from the model.
+    """
+
+    def __init__(self, model: Any, theta: Array) -> None:
+        pars = model.parameters
+        self._model = model
+        self.parameters = {
+            p.name: _ParameterAt(float(t), p.to_canonical)
+            for p, t in zip(pars, np.asarray(theta, float), strict=True)
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(type(self._model), name, None)
+        if isinstance(attr, property):
+            return attr.fget(self)
+        if callable(attr) and not isinstance(attr, (staticmethod, classmethod, type)):
+            return types.MethodType(attr, self)
+        return getattr(self._model, name)
+
+
+def spatial_geometry_at(
+    model: SpatialModel | None, theta: Array
+) -> tuple[tuple[float, float] | None, float | None, float | None]:
+    """``(position, evaluation_radius, evaluation_bin_size_min)`` of ``model`` at ``theta``.
+
+    A pure function of the canonical parameters ``theta``: the model's own
+    values are neither read nor changed (its properties are evaluated on a
+    view holding ``theta``).
+
+    Examples
+    --------
+    >>> from gdask.models import GaussianSpatialModel
+    >>> m = GaussianSpatialModel(lon_0="1 deg", lat_0="2 deg", sigma="0.1 deg")
+    >>> pos, radius, _ = spatial_geometry_at(m, np.array([3.0, 4.0, 0.2, 0.0, 0.0]))
+    >>> pos, round(radius, 6), m.position
+    ((3.0, 4.0), 1.0, (1.0, 2.0))
+    """
+    if model is None:
+        return None, None, None
+    view = _ModelAt(model, theta)
+    pos = view.position
+    radius = view.evaluation_radius
+    bin_min = view.evaluation_bin_size_min
+    return (
+        None if pos is None else (float(pos[0]), float(pos[1])),
+        None if radius is None else float(radius),
+        None if bin_min is None else float(bin_min),
+    )
 
 
 @dataclass
@@ -126,8 +198,8 @@ class SpatialIntegrator:
     def integrate(self, theta: Array, grad: bool = False) -> SpatialIntegral:
         """Integrate at canonical parameters ``theta`` (aligned with the model's parameters).
 
-        The model's own parameter values must already equal ``theta`` (the
-        evaluation radius and bin size are read from them).
+        A pure function of ``theta``: the evaluation radius, bin size and
+        position come from `spatial_geometry_at`, not from the model's values.
         """
         if self.is_point:
             return self._point(theta, grad)
@@ -164,15 +236,13 @@ class SpatialIntegrator:
         ny, nx = self.shape
         factor = 1
         sl = (slice(0, ny), slice(0, nx))
-        radius = model.evaluation_radius
-        if radius is not None:
+        position, radius, bin_min = spatial_geometry_at(model, theta)
+        if radius is not None and position is not None:
             width = 2 * max(float(radius), self.pix_scale)
-            lon0, lat0 = model.position
-            x0, y0 = self._to_pix(lon0, lat0)
+            x0, y0 = self._to_pix(*position)
             size = tuple(np.clip(width / self.binsz[::-1], 1, None))
             try:
                 sl = cutout_slices(self.shape, x0, y0, size)
-                bin_min = model.evaluation_bin_size_min
                 if bin_min is not None:
                     res = float(bin_min)
                     factor = (

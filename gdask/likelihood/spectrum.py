@@ -355,7 +355,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         pos = np.concatenate([src.spec_pos, src.temp_pos])
         key = values[pos].tobytes() + np.float64(scale).tobytes()
         c = src.cache
-        if c.get("key") == key and (not grad or c.get("grad")):
+        if c.get("key") == key and c.get("grad") == grad:  # the same function of theta
             return c
         g = self._groups[src.group]
         if g.rows.size == 0:  # nothing fitted: no contribution

@@ -12,6 +12,11 @@ their offsets from it (and declare ``depends_on``, the positions they read),
 and the coordinator maps the free unique parameters onto the vector with it
 (``expand`` one way, ``reduce_grad`` back).
 
+A term is pure: ``(values, request) -> (stat, gradient)`` depends on its
+arguments only, never on what was evaluated before, and evaluating never
+writes a model object (internal caches are keyed on everything their result
+depends on).  The coordinator's per-term cache relies on it.
+
 Terms are built from a plain, picklable `TermSpec` by `build_term`, so a
 Dask task can build one on a worker from the dataset store and keep it
 resident there; when a worker dies the same spec rebuilds it elsewhere.

@@ -158,15 +158,20 @@ def test_caching_and_position_update(dataset):
     term.stat(v2)
     assert ev._spat_cache is spat
     v3 = v2.copy()
-    v3[3] += 0.01  # first move always updates (as Gammapy), later ones beyond 0.1 deg only
+    v3[3] += 0.05  # within evaluation_radius + 0.1 deg of the build position: same IRFs
     term.stat(v3)
+    assert ev.n_updates == 1
+    v3[3] += 0.2  # beyond: IRFs and cutout at the current position
+    far = term.stat(v3)
     assert ev.n_updates == 2
-    v3[3] += 0.01
+    v3[3] -= 0.2  # back near the build position: the first setup again (cached)
     term.stat(v3)
     assert ev.n_updates == 2
     v3[3] += 0.2
-    term.stat(v3)
-    assert ev.n_updates == 3
+    assert term.stat(v3) == far  # a function of the parameters, not of the path
+    assert ev.n_updates == 2
+    # a fresh term at the far point gives the same value
+    assert MapTerm(dataset, make_models("pl", "point")).stat(v3) == far
 
 
 def test_background_only_and_other_dataset_models(dataset):
