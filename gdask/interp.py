@@ -150,11 +150,11 @@ def interpolate_grid(
     out = np.zeros(shape, dtype=float)
     for corner in product((0, 1), repeat=len(active)):
         weight = np.ones(shape, dtype=float)
-        sel = []
+        cell: list[np.ndarray] = []
         for c, i, t in zip(corner, idx, frac, strict=True):
             weight = weight * (t if c else 1.0 - t)
-            sel.append(i + c)
-        out += table[tuple(sel)] * weight
+            cell.append(i + c)
+        out += table[tuple(cell)] * weight
     return out
 
 
@@ -230,11 +230,14 @@ class GridInterpolator:
         out = np.asarray(scale_inverse(out, self.values_scale), dtype=float)
         if self.clip:
             out = np.clip(out, 0.0, np.inf)
-        if self.fill_value is not None:
+        if self.fill_value is not None and self.edges is not None:  # (__init__: both or neither)
             flags = outside_edges(self.edges, coords)
-            if self.outside_mode == "any":
+            mode = self.outside_mode
+            if mode == "any":
                 mask = np.any(flags, axis=0) if flags else np.zeros(out.shape, bool)
+            elif callable(mode):
+                mask = mode(flags)
             else:
-                mask = self.outside_mode(flags)
+                raise ValueError(f"outside_mode must be 'any' or a callable, got {mode!r}")
             out = np.where(mask | ~np.isfinite(out), self.fill_value, out)
         return out

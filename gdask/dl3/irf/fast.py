@@ -19,7 +19,14 @@ import numpy as np
 from gdask.dl3.irf.aeff import EffectiveArea2D
 from gdask.dl3.irf.edisp import EnergyDispersion2D
 from gdask.dl3.irf.psf import PSFTable
-from gdask.interp import interpolate_grid, locate, outside_edges, scale_forward, scale_inverse
+from gdask.interp import (
+    GridInterpolator,
+    interpolate_grid,
+    locate,
+    outside_edges,
+    scale_forward,
+    scale_inverse,
+)
 
 __all__ = ["eval_aeff", "eval_psf", "eval_edisp_pdf", "bilinear_background_evaluator"]
 
@@ -51,6 +58,13 @@ def _separable(
     return _along_last(table, k, np.asarray(offset, dtype=float))
 
 
+def _edges(it: GridInterpolator) -> list[np.ndarray]:
+    """The bin edges of an IRF class's interpolator (the IRF classes always set them)."""
+    if it.edges is None:
+        raise ValueError("the IRF interpolator has no bin edges")
+    return it.edges
+
+
 def _finish(values: np.ndarray, fill: np.ndarray, value_scale: str = "lin") -> np.ndarray:
     out = np.asarray(scale_inverse(values, value_scale), dtype=float)
     out = np.clip(out, 0.0, np.inf)
@@ -63,7 +77,7 @@ def eval_aeff(aeff: EffectiveArea2D, energy_true: np.ndarray, offset: np.ndarray
     raw = _separable(it.nodes, it.values_scaled, [energy_true], it.scales, offset.ravel())
     fe, fo = (
         outside_edges([e], [x])[0]
-        for e, x in zip(it.edges, (energy_true, offset.ravel()), strict=True)
+        for e, x in zip(_edges(it), (energy_true, offset.ravel()), strict=True)
     )
     fill = fe[:, None] | fo[None, :]
     return _finish(raw, fill).reshape((len(energy_true),) + offset.shape)
@@ -102,9 +116,10 @@ def eval_edisp_pdf(
         it.scales,
         offset.ravel(),
     )
-    fe = outside_edges([it.edges[0]], [energy_true])[0]
-    fm = outside_edges([it.edges[1]], [migra])[0]
-    fo = outside_edges([it.edges[2]], [offset.ravel()])[0]
+    edges = _edges(it)
+    fe = outside_edges([edges[0]], [energy_true])[0]
+    fm = outside_edges([edges[1]], [migra])[0]
+    fo = outside_edges([edges[2]], [offset.ravel()])[0]
     fill = (fe[:, None, None] & fm[None, :, None]) | fo[None, None, :]
     return _finish(raw, fill).reshape((len(energy_true), len(migra)) + offset.shape)
 
