@@ -125,7 +125,18 @@ def select_obs_ids(config: AnalysisConfig, store) -> list[int]:
             )
         values = index[name].values
         if rule[0] == "in":
-            keep &= column_matches(values, rule[1])
+            match = column_matches(values, rule[1])
+            if keep.any() and not (keep & match).any():
+                present = sorted({_as_text(v) for v in values[keep]})
+                shown = ", ".join(repr(v) for v in present[:8]) + (
+                    ", ..." if len(present) > 8 else ""
+                )
+                raise SelectionError(
+                    f"no selected observation has {name} in {list(rule[1])} (it has: {shown})",
+                    file=str(store.path),
+                    field=f"observations.columns.{name}",
+                )
+            keep &= match
         else:
             try:
                 v = values.astype(float)

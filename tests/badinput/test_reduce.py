@@ -71,7 +71,7 @@ CASES = {
     "string selection without match": (
         {"observations": {"columns": {"TARGET_NAME": "Crab Nebula"}}},
         2,
-        ["observations", "matches none of the 2 observations", "archive.zarr"],
+        ["observations.columns.TARGET_NAME", "'Crab Nebula'", "'Crab'", "archive.zarr"],
     ),
     "only run has no OFF region": (
         # the ON region on run 23523's pointing: the reflected finder has no room

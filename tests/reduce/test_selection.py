@@ -65,8 +65,12 @@ def test_string_and_mixed_selections(store, columns, expected):
 
 
 def test_no_match_names_the_selection(store):
-    with pytest.raises(SelectionError, match="matches none of the 4 observations"):
+    with pytest.raises(SelectionError, match="no selected observation has TARGET_NAME") as info:
         _select(store, {"TARGET_NAME": "Crab Nebula"})
+    assert info.value.field == "observations.columns.TARGET_NAME"
+    assert "'Crab'" in str(info.value)  # what the index has instead
+    with pytest.raises(SelectionError, match="matches none of the 4 observations"):
+        _select(store, {"ZEN_PNT": [80, 90]})
     with pytest.raises(SelectionError, match="not numeric") as info:
         _select(store, {"TARGET_NAME": [0, 1]})
     assert info.value.field == "observations.columns.TARGET_NAME"
