@@ -78,11 +78,9 @@ def energy_range_mask(
     >>> energy_range_mask([0.5, 1.0, 2.0, 4.0], 1.0, 4.0).tolist()
     [False, True, True]
     """
-    e = np.asarray(edges, dtype=float)
-    y = np.log(e)
-    # Gammapy's MapAxis.edges: linear interpolation of log(edges) at the integer
-    # pixels (scipy's y_lo + slope * 1 beyond the first node), then exp
-    seen = np.exp(np.concatenate([y[:1], (y[1:] - y[:-1]) + y[:-1]]))
+    # Gammapy's MapAxis.edges: an order-1 spline through log(edges), evaluated at the
+    # nodes (exactly log(edges)), then exp: 10 TeV becomes 10.000000000000002 TeV
+    seen = np.exp(np.log(np.asarray(edges, dtype=float)))
     to_unit = u.TeV.to(unit)
     lo = -np.inf if energy_min is None else float(energy_min) * to_unit
     hi = np.inf if energy_max is None else float(energy_max) * to_unit

@@ -121,3 +121,21 @@ def test_hess_3d_same_bins(tmp_path: Path, gp_hess_crab) -> None:
     gp_hess_crab.datasets[obs_id].write(path)
     n_wrong = _check_map(path)
     print(f"H.E.S.S. 3D: same bins; a plain comparison of the edges is wrong {n_wrong}x")
+
+
+@pytest.mark.parametrize(
+    "lo, hi, nbin", [(0.7, 10.0, 4), (0.1, 100.0, 15), (0.5, 20.0, 20), (1.0, 10.0, 7)]
+)
+def test_gdask_energy_axes_same_bins(lo: float, hi: float, nbin: int) -> None:
+    """Axes made by gdask (a reduction's, a store's): Gammapy on the same edges."""
+    import astropy.units as u
+    from gammapy.maps import MapAxis, RegionGeom
+
+    from gdask.geometry import EnergyAxis
+    from gdask.likelihood.folding import energy_range_mask
+
+    edges = EnergyAxis.from_bounds(lo, hi, nbin).edges
+    geom = RegionGeom.create(None, axes=[MapAxis.from_energy_edges(edges * u.TeV)])
+    for a, b in _ranges(edges):
+        want = _gammapy_mask(geom, a, b).ravel()
+        assert np.array_equal(energy_range_mask(edges, a, b), want), (a, b)
