@@ -91,6 +91,9 @@ class Fit:
         so MIGRAD's seed and HESSE use it, and used for scipy's covariance), or
         Minuit's own finite differences of the statistic (Gammapy's behaviour,
         ~n^2/2 sequential evaluations; minuit backend only).
+    polish : bool
+        Resume a valid MIGRAD with strategy >= 1 and ``tol / 10`` so it ends on the
+        minimum (`gdask.fit.backends.minimize`); ``False``: one MIGRAD, as Gammapy.
     optimize_opts : dict, optional
         Extra options for `gdask.fit.backends.minimize` (``ncall``, ``method``, ``options``).
     """
@@ -105,6 +108,7 @@ class Fit:
         tol: float = 0.1,
         penalties: Mapping[str, tuple[float, float]] | None = None,
         hessian: str = "gradient",
+        polish: bool = True,
         optimize_opts: dict[str, Any] | None = None,
     ) -> None:
         if backend not in ("minuit", "scipy"):
@@ -118,6 +122,7 @@ class Fit:
         if hessian not in ("gradient", "numerical"):
             raise ValueError(f"hessian must be 'gradient' or 'numerical', not {hessian!r}")
         self.hessian = hessian
+        self.polish = bool(polish)
         self.optimize_opts = dict(optimize_opts or {})
         self._minuit: Any = None
         self._objective: Objective | None = None
@@ -132,7 +137,9 @@ class Fit:
     def _opts(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"backend": self.backend}
         if self.backend == "minuit":
-            opts.update(strategy=self.strategy, tol=self.tol, hessian=self.hessian)
+            opts.update(
+                strategy=self.strategy, tol=self.tol, hessian=self.hessian, polish=self.polish
+            )
         opts.update(self.optimize_opts)
         return opts
 
@@ -147,8 +154,10 @@ class Fit:
             raise ValueError("no free parameters to fit")
         rt0 = self._round_trips()
         obj = Objective(prob, self.coordinator)
+        obj.check_start(prob.factors0())
         out = minimize(obj, **self._opts())
         stat, _, stats = obj.evaluate(out.factors)
+        success = out.success and bool(np.isfinite(stat))
         unique = prob.unique_from_factors(out.factors)
         prob.apply(self.models, unique)
         self._problem, self._best = prob, out.factors
@@ -164,8 +173,8 @@ class Fit:
             total_stat=stat,
             stats=dict(zip(self.coordinator.names, map(float, stats), strict=True)),
             prior_stat=float(extra),
-            success=out.success,
-            message=out.message,
+            success=success,
+            message=out.message + obj.invalid_note(),
             backend=out.backend,
             method=out.method,
             n_fcn=obj.n_fcn,

@@ -9,7 +9,9 @@
 
 Both respect ``datasets_names`` and build deterministic data from
 ``options["seed"]``; ``options["sleep"]`` adds a delay per evaluation; ``options["fail"]`` makes
-``toy-linear`` raise on evaluation.
+``toy-linear`` raise on evaluation; ``options["domain"] = (slot, lo, hi)`` makes it
+raise ``ValueError`` where ``values[slot]`` is outside ``[lo, hi]`` (a model undefined
+there, like a latitude past the pole).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ToyLinear(LikelihoodTerm):
         self.y = self.A @ truth + self.sigma * rng.normal(size=n_data)
         self.sleep = float(opts.get("sleep", 0.0))
         self.fail = bool(opts.get("fail", False))
+        self.domain = opts.get("domain")
 
     def stat(self, values: np.ndarray) -> float:
         return self.stat_and_grad(values)[0]
@@ -67,6 +70,10 @@ class ToyLinear(LikelihoodTerm):
             time.sleep(self.sleep)
         if self.fail:
             raise FloatingPointError(f"toy term {self.name} fails on purpose")
+        if self.domain is not None and not (
+            self.domain[1] <= values[self.domain[0]] <= self.domain[2]
+        ):
+            raise ValueError(f"toy term {self.name}: outside the domain")
         r = (self.y - self.A @ values) / self.sigma
         return float(r @ r), -2.0 * self.A.T @ (r / self.sigma)
 

@@ -48,8 +48,9 @@ def test_cluster_matches_in_process(client, reference):
     np.testing.assert_allclose(r.values, r1.values, rtol=1e-9)
     np.testing.assert_allclose(r.errors, r1.errors, rtol=1e-6)
     assert r.stats == pytest.approx(r1.stats, rel=1e-9)
-    # analytic gradient + gradient-difference Hessian: few round trips
-    assert r.n_round_trips < 40
+    # analytic gradient + gradient-difference Hessian: few round trips (MIGRAD, the
+    # polishing MIGRAD at strategy 1, HESSE)
+    assert r.n_round_trips < 70
 
 
 def test_evaluate_many_is_one_round_trip(client):

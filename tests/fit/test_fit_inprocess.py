@@ -181,7 +181,8 @@ def test_term_errors_propagate():
 
 
 def test_non_finite_parameters_are_an_invalid_point_not_a_term_input():
-    """A minimiser stepping to NaN gets NaN back; the terms are never called with it."""
+    """A minimiser stepping to NaN gets an invalid point back (+inf for MIGRAD, NaN
+    gradient); the terms are never called with it."""
     from gdask.fit.backends import Objective
 
     class Boom:
@@ -196,5 +197,30 @@ def test_non_finite_parameters_are_an_invalid_point_not_a_term_input():
 
     obj = Objective(Problem(), Boom())
     stat, grad, _ = obj.evaluate([1.0, np.nan])
-    assert np.isnan(stat) and np.all(np.isnan(grad))
-    assert np.isnan(obj.fcn([np.inf, 0.0]))
+    assert not np.isfinite(stat) and np.all(np.isnan(grad))
+    assert not np.isfinite(obj.fcn([np.inf, 0.0]))
+    assert obj.n_invalid == 2
+
+
+@pytest.mark.parametrize("backend", ["minuit", "scipy"])
+def test_a_fit_wandering_outside_the_model_domain_ends_with_a_status(backend):
+    """Issue 9 item 5: a term raising at a point the minimiser tried (the elliptical disk's
+    ValueError after MIGRAD moved lon_0 far away) is an invalid point, not a crash."""
+    models, specs = _linear(2)
+    best, _ = linear_solution(models, specs)
+    index = models.parameters.unique_parameters.names.index("index")
+    start = models.parameters.unique_parameters[index].value
+    # the model is undefined beyond the middle of the way to the unconstrained optimum
+    edge = start + 0.5 * (best[index] - start)
+    lo, hi = (-np.inf, edge) if best[index] > start else (edge, np.inf)
+    slot = [p.name for p in models.parameters].index("index")
+    specs = make_specs(models, 2, kind="toy-linear", domain=(slot, lo, hi))
+    with Coordinator(specs) as coord:
+        result = Fit(models, coord, backend=backend).run()
+    assert "could not evaluate" in result.message
+    assert "outside the domain" in result.message
+    assert np.isfinite(result.total_stat)  # it ends at a point the terms evaluate
+    assert lo <= result.values[result.names.index("src.spectral.index")] <= hi
+    bad = make_specs(models, 2, kind="toy-linear", domain=(slot, start + 1, np.inf))
+    with Coordinator(bad) as coord, pytest.raises(ValueError, match="outside the domain"):
+        Fit(models, coord).run()  # an invalid start is an error, not a status
