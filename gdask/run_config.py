@@ -18,6 +18,9 @@ A run config composes one `~gdask.config.AnalysisConfig` per instrument
         hess: {norm: 0.05, tilt: 0.1, per: instrument}   # per: run (default) | instrument (linked)
       mode: auto                        # auto | distributed | in-process
       backend: minuit                   # minuit | scipy
+      strategy: 0                       # MIGRAD strategy 0 | 1 | 2
+      tol: 0.1                          # MIGRAD tolerance
+      polish: true                      # a final MIGRAD (strategy >= 1, tol / 10): end on the minimum
     output: results/run                 # the results folder
 
 `load_run_config` also turns one or several plain AnalysisConfig files into
@@ -30,6 +33,8 @@ message starts with the key path (``fit.fit_ranges.hess: ...``).
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +63,7 @@ __all__ = [
 ]
 
 FIT_MODES = ("auto", "distributed", "in-process")
+FIT_BACKENDS = ("minuit", "scipy")
 _NAME = re.compile(r"^[A-Za-z0-9_]+(?:[.\-][A-Za-z0-9_]+)*$")
 
 
@@ -84,26 +90,53 @@ class InstrumentRun:
     """
 
     name: str
-    config: AnalysisConfig
+    config: AnalysisConfig | None
     datasets: tuple[str, ...] | None = None
     fit_range: tuple[float, float] | None = None
     energy_scale: float | None = None
     background_systematics: tuple[float, float | None, str] | None = None
+    files: tuple[Path, ...] | None = None
+    store: Path | None = None
+    data_kind: str | None = None
 
     @property
     def kind(self) -> str:
         """``"map"`` for 3d analyses, ``"spectrum"`` for 1d."""
+        if self.config is None:
+            return str(self.data_kind)
         return "map" if self.config.datasets.type == "3d" else "spectrum"
+
+    @property
+    def store_path(self) -> Path | None:
+        """The dataset store fitted (None: dataset files)."""
+        if self.config is not None:
+            return Path(self.config.output.store)
+        return self.store
+
+    @property
+    def stacks(self) -> bool:
+        """Whether ``stacked`` is the default dataset of the store (a config that stacks;
+        a store given alone: when it has one)."""
+        return True if self.config is None else bool(self.config.datasets.stack)
 
 
 @dataclass(frozen=True)
 class JointFitConfig:
-    """The ``fit`` section: models (None: nothing to fit), where to fit, how."""
+    """The ``fit`` section: models (None: nothing to fit), where to fit, how.
+
+    The defaults here are the run config's (every key of the section is a field).
+    ``strategy``, ``tol`` and ``polish`` are MIGRAD's settings (`gdask.fit.Fit`):
+    strategy 0 and tol 0.1 (Gammapy's tol), then a polishing MIGRAD (strategy 1,
+    tol / 10) so the fit ends on the minimum.
+    """
 
     models: Path | None
     mode: str = "auto"
     backend: str = "minuit"
     fov_background: bool = True
+    strategy: int = 0
+    tol: float = 0.1
+    polish: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,11 +169,14 @@ class RunConfig:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             _fail("analyses", f"names must be unique, repeated: {dup}")
-        stores = [str(a.config.output.store.resolve()) for a in analyses]
+        stores = [
+            str(a.store_path.resolve()) if a.store_path else f"#{i}" for i, a in enumerate(analyses)
+        ]
         for i, s in enumerate(stores):
             if stores.index(s) != i:
+                key = "config.output.store" if analyses[i].config is not None else "store"
                 _fail(
-                    f"analyses[{i}].config.output.store",
+                    f"analyses[{i}].{key}",
                     f"same dataset store as analysis {names[stores.index(s)]!r}: {s}",
                 )
         fit = top.section("fit")
@@ -150,7 +186,9 @@ class RunConfig:
                 (
                     a.config.fit.models
                     for a in analyses
-                    if a.config.fit is not None and a.config.fit.models is not None
+                    if a.config is not None
+                    and a.config.fit is not None
+                    and a.config.fit.models is not None
                 ),
                 None,
             )
@@ -167,11 +205,15 @@ class RunConfig:
                     f"{fit.key('background_systematics')}.{name}",
                     "background systematics apply to the FoV background of 3d (map) datasets",
                 )
-        mode = _str(fit.take("mode", "auto"), fit.key("mode"), FIT_MODES)
-        backend = _str(fit.take("backend", "minuit"), fit.key("backend"), ("minuit", "scipy"))
-        fov = fit.take("fov_background", True)
-        if not isinstance(fov, bool):
-            _fail(fit.key("fov_background"), f"must be true or false, got {fov!r}")
+        d = JointFitConfig
+        mode = _str(fit.take("mode", d.mode), fit.key("mode"), FIT_MODES)
+        backend = _str(fit.take("backend", d.backend), fit.key("backend"), FIT_BACKENDS)
+        fov = _bool(fit.take("fov_background", d.fov_background), fit.key("fov_background"))
+        strategy = fit.take("strategy", d.strategy)
+        if isinstance(strategy, bool) or strategy not in (0, 1, 2):
+            _fail(fit.key("strategy"), f"must be 0, 1 or 2 (MIGRAD's strategy), got {strategy!r}")
+        tol = _number(fit.take("tol", d.tol), fit.key("tol"), positive=True)
+        polish = _bool(fit.take("polish", d.polish), fit.key("polish"))
         fit.done()
         out = top.take("output", None)
         output = None if out is None else _path(out, "output", base)
@@ -180,16 +222,15 @@ class RunConfig:
         for a in analyses:
             rng = ranges.get(a.name, a.fit_range)
             final.append(
-                InstrumentRun(
-                    a.name,
-                    a.config,
-                    a.datasets,
-                    rng,
-                    scales.get(a.name),
-                    bkg_sys.get(a.name),
+                dataclasses.replace(
+                    a,
+                    fit_range=rng,
+                    energy_scale=scales.get(a.name),
+                    background_systematics=bkg_sys.get(a.name),
                 )
             )
-        return cls(tuple(final), JointFitConfig(models, mode, backend, fov), output)
+        fit_cfg = JointFitConfig(models, mode, backend, fov, int(strategy), float(tol), polish)
+        return cls(tuple(final), fit_cfg, output)
 
     @classmethod
     def read(cls, path: str | Path) -> RunConfig:
@@ -252,6 +293,15 @@ def _parse_analysis(sec: _Section, base: Path) -> InstrumentRun:
     name = _str(sec.take("name"), sec.key("name"))
     if not _NAME.match(name):
         _fail(sec.key("name"), f"letters, digits and _ (joined by - or .) only, got {name!r}")
+    given = [k for k in ("config", "files", "store") if k in sec.data]
+    if len(given) != 1:
+        _fail(
+            sec.key("config"),
+            "give exactly one of config (an analysis to reduce), files (OGIP PHA or DL4 FITS "
+            f"dataset files) or store (a dataset store); got {given or 'none'}",
+        )
+    if given[0] != "config":
+        return _parse_fit_only(sec, name, given[0], base)
     raw = sec.take("config")
     key = sec.key("config")
     if isinstance(raw, str):
@@ -273,17 +323,86 @@ def _parse_analysis(sec: _Section, base: Path) -> InstrumentRun:
             ) from exc
     else:
         _fail(key, f"must be a file name or an analysis config mapping, got {type(raw).__name__}")
-    ds = sec.take("datasets", None)
-    datasets = None
-    if ds is not None:
-        if not isinstance(ds, list) or not ds:
-            _fail(sec.key("datasets"), "must be a non-empty list of dataset names")
-        datasets = tuple(str(d) for d in ds)
+    datasets = _dataset_names(sec)
     sec.done()
     rng = None
     if cfg.fit is not None and cfg.fit.energy_min is not None:
         rng = (cfg.fit.energy_min, cfg.fit.energy_max)
     return InstrumentRun(name, cfg, datasets, rng)
+
+
+def _dataset_names(sec: _Section) -> tuple[str, ...] | None:
+    ds = sec.take("datasets", None)
+    if ds is None:
+        return None
+    if not isinstance(ds, list) or not ds:
+        _fail(sec.key("datasets"), "must be a non-empty list of dataset names")
+    return tuple(str(d) for d in ds)
+
+
+def _parse_fit_only(sec: _Section, name: str, what: str, base: Path) -> InstrumentRun:
+    """An analysis of existing datasets: ``files`` (globs allowed) or a ``store``."""
+    key = sec.key(what)
+    if what == "store":
+        store = _path(sec.take("store"), key, base)
+        datasets = _dataset_names(sec)
+        sec.done()
+        if not (store / "datasets").is_dir():
+            _fail(key, f"no dataset store at {store}")
+        return InstrumentRun(name, None, datasets, store=store, data_kind=_store_kind(store, key))
+    raw = sec.take("files")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(f, str) for f in raw):
+        _fail(key, f"must be a file name or a non-empty list of them (globs allowed), got {raw!r}")
+    sec.done()
+    files: list[Path] = []
+    for i, pattern in enumerate(raw):
+        full = Path(pattern).expanduser()
+        full = full if full.is_absolute() else base / full
+        found = sorted(Path(p) for p in glob.glob(str(full)))
+        if not found:
+            _fail(f"{key}[{i}]", f"no such file: {full}")
+        files += [p for p in found if p not in files]
+    kinds = {p: _file_kind(p, key) for p in files}
+    if len(set(kinds.values())) > 1:
+        _fail(key, "mixes spectra (OGIP PHA) and map datasets (DL4); use one analysis for each")
+    return InstrumentRun(name, None, None, files=tuple(files), data_kind=next(iter(kinds.values())))
+
+
+def _file_kind(path: Path, key: str) -> str:
+    """``"spectrum"`` for an OGIP PHA file, ``"map"`` for a DL4 FITS file."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path) as hdul:
+            names = {h.name for h in hdul}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{key}: cannot read {path} as FITS: {exc}", file=str(path), field=key
+        ) from exc
+    if "SPECTRUM" in names:
+        return "spectrum"
+    if "COUNTS" in names:
+        return "map"
+    raise ConfigError(
+        f"{key}: {path} is neither an OGIP PHA spectrum (SPECTRUM HDU) nor a DL4 map "
+        "dataset (COUNTS HDU)",
+        file=str(path),
+        field=key,
+    )
+
+
+def _store_kind(store: Path, key: str) -> str:
+    """The kind of the datasets of a store (from the first one's attrs)."""
+    from gdask.datasets import DatasetStore
+
+    names = DatasetStore(store).names()
+    if not names:
+        _fail(key, f"the dataset store {store} is empty")
+    ds = DatasetStore(store).read(names[0], lazy=True)
+    kind = str(ds.ds.attrs.get("dataset_type"))
+    return "spectrum" if kind.startswith("Spectrum") else "map"
 
 
 def _per_analysis(fit: _Section, key: str, names: list[str], item) -> dict[str, Any]:
@@ -311,6 +430,12 @@ def _background_systematics(value: Any, path: str) -> tuple[float, float | None,
     per = _str(sec.take("per", "run"), sec.key("per"), ("run", "instrument"))
     sec.done()
     return float(norm), None if tilt is None else float(tilt), per
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(path, f"must be true or false, got {value!r}")
+    return value
 
 
 def _range(value: Any, path: str) -> tuple[float, float]:

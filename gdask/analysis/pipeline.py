@@ -80,6 +80,7 @@ def fit_run(
         Write the results folder (else only return the outcome).
     """
     from gdask.fit import Coordinator, Fit
+    from gdask.fit.backends import INVALID_POINT_ERRORS
 
     t0 = time.perf_counter()
     say = log or (lambda *_: None)
@@ -97,10 +98,22 @@ def fit_run(
             c = stack.enter_context(_client_for(client, scheduler, n_workers, processes, security))
         t_fit = time.perf_counter()
         coord = stack.enter_context(Coordinator(problem.specs, c))
-        fit = Fit(problem.models, coord, backend=run.fit.backend, penalties=problem.penalties)
+        fit = Fit(
+            problem.models,
+            coord,
+            backend=run.fit.backend,
+            strategy=run.fit.strategy,
+            tol=run.fit.tol,
+            polish=run.fit.polish,
+            penalties=problem.penalties,
+        )
         result = fit.run()
         fit_time = time.perf_counter() - t_fit
-        spectra = dataset_spectra(coord, problem.models.parameters.value)
+        try:
+            spectra = dataset_spectra(coord, problem.models.parameters.value)
+        except INVALID_POINT_ERRORS as exc:  # the fit ended where the models are undefined
+            say(f"fit: no per-dataset spectra at the end point ({type(exc).__name__}: {exc})")
+            spectra = {}
         outcome = FitOutcome(
             result, problem, spectra, chosen, _n_workers(c), time.perf_counter() - t0, fit_time
         )
@@ -148,6 +161,8 @@ def run_pipeline(
     with _client_for(client, scheduler, n_workers, processes, security) as c:
         say(f"cluster: {_n_workers(c)} workers ({time.perf_counter() - t0:.1f} s)")
         for a in run.analyses:
+            if a.config is None:  # existing dataset files or store: nothing to reduce
+                continue
             summary = reduce(a.config, client=c, progress=progress)
             say(f"[{a.name}] " + summary.format())
             if not summary.ok:

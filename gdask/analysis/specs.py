@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gdask.errors import ConfigError
 from gdask.likelihood import TermSpec
 from gdask.models import (
@@ -103,7 +105,9 @@ def store_datasets(run: InstrumentRun) -> list[str]:
     """
     from gdask.datasets import DatasetStore
 
-    path = Path(run.config.output.store)
+    path = run.store_path
+    if path is None:
+        raise ConfigError(f"analysis {run.name!r} fits dataset files, not a store", field="files")
     if not (path / "datasets").is_dir():
         raise ConfigError(
             f"analysis {run.name!r}: no dataset store at {path}; reduce first "
@@ -120,7 +124,7 @@ def store_datasets(run: InstrumentRun) -> list[str]:
                 field="datasets",
             )
         return list(run.datasets)
-    if run.config.datasets.stack and STACKED in have:
+    if run.stacks and STACKED in have:
         return [STACKED]
     names = [n for n in have if n != STACKED]
     if not names:
@@ -130,17 +134,74 @@ def store_datasets(run: InstrumentRun) -> list[str]:
     return names
 
 
-def _dataset_facts(store: Path, name: str) -> tuple[str, int, Any, str]:
-    """Kind, number of bins, reco energy edges (TeV) and type of a stored dataset (metadata)."""
-    from gdask.datasets import DatasetStore
+def _dataset_facts(source: str) -> tuple[str, int, Any, Any, str]:
+    """Kind, number of bins, reco energy edges (TeV), a fitted-bins counter and the type.
 
-    ds = DatasetStore(store).read(name, lazy=True)
+    ``source`` is ``"<store>::<name>"`` (metadata only) or a dataset file.
+    """
+    from gdask.likelihood.folding import energy_range_mask
+
+    ds = _read_dataset(source)
     dataset_type = str(ds.ds.attrs.get("dataset_type"))
     kind = _KINDS.get(dataset_type, "?")
     n = int(ds.ds["counts"].size)
     axis = ds.energy_axis
     edges = getattr(axis, "axis", axis).to_unit("TeV").edges  # BandAxis (maps) or Axis
-    return kind, n, edges, dataset_type
+    safe = np.ones(len(edges) - 1, bool)
+    for key in ("mask_safe", "mask_fit"):
+        if key in ds.ds:
+            m = np.asarray(ds.ds[key].values, bool)
+            safe &= m.reshape(m.shape[0], -1).any(axis=1)
+    file_edges, unit = (
+        ds.energy_edges_as_read() if hasattr(ds, "energy_edges_as_read") else (edges, "TeV")
+    )
+
+    def fitted_bins(lo: float | None, hi: float | None) -> int:
+        return int((safe & energy_range_mask(file_edges, lo, hi, unit=unit)).sum())
+
+    return kind, n, edges, fitted_bins, dataset_type
+
+
+def _read_dataset(source: str) -> Any:
+    from gdask.datasets import DatasetStore, SpectrumDatasetOnOff
+    from gdask.datasets.store import split_store_source
+    from gdask.likelihood.map import read_map_dataset
+
+    parts = split_store_source(source)
+    if parts is not None:
+        return DatasetStore(parts[0]).read(parts[1], lazy=True)
+    from astropy.io import fits
+
+    with fits.open(source) as hdul:
+        spectrum = "SPECTRUM" in hdul
+    return SpectrumDatasetOnOff.read(source) if spectrum else read_map_dataset(source)
+
+
+def _file_dataset_name(path: Path, kind: str) -> str:
+    """A dataset file's name in the fit: the OGIP spectrum's (its OBS_ID), else the file stem."""
+    if kind == "spectrum":
+        from gdask.datasets import SpectrumDatasetOnOff
+
+        return str(SpectrumDatasetOnOff.read(path).name)
+    return path.name.split(".")[0]
+
+
+def _sources(a: InstrumentRun) -> list[tuple[str, str]]:
+    """``(dataset name, TermSpec source)`` of every dataset ``a`` fits."""
+    if a.files is not None:
+        out = [(_file_dataset_name(p, a.kind), str(p.resolve())) for p in a.files]
+        names = [n for n, _ in out]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(
+                f"analysis {a.name!r}: several files give the dataset names {dup}",
+                field="files",
+            )
+        return out
+    from gdask.datasets.store import store_source
+
+    store = Path(str(a.store_path))
+    return [(n, store_source(store.resolve(), n)) for n in store_datasets(a)]
 
 
 def joint_models(
@@ -207,8 +268,6 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
     models : Models, optional
         Input models (default: read ``run.fit.models``).
     """
-    from gdask.datasets.store import store_source
-
     if models is None:
         if run.fit.models is None:
             raise ConfigError(
@@ -221,21 +280,29 @@ def build_term_specs(run: RunConfig, models: Models | None = None) -> JointProbl
     facts: dict[str, tuple[str, str, int, Any]] = {}
     on_off: set[str] = set()
     for a in run.analyses:
-        store = Path(a.config.output.store)
         joint = []
-        for n in store_datasets(a):
-            kind, nbin, edges, dataset_type = _dataset_facts(store, n)
+        for n, source in _sources(a):
+            kind, nbin, edges, fitted_bins, dataset_type = _dataset_facts(source)
             if kind != a.kind:
                 raise ConfigError(
-                    f"analysis {a.name!r}: dataset {n!r} of {store} is a {kind} "
+                    f"analysis {a.name!r}: dataset {n!r} ({source}) is a {kind} "
                     f"dataset, the config makes {a.kind} datasets",
                     field="datasets.type",
                 )
             jn = f"{a.name}-{n}"
+            lo, hi = a.fit_range if a.fit_range is not None else (None, None)
+            if fitted_bins(lo, hi) == 0:
+                rng = "all energies" if a.fit_range is None else f"[{lo:g}, {hi:g}] TeV"
+                raise ConfigError(
+                    f"dataset {jn!r}: no energy bin to fit in the fit range {rng} "
+                    f"(reco edges {edges[0]:.4g}-{edges[-1]:.4g} TeV; bins must lie fully "
+                    "inside the range and in the safe mask)",
+                    field=f"fit.fit_ranges.{a.name}",
+                )
             joint.append(jn)
             if dataset_type == "MapDatasetOnOff":
                 on_off.add(jn)
-            facts[jn] = (store_source(store.resolve(), n), a.name, nbin, edges)
+            facts[jn] = (source, a.name, nbin, edges)
         datasets[a.name] = joint
     joint_m = joint_models(run, models, datasets, frozenset(on_off))
     data = joint_m.to_dict()
