@@ -121,3 +121,23 @@ def test_worker_log_drops_only_gdask_error_tracebacks():
     assert not logger.filter(record('ArchiveError("damaged")'))
     assert not logger.filter(record('ConfigError("bad")'))
     assert logger.filter(record('ValueError("a bug")'))
+
+
+def _malloc_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+
+
+@pytest.mark.timeout(300)
+def test_local_cluster_workers_keep_glibc_allocator_defaults(monkeypatch):
+    """No MALLOC_* variable reaches the workers (Dask exports MALLOC_TRIM_THRESHOLD_=65536,
+    which switches off glibc's dynamic mmap threshold: every large numpy temporary is then
+    mmap'ed and page-faulted afresh); BLAS/OpenMP stay at one thread per worker."""
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    with get_client(n_workers=1, processes=True) as client:
+        client.wait_for_workers(1)
+        envs = list(client.run(_malloc_environ).values())
+        omp = list(client.run(os.environ.get, "OMP_NUM_THREADS").values())
+    assert envs == [{}]
+    assert omp == ["1"]
