@@ -44,7 +44,8 @@ as a dimensionless number (its canonical value).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -446,6 +447,64 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         if self._escale_pos is not None:
             out[self._escale_pos] += dscale * self._scale_and_derivative(values)[1]
         return value, out
+
+    # ------------------------------------------------------------------ sub-ranges
+    def restrict(self, mask: np.ndarray) -> SpectrumOnOffTerm:
+        """This term fitted on ``self.mask & mask`` only (data and IRFs shared, nothing re-read).
+
+        What an estimator needs to evaluate the source in one energy bin (flux
+        points, light-curve bins) on the already built term; Gammapy's
+        ``slice_by_energy`` keeps the same fitted bins.
+
+        Parameters
+        ----------
+        mask : array of bool
+            One entry per reco-energy bin.
+
+        Examples
+        --------
+        >>> sub = term.restrict(np.arange(term.counts.size) < 3)  # doctest: +SKIP
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != self.mask.shape:
+            raise ValueError(f"mask of shape {mask.shape}, expected {self.mask.shape}")
+        new = copy.copy(self)
+        new.mask = self.mask & mask
+        new._cols = cols = np.flatnonzero(new.mask)
+        new._n_on = self.counts[cols]
+        has_off = self.counts_off is not None
+        if self.stat_type == "cash":
+            new._bkg = self.background[cols]
+        if self._bkg_model is not None:
+            new._e_center = np.sqrt(self.edges[:-1] * self.edges[1:])[cols]
+            new.statistic = make_statistic("cash", new._n_on)
+        else:
+            new.statistic = make_statistic(
+                self.stat_type,
+                new._n_on,
+                n_off=self.counts_off[cols] if has_off else None,
+                alpha=self.alpha[cols] if has_off else None,
+                background=new._bkg if self.stat_type == "cash" else None,
+            )
+        keys = {gi: key for key, gi in self._group_keys.items()}
+        new._groups, new._group_keys = [], {}
+        sources = []
+        for src in self._sources:
+            key = keys[src.group]
+            gi = new._group({"exposure": key[0], "edisp": key[1]})
+            g = new._groups[gi]
+            grid = None
+            if g.rows.size:
+                grid = integration_grid(
+                    src.spectral,
+                    self.edges_true[:-1][g.rows],
+                    self.edges_true[1:][g.rows],
+                    g.ndecade,
+                )
+            sources.append(replace(src, group=gi, grid=grid, cache={}))
+        new._sources = sources
+        new._last = self._last.copy()
+        return new
 
     # ------------------------------------------------------------------ diagnostics
     def npred_signal(self, values: np.ndarray | None = None) -> Array:
