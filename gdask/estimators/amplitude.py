@@ -168,24 +168,40 @@ def fit_amplitudes(
     if valid is None:
         valid = np.ones((ny, nx), bool)
     npix = ny * nx
-    cp, bp = _patches(counts, ks), _patches(background, ks)
-    # the model per cutout bin, (ny, nx, k, k)
-    mp = np.zeros(cp.shape)
-    for e_r, k_r in zip(exposure, kernel, strict=True):
-        if np.any(k_r) and np.any(e_r):
-            mp += _patches(np.asarray(e_r, float), ks) * k_r
-    s_m = mp.sum(axis=(2, 3)).ravel()
-    s_b = bp.sum(axis=(2, 3)).ravel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(mp > 0, bp / mp, np.inf)
-    sn_min_total = ratio.min(axis=(2, 3)).ravel()
-    # entries with counts
-    pix, ky, kx = np.nonzero(cp.reshape(npix, ks, ks) > 0)
+    planes = [
+        (np.asarray(e_r, float), k_r)
+        for e_r, k_r in zip(exposure, kernel, strict=True)
+        if np.any(k_r) and np.any(e_r)
+    ]
+    # per-pixel sums over the cutout, offset by offset on 2D images
+    s_m = np.zeros((ny, nx))
+    s_b = np.zeros((ny, nx))
+    sn_min_total = np.full((ny, nx), np.inf)
+    for dy in range(ks):
+        for dx in range(ks):
+            win = (slice(dy, dy + ny), slice(dx, dx + nx))
+            b_k = background[win]
+            s_b += b_k
+            m_k = np.zeros((ny, nx))
+            for e_r, k_r in planes:
+                if k_r[dy, dx] != 0:
+                    m_k += k_r[dy, dx] * e_r[win]
+            s_m += m_k
+            pos = m_k > 0
+            if pos.any():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    np.minimum(sn_min_total, np.where(pos, b_k / m_k, np.inf), out=sn_min_total)
+    s_m, s_b, sn_min_total = s_m.ravel(), s_b.ravel(), sn_min_total.ravel()
+    # entries with counts, sorted by output pixel
+    pix, ky, kx = np.nonzero(_patches(counts, ks).reshape(npix, ks, ks) > 0)
     iy, ix = np.divmod(pix, nx)
-    n = cp[iy, ix, ky, kx]
-    b = bp[iy, ix, ky, kx]
-    m = mp[iy, ix, ky, kx]
-    del ratio
+    ay, ax = iy + ky, ix + kx
+    n = counts[ay, ax]
+    b = background[ay, ax]
+    m = np.zeros(n.size)
+    for e_r, k_r in planes:
+        m += k_r[ky, kx] * e_r[ay, ax]
+    del iy, ix, ay, ax, ky, kx
     s_counts = np.bincount(pix, weights=n, minlength=npix)
     # Stewart's bracket: the smallest b/m among bins with counts and model
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,7 +221,14 @@ def fit_amplitudes(
         lo = c_min / s_m - sn_min
         hi = s_counts / s_m - sn_min
 
-    # entries sorted by pixel, with start offsets for fast per-pixel subsets
+    # bins with counts but no model add a constant to the statistic; the
+    # iterations only need the others (sorted by pixel, with start offsets)
+    zero = m <= 0
+    nlog_const = np.bincount(
+        pix[zero], weights=n[zero] * np.log(np.maximum(b[zero], TRUNCATION_VALUE)), minlength=npix
+    )
+    keep = ~zero
+    pix, n, b, m = pix[keep], n[keep], b[keep], m[keep]
     starts = np.searchsorted(pix, np.arange(npix + 1))
 
     def gather(idx: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -217,15 +240,17 @@ def fit_amplitudes(
         ent, seg = gather(idx)
         mu = np.maximum(b[ent] + x[seg] * m[ent], TRUNCATION_VALUE)
         nlog = np.bincount(seg, weights=n[ent] * np.log(mu), minlength=idx.size)
+        nlog += nlog_const[idx]
         mu0 = np.maximum(s_b[idx] + x * s_m[idx], 0.0)
         return 2.0 * (mu0 - nlog)
 
     def droot(x: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
         ent, seg = gather(idx)
-        mu = b[ent] + x[seg] * m[ent]
+        m_e = m[ent]
+        mu = b[ent] + x[seg] * m_e
         with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(m[ent] > 0, n[ent] * m[ent] / mu, 0.0)
-            dq = np.where(m[ent] > 0, q * m[ent] / mu, 0.0)
+            q = n[ent] * m_e / mu
+            dq = q * m_e / mu
         f = s_m[idx] - np.bincount(seg, weights=q, minlength=idx.size)
         df = np.bincount(seg, weights=dq, minlength=idx.size)
         return 2.0 * f, 2.0 * df

@@ -216,9 +216,7 @@ class TSMapEstimator:
             c = (counts[sl] * m3).sum(axis=0)
             b = np.where(m3, bkg[sl], 0.0).sum(axis=0)
             e_sum = (expo_r[sl] * m3).sum(axis=0)
-            w_sum = m3.sum(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = np.where(w_sum > 0, m3 / w_sum, 0.0)
+            planes, kern = _mask_pattern_planes(e_sum, m3, kernels[sl])
             f_ref = float(
                 np.asarray(self.kernel_model.spectral_model.integral(edges[i0], edges[i1])).ravel()[
                     0
@@ -228,9 +226,9 @@ class TSMapEstimator:
                 dict(
                     counts=c,
                     background=b,
-                    exposure=e_sum * share,
+                    exposure=planes,
                     mask=m3.any(axis=0),
-                    kernel=kernels[sl],
+                    kernel=kern,
                     f_ref=f_ref,
                     edges=(edges[i0], edges[i1]),
                 )
@@ -284,3 +282,28 @@ class TSMapEstimator:
             maps={k: np.stack(v) for k, v in maps.items()},
             meta={"estimator": "ts_map", "kernel_width": float(self.kernel_width)},
         )
+
+
+def _mask_pattern_planes(
+    e_sum: Array, mask: NDArray[np.bool_], kernels: Array
+) -> tuple[Array, Array]:
+    """Exposure planes and kernels, one per pattern of safe reco bins.
+
+    Within a group the kernel at a cutout pixel is the mean of the per-bin
+    kernels over that pixel's safe bins (Gammapy's mask-weighted kernel);
+    pixels sharing a pattern of safe bins share it, so the model is
+    ``sum_P kernel_P[k] * (e_sum * [pattern == P])[p + k]``.
+    """
+    n = mask.shape[0]
+    flat = mask.reshape(n, -1).T
+    pats, inv = np.unique(flat, axis=0, return_inverse=True)
+    inv = inv.reshape(mask.shape[1:])
+    planes, kern = [], []
+    for j, pat in enumerate(pats):
+        if not pat.any():
+            continue
+        planes.append(np.where(inv == j, e_sum, 0.0))
+        kern.append(kernels[pat].mean(axis=0))
+    if not planes:
+        return np.zeros((1,) + e_sum.shape), np.zeros((1,) + kernels.shape[1:])
+    return np.stack(planes), np.stack(kern)
