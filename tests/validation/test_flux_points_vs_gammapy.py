@@ -106,3 +106,68 @@ def test_flux_points_match_gammapy(crab_points):
     np.testing.assert_allclose(d["norm_scan"], np.asarray(g["norm_scan"]), rtol=1e-12)
     np.testing.assert_allclose(d["stat_scan"], np.asarray(g["stat_scan"]), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(ours.is_ul, gp.is_ul.data.ravel())
+
+
+SED_KINDS = ("dnde", "e2dnde", "flux", "eflux", "likelihood")
+
+
+def _gp_values(fp, sed_type):
+    """Gammapy's own values of a sed type (likelihood: the norms), flattened, canonical units."""
+    units = {"dnde": "cm-2 s-1 TeV-1", "e2dnde": "TeV cm-2 s-1", "flux": "cm-2 s-1"}
+    units.update(eflux="TeV cm-2 s-1", norm="")
+    kind = "norm" if sed_type == "likelihood" else sed_type
+    out = {}
+    for suffix in ("", "_errn", "_errp", "_ul"):
+        m = getattr(fp, kind + suffix)
+        out[suffix] = m.quantity.to_value(units[kind]).ravel()
+    return out
+
+
+@pytest.mark.parametrize("ext", ["fits", "ecsv"])
+@pytest.mark.parametrize("sed_type", SED_KINDS)
+def test_gammapy_reads_our_sed_files(crab_points, tmp_path, sed_type, ext):
+    from gammapy.estimators import FluxPoints as GammapyFluxPoints
+
+    from gdask.estimators.sed import read_sed, write_sed
+
+    _, ours = crab_points
+    path = write_sed(ours, tmp_path / f"sed.{ext}", sed_type)
+    theirs = GammapyFluxPoints.read(path, format="gadf-sed")
+    kind = "norm" if sed_type == "likelihood" else sed_type
+    got = _gp_values(theirs, sed_type)
+    for suffix in ("", "_errn", "_errp", "_ul"):
+        np.testing.assert_allclose(
+            got[suffix], ours.quantity(kind, suffix), rtol=1e-12, err_msg=suffix
+        )
+    np.testing.assert_allclose(theirs.energy_min.to_value("TeV"), ours.e_min, rtol=1e-12)
+    np.testing.assert_allclose(theirs.sqrt_ts.data.ravel(), ours.sqrt_ts, rtol=1e-12)
+    np.testing.assert_array_equal(theirs.is_ul.data.ravel(), ours.is_ul)
+    back = read_sed(path)
+    for suffix in ("", "_errn", "_errp", "_ul"):
+        np.testing.assert_allclose(
+            back.quantity(kind, suffix), ours.quantity(kind, suffix), rtol=1e-12
+        )
+    np.testing.assert_array_equal(back.data["counts"], ours.data["counts"])
+
+
+@pytest.mark.parametrize("ext", ["fits", "ecsv"])
+@pytest.mark.parametrize("sed_type", SED_KINDS)
+def test_we_read_gammapy_sed_files(crab_points, tmp_path, sed_type, ext):
+    from gdask.estimators.sed import read_sed
+
+    gp, _ = crab_points
+    path = tmp_path / f"gp.{ext}"
+    gp.write(path, sed_type=sed_type, format="gadf-sed", overwrite=True)
+    ours = read_sed(path)
+    kind = "norm" if sed_type == "likelihood" else sed_type
+    want = _gp_values(gp, sed_type)
+    for suffix in ("", "_errn", "_errp", "_ul"):
+        np.testing.assert_allclose(
+            ours.quantity(kind, suffix), want[suffix], rtol=1e-12, err_msg=suffix
+        )
+    np.testing.assert_allclose(ours.e_max, gp.energy_max.to_value("TeV").ravel(), rtol=1e-12)
+    np.testing.assert_array_equal(ours.is_ul, gp.is_ul.data.ravel())
+    if sed_type == "likelihood":
+        np.testing.assert_allclose(
+            ours.dnde, gp.dnde.quantity.to_value("cm-2 s-1 TeV-1").ravel(), rtol=1e-12
+        )
