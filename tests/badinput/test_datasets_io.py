@@ -2,14 +2,19 @@
 
 Each case copies good files (the H.E.S.S. run 23523 OGIP spectrum of the
 joint-Crab data; a small map dataset written by gdask), breaks one thing and
-reads it through the library entry points of a fit: the dataset readers
-(`SpectrumDatasetOnOff.read`, `MapDataset.read`) and the likelihood term
-builder (`build_term` of a `TermSpec` whose source is the file). The run
-configs cannot name dataset files yet, so the CLI is reached through what it
-does with an error: `gdask.cli.main` prints a `GdaskError` as one line and
-exits 2, anything else is a traceback; `_as_cli` renders the call the same
-way and `assert_clean_failure` judges it. The good files are checked to read
-(so each case tests one defect) and are left intact.
+feeds it to
+
+- ``gdask fit`` on a run config whose analysis names the file (``files:``):
+  exit 2, one line naming the file and the HDU / keyword / column, no
+  traceback, no results folder;
+- the library entry points of a fit: the dataset readers
+  (`SpectrumDatasetOnOff.read`, `MapDataset.read`) and the likelihood term
+  builder (`build_term` of a `TermSpec` whose source is the file), rendered
+  by `_as_cli` as `gdask.cli.main` renders an error (a `GdaskError` as one
+  line, exit 2; anything else a traceback) and judged the same way.
+
+The good files are checked to read (so each case tests one defect) and the
+other files of a case are left intact.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from gdask.errors import GdaskError
 from gdask.geometry import EnergyAxis, WcsGeom
 from gdask.likelihood.term import TermSpec, build_term
 from gdask.models import Models, PointSpatialModel, PowerLawSpectralModel, SkyModel
-from tests.badinput.conftest import CliResult, assert_clean_failure
+from tests.badinput.conftest import CliResult, assert_clean_failure, run_cli
 
 OBS = "23523"
 PHA, BKG, ARF, RMF = (f"{k}_obs{OBS}.fits" for k in ("pha", "bkg", "arf", "rmf"))
@@ -252,3 +257,57 @@ def test_bad_dl4(dl4: Path, edit, names: list[str]) -> None:
     assert_clean_failure(_as_cli(lambda: build_term(spec)), dl4.name, *names)
     read = lambda: MapDataset.read(dl4, require=("counts", "exposure"))  # noqa: E731
     assert_clean_failure(_as_cli(read), dl4.name, *names)
+
+
+# ------------------------------------------------------------- gdask fit (CLI)
+
+CLI_MODELS = """\
+components:
+-   name: crab
+    type: SkyModel
+    spectral:
+        type: PowerLawSpectralModel
+        parameters:
+        -   {name: index, value: 2.5}
+        -   {name: amplitude, value: 3.0e-11, unit: cm-2 s-1 TeV-1}
+        -   {name: reference, value: 1.0, unit: TeV, frozen: true}
+    spatial:
+        type: PointSpatialModel
+        frame: icrs
+        parameters:
+        -   {name: lon_0, value: 83.63, unit: deg}
+        -   {name: lat_0, value: 22.01, unit: deg}
+"""
+
+
+def _fit_cli(tmp_path: Path, files: Path) -> CliResult:
+    """``gdask fit`` on a run config whose one analysis fits ``files`` as they are."""
+    (tmp_path / "models.yaml").write_text(CLI_MODELS)
+    run = tmp_path / "run.yaml"
+    run.write_text(
+        f"analyses:\n  - name: inst\n    files: [{files}]\n"
+        "fit:\n  models: models.yaml\n  mode: in-process\noutput: results\n"
+    )
+    return run_cli(["fit", run])
+
+
+@pytest.mark.parametrize(
+    "edit, bad, names", [c[1:] for c in OGIP_CASES], ids=[c[0] for c in OGIP_CASES]
+)
+def test_bad_ogip_through_gdask_fit(tmp_path: Path, ogip: Path, edit, bad: str, names) -> None:
+    edit(ogip)
+    result = _fit_cli(tmp_path, ogip / PHA)
+    assert result.code == 2, result.text
+    assert_clean_failure(result, "gdask fit: error:", bad, *names)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("edit, names", [c[1:] for c in MAP_CASES], ids=[c[0] for c in MAP_CASES])
+def test_bad_dl4_through_gdask_fit(tmp_path: Path, dl4: Path, edit, names) -> None:
+    edit(dl4)
+    result = _fit_cli(tmp_path, dl4)
+    assert result.code == 2, result.text
+    # a missing file is caught by the run config already (its own words: "no such file")
+    names = [n for n in names if n != "file not found"]
+    assert_clean_failure(result, "gdask fit: error:", dl4.name, *names)
+    assert not (tmp_path / "results").exists()
