@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from gdask.likelihood.term import LikelihoodTerm, TermSpec, build_term
+from gdask.errors import ConfigError
+from gdask.likelihood.term import LikelihoodTerm, Request, TermSpec, build_term
 
 __all__ = ["Coordinator", "Evaluation", "TermGroup", "local_coordinator"]
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 #: lower bound of the size a group reports to Dask, so the scheduler never
 #: prefers moving a group (pickling its data) over running next to it
 _MIN_REPORTED_NBYTES = 64 * 2**20
+#: requests whose last result a term's cache keeps
+_MAX_REQUESTS = 16
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class TermGroup:
         self.specs = list(specs)
         self.terms: list[LikelihoodTerm] = [build_term(s) for s in self.specs]
         self.relevant = [_depends_on(t) for t in self.terms]
-        self._last: list[tuple[np.ndarray, float, np.ndarray] | None] = [None] * len(self.terms)
+        # per term: request -> (key, stat, grad) of its last evaluation
+        self._last: list[dict[Request | None, tuple]] = [{} for _ in self.terms]
         self.cache = cache
         # terms need not be re-entrant: one evaluation of a group at a time
         # (concurrent minimisations on a multi-threaded worker queue here)
@@ -117,31 +121,50 @@ class TermGroup:
         """Term (dataset) names in order."""
         return [t.name for t in self.terms]
 
-    def _term(self, k: int, values: np.ndarray) -> tuple[float, np.ndarray]:
+    def _term(
+        self, k: int, values: np.ndarray, request: Request | None = None
+    ) -> tuple[float, np.ndarray]:
         rel = self.relevant[k]
         key = values if rel is None else values[rel]
         if self.cache:
-            last = self._last[k]
+            last = self._last[k].get(request)
             if last is not None and np.array_equal(last[0], key):
                 return last[1], last[2]
-        stat, grad = self.terms[k].stat_and_grad(values)
+        term = self.terms[k]
+        if request is None:
+            stat, grad = term.stat_and_grad(values)
+        elif getattr(term, "supports_requests", False):
+            stat, grad = term.stat_and_grad(values, request)
+        else:
+            raise ConfigError(
+                f"term {term.name!r} ({type(term).__name__}) cannot be evaluated on a request",
+                field="request",
+            )
         stat, grad = float(stat), np.asarray(grad, dtype=float)
         if self.cache:
-            self._last[k] = (key.copy(), stat, grad)
+            cache = self._last[k]
+            cache.pop(request, None)
+            cache[request] = (key.copy(), stat, grad)
+            while len(cache) > _MAX_REQUESTS:
+                del cache[next(iter(cache))]
         return stat, grad
 
-    def evaluate(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-term statistics and the summed gradient at ``values``."""
+    def evaluate(
+        self, values: np.ndarray, request: Request | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-term statistics and the summed gradient at ``values`` (on ``request``'s bins)."""
         values = np.asarray(values, dtype=float)
         stats = np.empty(len(self.terms))
         grad = np.zeros(len(values))
         with self._lock:
-            self._evaluate_into(values, stats, grad)
+            self._evaluate_into(values, stats, grad, request)
         return stats, grad
 
-    def _evaluate_into(self, values: np.ndarray, stats: np.ndarray, grad: np.ndarray) -> None:
+    def _evaluate_into(
+        self, values: np.ndarray, stats: np.ndarray, grad: np.ndarray, request: Request | None
+    ) -> None:
         for k in range(len(self.terms)):
-            stats[k], g = self._term(k, values)
+            stats[k], g = self._term(k, values, request)
             if g.shape != grad.shape:
                 raise ValueError(
                     f"term {self.terms[k].name!r} returned a gradient of shape "
@@ -149,9 +172,11 @@ class TermGroup:
                 )
             grad += g
 
-    def evaluate_many(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate_many(
+        self, values: np.ndarray, request: Request | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Stacked `evaluate` for a stack of vectors (shape ``(m, n_parameters)``)."""
-        out = [self.evaluate(v) for v in np.atleast_2d(values)]
+        out = [self.evaluate(v, request) for v in np.atleast_2d(values)]
         return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
     def infos(self) -> list[dict[str, Any]]:
@@ -173,12 +198,14 @@ def _build_group(specs: Sequence[TermSpec], preload: Sequence[str], cache: bool)
     return TermGroup(specs, preload, cache)
 
 
-def _eval_group(group: TermGroup, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return group.evaluate(values)
+def _eval_group(group: TermGroup, payload: tuple) -> tuple[np.ndarray, np.ndarray]:
+    values, request = payload
+    return group.evaluate(values, request)
 
 
-def _eval_group_many(group: TermGroup, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return group.evaluate_many(values)
+def _eval_group_many(group: TermGroup, payload: tuple) -> tuple[np.ndarray, np.ndarray]:
+    values, request = payload
+    return group.evaluate_many(values, request)
 
 
 def _infos_payload(group: TermGroup, _: Any) -> list[dict[str, Any]]:
@@ -414,18 +441,23 @@ class Coordinator:
                 submit(i)
         return [results[i] for i in range(self.n_groups)]
 
-    def evaluate(self, values: Sequence[float]) -> Evaluation:
-        """Statistic, gradient and per-term statistics at one full parameter vector."""
+    def evaluate(self, values: Sequence[float], request: Request | None = None) -> Evaluation:
+        """Statistic, gradient and per-term statistics at one full parameter vector.
+
+        ``request`` (a `~gdask.likelihood.Request`) restricts every term to a
+        subset of its fitted bins, without rebuilding it; results are cached per
+        request.
+        """
         values = np.asarray(values, dtype=float)
-        parts = self.map_groups(_eval_group, values)
+        parts = self.map_groups(_eval_group, (values, request))
         with self._lock:
             self.n_evaluations += 1
         return self._assemble([p[0] for p in parts], [p[1] for p in parts])
 
-    def evaluate_many(self, values: np.ndarray) -> list[Evaluation]:
+    def evaluate_many(self, values: np.ndarray, request: Request | None = None) -> list[Evaluation]:
         """Evaluate a stack of vectors (shape ``(m, n)``) in one round trip."""
         values = np.atleast_2d(np.asarray(values, dtype=float))
-        parts = self.map_groups(_eval_group_many, values)
+        parts = self.map_groups(_eval_group_many, (values, request))
         with self._lock:
             self.n_evaluations += len(values)
         return [

@@ -1,5 +1,12 @@
 """Forward folding and per-dataset likelihood terms (statistic and gradient from one pass)."""
 
-from gdask.likelihood.term import TERM_BUILDERS, LikelihoodTerm, TermSpec, build_term, register_term
+from gdask.likelihood.term import (
+    TERM_BUILDERS,
+    LikelihoodTerm,
+    Request,
+    TermSpec,
+    build_term,
+    register_term,
+)
 
-__all__ = ["LikelihoodTerm", "TermSpec", "build_term", "register_term", "TERM_BUILDERS"]
+__all__ = ["LikelihoodTerm", "Request", "TermSpec", "build_term", "register_term", "TERM_BUILDERS"]

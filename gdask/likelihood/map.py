@@ -17,6 +17,11 @@ A `~gdask.datasets.MapDatasetOnOff` (ring background) is fitted with
 fitted bins, the source signal ``npred_signal`` as prediction) and no
 background model applies. With ``stat="cash"`` its known background is
 ``alpha * counts_off`` (Gammapy's ``MapDatasetOnOff.background``).
+
+The term is pure (see `gdask.likelihood.term`): component offsets come from
+the `~gdask.models.ParameterLayout`, the models are never written, and a
+`~gdask.likelihood.Request` restricts the fitted bins through its own cached
+set of masked arrays (the sources' IRF setups are shared between requests).
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ from gdask.likelihood.energy_scale import ScaledSource, bind_energy_scale
 from gdask.likelihood.evaluator import DatasetIRFs, SourceEvaluator
 from gdask.likelihood.folding import energy_range_mask
 from gdask.likelihood.psf_kernel import PSFKernelMaker
-from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
+from gdask.likelihood.term import LikelihoodTerm, Request, TermSpec, register_term
 from gdask.models import FoVBackgroundModel, Models, ParameterLayout, SkyModel
 from gdask.stats import STATISTICS, TRUNCATION_VALUE, Statistic, make_statistic
 
 __all__ = ["MapTerm", "build_map_term", "read_map_dataset"]
 
 Array = NDArray[np.float64]
+#: most fitted-bin selections (requests) a term keeps
+_MAX_VIEWS = 32
+_NO_VIEW = object()
 
 
 def _gti_mjd(dataset: MapDataset) -> tuple[Array, Array] | None:
@@ -104,34 +112,30 @@ class MapTerm(LikelihoodTerm):
         for key in ("mask_safe", "mask_fit"):
             if key in ds:
                 mask &= np.asarray(ds[key].values, bool)
+        self._edges = np.asarray(dataset.energy_axis.to_unit("TeV").axis.edges, float)
         if energy_min is not None or energy_max is not None:
-            edges = dataset.energy_axis.to_unit("TeV").axis.edges
-            mask &= energy_range_mask(edges, energy_min, energy_max)[:, None, None]
+            mask &= energy_range_mask(self._edges, energy_min, energy_max)[:, None, None]
         if "background" in ds:
             bkg = np.asarray(ds["background"].values, float)
         elif on_off:
             bkg = np.asarray(dataset.alpha.values, float) * np.asarray(ds["counts_off"].values)
         else:
             bkg = np.zeros(shape)
-        self.statistic: Statistic | None = None
+        self._off: tuple[Array, Array] | None = None
         if self.stat_type == "wstat":
-            self.statistic = make_statistic(
-                "wstat",
-                counts[mask],
-                n_off=np.asarray(ds["counts_off"].values, float)[mask],
-                alpha=np.asarray(dataset.alpha.values, float)[mask],
+            self._off = (
+                np.asarray(ds["counts_off"].values, float),
+                np.asarray(dataset.alpha.values, float),
             )
             bkg = np.zeros(shape)  # profiled, not modelled
         self.shape = shape
         self.counts = counts
-        self.mask = mask
         self.background = bkg
-        self.bkg_masked_sum = np.where(mask, bkg, 0.0).sum(axis=(1, 2))
-        flat = np.flatnonzero(mask & (counts > 0))
-        self.pos_idx = flat
-        self.pos_counts = counts.ravel()[flat]
-        self.pos_bkg = bkg.ravel()[flat]
-        self.pos_energy = flat // (shape[1] * shape[2])
+        #: the term's own fitted bins; a `Request` selects a subset of them
+        self.fit_mask = mask
+        self._views: dict[Request | None, dict[str, Any]] = {}
+        self._view_key: Any = _NO_VIEW
+        self._use(None)
         self.e_reco_center = np.asarray(dataset.energy_axis.center, float)
 
         irfs = self._irfs(dataset, geom, mask)
@@ -177,6 +181,47 @@ class MapTerm(LikelihoodTerm):
             mask_image=mask.any(axis=0),
             gti=_gti_mjd(dataset),
         )
+
+    # ------------------------------------------------------------ fitted bins
+    def _make_view(self, mask: NDArray[np.bool_]) -> dict[str, Any]:
+        """Everything the hot loop needs that depends on the fitted bins."""
+        counts, bkg, shape = self.counts, self.background, self.shape
+        flat = np.flatnonzero(mask & (counts > 0))
+        statistic: Statistic | None = None
+        if self._off is not None:
+            n_off, alpha = self._off
+            statistic = make_statistic("wstat", counts[mask], n_off=n_off[mask], alpha=alpha[mask])
+        return {
+            "mask": mask,
+            "statistic": statistic,
+            "bkg_masked_sum": np.where(mask, bkg, 0.0).sum(axis=(1, 2)),
+            "pos_idx": flat,
+            "pos_counts": counts.ravel()[flat],
+            "pos_bkg": bkg.ravel()[flat],
+            "pos_energy": flat // (shape[1] * shape[2]),
+            "_box_cache": {},
+            "_src_cache": {},
+        }
+
+    def _use(self, request: Request | None) -> None:
+        """Select the fitted bins of ``request`` (None: the term's own); views are cached."""
+        if request == self._view_key:
+            return
+        if self._view_key is not _NO_VIEW:  # keep the caches of the view left
+            old = self._views[self._view_key]
+            old["_box_cache"], old["_src_cache"] = self._box_cache, self._src_cache
+        view = self._views.get(request)
+        if view is None:
+            mask = self.fit_mask
+            if request is not None:
+                mask = mask & request.energy_mask(self._edges)[:, None, None]
+            view = self._make_view(mask)
+            self._views[request] = view
+            while len(self._views) > _MAX_VIEWS:
+                del self._views[next(k for k in self._views if k is not None)]
+        for key, val in view.items():
+            setattr(self, key, val)
+        self._view_key = request
 
     # ------------------------------------------------------------ parameters
     def _canonical(self, values: np.ndarray) -> Array:
@@ -254,7 +299,10 @@ class MapTerm(LikelihoodTerm):
             self._src_cache[key] = (km2, inside, q, kpos)
         return self._src_cache[key]
 
-    def _evaluate(self, values: np.ndarray, grad: bool) -> tuple[float, Array | None]:
+    def _evaluate(
+        self, values: np.ndarray, grad: bool, request: Request | None = None
+    ) -> tuple[float, Array | None]:
+        self._use(request)
         if self.statistic is not None:
             return self._evaluate_statistic(values, grad)
         theta = self._canonical(values)
@@ -389,17 +437,25 @@ class MapTerm(LikelihoodTerm):
         return value, gcan * self.to_canonical
 
     # ------------------------------------------------------------ interface
-    def stat(self, values: np.ndarray) -> float:
-        """The statistic at the joint parameter vector ``values`` (stored units)."""
-        return self._evaluate(values, grad=False)[0]
+    supports_requests = True
 
-    def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+    def stat(self, values: np.ndarray, request: Request | None = None) -> float:
+        """The statistic at the joint parameter vector ``values`` (stored units).
+
+        ``request`` restricts the fitted bins (see `~gdask.likelihood.Request`).
+        """
+        return self._evaluate(values, grad=False, request=request)[0]
+
+    def stat_and_grad(
+        self, values: np.ndarray, request: Request | None = None
+    ) -> tuple[float, np.ndarray]:
         """The statistic and its gradient per stored unit of every joint parameter."""
-        stat, g = self._evaluate(values, grad=True)
+        stat, g = self._evaluate(values, grad=True, request=request)
         return stat, g
 
     def npred_signal(self, values: np.ndarray) -> Array:
         """Predicted source counts ``(energy, lat, lon)``."""
+        self._use(None)
         theta = self._canonical(values)
         out = np.zeros(self.shape)
         for ev, sl in self.sources:
@@ -414,7 +470,7 @@ class MapTerm(LikelihoodTerm):
 
         With wstat the background is the profiled one on the fitted bins (0 elsewhere).
         """
-        sig = self.npred_signal(values)
+        sig = self.npred_signal(values)  # on the term's own fitted bins
         if self.statistic is not None:
             bkg = np.zeros(self.shape)
             bkg[self.mask] = self.statistic.npred_background(sig[self.mask])
@@ -424,6 +480,7 @@ class MapTerm(LikelihoodTerm):
 
     def info(self) -> dict[str, Any]:
         """Name, shape, number of fitted bins and counts in them."""
+        self._use(None)
         return {
             "name": self.name,
             "stat_type": self.stat_type,

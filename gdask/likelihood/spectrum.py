@@ -62,7 +62,7 @@ from gdask.likelihood.folding import (
     scaled_integral_and_grads,
     subset_ndecade,
 )
-from gdask.likelihood.term import LikelihoodTerm, TermSpec, register_term
+from gdask.likelihood.term import LikelihoodTerm, Request, TermSpec, register_term
 from gdask.models import (
     ComponentLayout,
     EnergyScaleModel,
@@ -79,6 +79,8 @@ __all__ = ["SpectrumOnOffTerm", "build_spectrum_term", "STATS"]
 
 STATS = tuple(STATISTICS)
 Array = NDArray[np.float64]
+#: most fitted-bin selections (requests) a term keeps
+_MAX_VIEWS = 32
 _OPTIONS = ("stat", "energy_min", "energy_max", "energy_scale", "ndecade")
 
 
@@ -164,6 +166,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         energy_scale: str | None = None,
         ndecade: float = DEFAULT_NDECADE,
         layout: ParameterLayout | None = None,
+        request: Request | None = None,
     ) -> None:
         self.name = str(name if name is not None else dataset.name)
         self._ndecade = float(ndecade)
@@ -180,6 +183,18 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         if stat == "wstat" and not has_off:
             raise ConfigError(f"dataset {self.name!r} has no OFF counts for wstat", field="stat")
         self.stat_type = stat
+        # what a `Request` derives its view from (in memory: nothing is re-read)
+        self._dataset = dataset
+        self._options = {
+            "name": self.name,
+            "stat": stat,
+            "energy_min": energy_min,
+            "energy_max": energy_max,
+            "energy_scale": energy_scale,
+            "ndecade": ndecade,
+            "layout": layout,
+        }
+        self._views: dict[Request, SpectrumOnOffTerm] = {}
 
         # -- data and masks ---------------------------------------------------------
         self.edges = dataset.energy_axis.quantity_edges.to_value("TeV").astype(float)
@@ -198,6 +213,8 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self.mask = mask & energy_range_mask(
             file_edges, self.energy_min, self.energy_max, unit=file_unit
         )
+        if request is not None:
+            self.mask = self.mask & request.energy_mask(file_edges, unit=file_unit)
         self._cols = np.flatnonzero(self.mask)
         self._n_on = self.counts[self._cols]
         cols = self._cols
@@ -412,8 +429,25 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             mu += f @ g.kernel
         return mu, parts, scale
 
-    def stat(self, values: np.ndarray) -> float:
-        """Statistic at the joint parameter vector ``values`` (stored units)."""
+    supports_requests = True
+
+    def _view(self, request: Request) -> SpectrumOnOffTerm:
+        """The term restricted to ``request``'s bins (built once from the in-memory dataset)."""
+        view = self._views.get(request)
+        if view is None:
+            view = SpectrumOnOffTerm(self._dataset, self.models, request=request, **self._options)
+            self._views[request] = view
+            while len(self._views) > _MAX_VIEWS:
+                del self._views[next(iter(self._views))]
+        return view
+
+    def stat(self, values: np.ndarray, request: Request | None = None) -> float:
+        """Statistic at the joint parameter vector ``values`` (stored units).
+
+        ``request`` restricts the fitted bins (see `~gdask.likelihood.Request`).
+        """
+        if request is not None:
+            return self._view(request).stat(values)
         values = np.asarray(values, dtype=float)
         self._last = values.copy()
         mu, _, _ = self._mu_sig(values, grad=False)
@@ -421,8 +455,12 @@ class SpectrumOnOffTerm(LikelihoodTerm):
             mu = mu + self._bkg * self._bkg_norm(values, grad=False)[0]
         return self.statistic.stat_sum(mu)
 
-    def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+    def stat_and_grad(
+        self, values: np.ndarray, request: Request | None = None
+    ) -> tuple[float, np.ndarray]:
         """Statistic and its gradient with respect to every entry of ``values``."""
+        if request is not None:
+            return self._view(request).stat_and_grad(values)
         values = np.asarray(values, dtype=float)
         self._last = values.copy()
         mu, parts, scale = self._mu_sig(values, grad=True)

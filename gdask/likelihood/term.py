@@ -13,7 +13,8 @@ and the coordinator maps the free unique parameters onto the vector with it
 (``expand`` one way, ``reduce_grad`` back).
 
 A term is pure: ``(values, request) -> (stat, gradient)`` depends on its
-arguments only, never on what was evaluated before, and evaluating never
+arguments only (``request``, a `Request`, selects a subset of the term's fitted
+bins; None: all of them), never on what was evaluated before, and evaluating never
 writes a model object (internal caches are keyed on everything their result
 depends on).  The coordinator's per-term cache relies on it.
 
@@ -33,7 +34,74 @@ import numpy as np
 
 from gdask.models import Models, ParameterLayout
 
-__all__ = ["LikelihoodTerm", "TermSpec", "register_term", "build_term", "TERM_BUILDERS"]
+__all__ = [
+    "LikelihoodTerm",
+    "Request",
+    "TermSpec",
+    "register_term",
+    "build_term",
+    "TERM_BUILDERS",
+]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a term is evaluated on besides the parameters: a subset of its fitted bins.
+
+    The selection is intersected with the term's own fitted bins (``mask_safe
+    & mask_fit & energy range``); the term is neither rebuilt nor its dataset
+    re-read, and results are cached per request (it is hashable).  What flux
+    points and light curves use to fit one energy band of a resident term.
+
+    Parameters
+    ----------
+    energy_min, energy_max : float, optional
+        Keep the reconstructed-energy bins fully inside ``[energy_min,
+        energy_max]`` (TeV), as the ``energy_min``/``energy_max`` options.
+    energy_bins : tuple of int, optional
+        Keep only these reconstructed-energy bins (indices on the dataset's axis).
+
+    Examples
+    --------
+    >>> req = Request(energy_min=1.0, energy_max=10.0)
+    >>> req.energy_mask(np.array([0.5, 1.0, 3.0, 10.0, 30.0])).tolist()
+    [False, True, True, False]
+    >>> Request(energy_bins=(0, 3)).energy_mask(np.array([0.5, 1.0, 3.0, 10.0, 30.0])).tolist()
+    [True, False, False, True]
+    """
+
+    energy_min: float | None = None
+    energy_max: float | None = None
+    energy_bins: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.energy_bins is not None:
+            object.__setattr__(self, "energy_bins", tuple(int(i) for i in self.energy_bins))
+        for key in ("energy_min", "energy_max"):
+            v = getattr(self, key)
+            if v is not None:
+                object.__setattr__(self, key, float(v))
+
+    def energy_mask(self, edges: np.ndarray, unit: str = "TeV") -> np.ndarray:
+        """Bins kept, one bool per reconstructed-energy bin of an axis with ``edges``.
+
+        ``edges`` in ``unit`` as stored in the dataset (the energy range is
+        applied exactly as `~gdask.likelihood.folding.energy_range_mask`, i.e.
+        as the term's own ``energy_min``/``energy_max`` options).
+        """
+        from gdask.likelihood.folding import energy_range_mask
+
+        edges = np.asarray(edges, dtype=float)
+        keep = energy_range_mask(edges, self.energy_min, self.energy_max, unit=unit)
+        if self.energy_bins is not None:
+            n = edges.size - 1
+            bad = [i for i in self.energy_bins if not 0 <= i < n]
+            if bad:
+                raise ValueError(f"energy_bins {bad} outside the {n} bins of the dataset")
+            sel = np.zeros(n, dtype=bool)
+            sel[list(self.energy_bins)] = True
+            keep = keep & sel
+        return keep
 
 
 class LikelihoodTerm(abc.ABC):
@@ -56,13 +124,22 @@ class LikelihoodTerm(abc.ABC):
     n_parameters: int
     depends_on: np.ndarray | None = None
 
-    @abc.abstractmethod
-    def stat(self, values: np.ndarray) -> float:
-        """The statistic at the joint parameter vector ``values``."""
+    #: whether `stat` and `stat_and_grad` accept a `Request` (built-in terms do)
+    supports_requests: bool = False
 
     @abc.abstractmethod
-    def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
-        """The statistic and its gradient (length ``n_parameters``) from one pass."""
+    def stat(self, values: np.ndarray, request: Request | None = None) -> float:
+        """The statistic at the joint parameter vector ``values`` (on ``request``'s bins)."""
+
+    @abc.abstractmethod
+    def stat_and_grad(
+        self, values: np.ndarray, request: Request | None = None
+    ) -> tuple[float, np.ndarray]:
+        """The statistic and its gradient (length ``n_parameters``) from one pass.
+
+        A pure function of ``(values, request)``; terms without
+        `supports_requests` may omit the ``request`` argument.
+        """
 
     def npred(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover - optional
         """Predicted counts at ``values`` (for residuals and plots)."""

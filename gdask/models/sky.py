@@ -303,8 +303,7 @@ class Models(collections.abc.Sequence):
     @property
     def parameters_unique_names(self) -> list[str]:
         """``<model>.<type>.<name>`` of the unique parameters (covariance labels)."""
-        full = [f"{m.name}.{n}" for m in self._models for n in m.parameters_names]
-        return [full[i] for i in self.parameters.flat_layout().first]
+        return self.layout().unique_names
 
     def layout(self) -> ParameterLayout:
         """The frozen `~gdask.models.ParameterLayout` of ``parameters`` (offsets, slots, units)."""
