@@ -6,10 +6,10 @@ amplitude ``x`` minimises the Cash statistic.  The root of the derivative
 
     f(x) = sum_k m_k - sum_{k: n_k > 0} n_k m_k / (b_k + x m_k)
 
-is found by Newton's method inside the bracket of Stewart (2009, App. A).
-``f`` is increasing and concave, so Newton steps from the left of the root
-never overshoot it; every step is also clipped into the current bracket and
-replaced by bisection when it would leave it.  Only bins with counts enter
+is found by Newton's method inside the bracket of Stewart (2009, App. A),
+starting at 0 (clipped into the bracket).  ``f`` is increasing and concave,
+so a Newton step never lands right of the root; the bracket shrinks with
+the sign of ``f`` and a step that would leave it is replaced by bisection.  Only bins with counts enter
 the iteration (the others add the constant ``sum m``), and pixels leave the
 active set once converged.  Everything here is NumPy on arrays: the tiling
 over a cluster is `gdask.estimators.tiles`.
@@ -206,15 +206,18 @@ def fit_amplitudes(
     # Stewart's bracket: the smallest b/m among bins with counts and model
     with np.errstate(divide="ignore", invalid="ignore"):
         sn = np.where(m > 0, b / m, np.inf)
-    order = np.lexsort((sn, pix))
-    first = np.ones(order.size, bool)
-    first[1:] = pix[order][1:] != pix[order][:-1]
-    sel = order[first]
+    # (entries are sorted by pixel: per-pixel minimum by segments, ties to the first)
     sn_min = np.full(npix, 1e14)
     c_min = np.ones(npix)
-    has = np.isfinite(sn[sel])
-    sn_min[pix[sel][has]] = sn[sel][has]
-    c_min[pix[sel][has]] = n[sel][has]
+    if pix.size:
+        seg_start = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
+        seg_min = np.minimum.reduceat(sn, seg_start)
+        seg_pix = pix[seg_start]
+        has = np.isfinite(seg_min)
+        sn_min[seg_pix[has]] = seg_min[has]
+        at_min = np.flatnonzero(sn == sn_min[pix])
+        _, first = np.unique(pix[at_min], return_index=True)
+        c_min[pix[at_min[first]]] = n[at_min[first]]
     sn_min_total = np.minimum(sn_min_total, 1e14)
     norm_min_total = -sn_min_total
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -275,7 +278,8 @@ def fit_amplitudes(
         def f_sub(x: Array, i: NDArray[np.intp]) -> tuple[Array, Array]:
             return droot(x, fit[i])
 
-        x, it, conv = newton_bracketed(f_sub, lo[fit], lo[fit], hi[fit], rtol, max_niter)
+        x0 = np.clip(0.0, lo[fit], hi[fit])
+        x, it, conv = newton_bracketed(f_sub, x0, lo[fit], hi[fit], rtol, max_niter)
         norm[fit] = np.maximum(x, norm_min_total[fit])
         niter[fit] = it
         success[fit] = conv

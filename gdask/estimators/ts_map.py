@@ -124,8 +124,9 @@ class TSMapEstimator:
         Compute upper limits.
     rtol : float
         Relative precision of the amplitudes.
-    tile : int
-        Tile size (pixels) of the cluster computation.
+    tile : int, optional
+        Tile size in pixels (default 64 in-process, 32 on a cluster, for
+        balance: tiles around bright sources cost more).
 
     Examples
     --------
@@ -141,7 +142,7 @@ class TSMapEstimator:
     ul: bool = True
     rtol: float = 1e-10
     max_niter: int = 100
-    tile: int = 64
+    tile: int | None = None
     _model: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
@@ -259,7 +260,7 @@ class TSMapEstimator:
                 (g["counts"], g["background"], *g["exposure"]),
                 h,
                 valid,
-                tile=self.tile,
+                tile=self.tile or (64 if client is None else 32),
                 client=client,
                 kernel=kernel,
                 n_sigma=self.n_sigma,
