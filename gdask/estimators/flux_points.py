@@ -18,11 +18,11 @@ the parameter vector, so the result does not change).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from gdask.datasets.sed import FluxPoints
 from gdask.errors import ConfigError
 
 from .norm import estimate_norm, norm_positions, restrict_terms, selection
@@ -45,75 +45,6 @@ def snap_edges(edges: Sequence[float], axis_edges: np.ndarray) -> np.ndarray:
     axis_edges = np.asarray(axis_edges, float)
     idx = [int(np.argmin(np.abs(np.log(axis_edges / e)))) for e in edges]
     return axis_edges[np.unique(idx)]
-
-
-@dataclass
-class FluxPoints:
-    """Flux points as arrays (GADF SED ``likelihood`` content; see `gdask.estimators.sed`).
-
-    Attributes
-    ----------
-    energy_edges : ndarray
-        Bin edges in TeV (``e_min``/``e_max`` of the points).
-    data : dict
-        Per bin: ``norm``, ``norm_err``, ``ts``, ``stat``, ``stat_null``,
-        ``success`` and optionally ``norm_errn``, ``norm_errp``, ``norm_ul``
-        (shape ``(n_bins,)``); per bin and dataset ``counts``, ``npred``,
-        ``npred_excess`` (``(n_bins, n_datasets)``); ``stat_scan`` and
-        ``norm_scan`` (``(n_bins, n_scan)``); ``ref_dnde`` (cm-2 s-1 TeV-1),
-        ``ref_flux`` (cm-2 s-1), ``ref_eflux`` (TeV cm-2 s-1), ``ref_e2dnde``
-        (TeV cm-2 s-1).
-    datasets : list of str
-    n_sigma, n_sigma_ul, sqrt_ts_threshold_ul : float
-    """
-
-    energy_edges: np.ndarray
-    data: dict[str, np.ndarray]
-    datasets: list[str] = field(default_factory=list)
-    n_sigma: float = 1.0
-    n_sigma_ul: float = 2.0
-    sqrt_ts_threshold_ul: float = 2.0
-
-    @property
-    def e_min(self) -> np.ndarray:
-        return self.energy_edges[:-1]
-
-    @property
-    def e_max(self) -> np.ndarray:
-        return self.energy_edges[1:]
-
-    @property
-    def e_ref(self) -> np.ndarray:
-        """Geometric bin centres (TeV)."""
-        return np.sqrt(self.e_min * self.e_max)
-
-    @property
-    def sqrt_ts(self) -> np.ndarray:
-        """``sign(norm) sqrt(max(ts, 0))`` (Gammapy's)."""
-        ts = np.clip(self.data["ts"], 0, None)
-        with np.errstate(invalid="ignore"):
-            return np.where(self.data["norm"] > 0, np.sqrt(ts), -np.sqrt(ts))
-
-    @property
-    def is_ul(self) -> np.ndarray:
-        """Points shown as upper limits: ``sqrt_ts < sqrt_ts_threshold_ul``."""
-        if "is_ul" in self.data:
-            return np.asarray(self.data["is_ul"], bool)
-        return self.sqrt_ts < self.sqrt_ts_threshold_ul
-
-    def quantity(self, sed_type: str, name: str = "") -> np.ndarray:
-        """``norm<name>`` times the reference of ``sed_type`` (e.g. ``("dnde", "_errn")``)."""
-        if sed_type not in ("dnde", "e2dnde", "flux", "eflux", "norm"):
-            raise ValueError(f"unknown sed type {sed_type!r}")
-        norm = self.data["norm" + name]
-        return norm if sed_type == "norm" else norm * self.data["ref_" + sed_type]
-
-    @property
-    def dnde(self) -> np.ndarray:
-        return self.quantity("dnde")
-
-    def __len__(self) -> int:
-        return len(self.e_min)
 
 
 def _reference_fluxes(spectral: Any, edges: np.ndarray) -> dict[str, np.ndarray]:

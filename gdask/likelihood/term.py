@@ -210,7 +210,11 @@ def build_term(spec: TermSpec) -> LikelihoodTerm:
     if spec.kind not in TERM_BUILDERS:
         import importlib
 
-        for mod in ("gdask.likelihood.spectrum", "gdask.likelihood.map"):
+        for mod in (
+            "gdask.likelihood.spectrum",
+            "gdask.likelihood.map",
+            "gdask.likelihood.flux_points",
+        ):
             try:
                 importlib.import_module(mod)
             except ModuleNotFoundError as exc:

@@ -128,7 +128,7 @@ def _gp_values(fp, sed_type):
 def test_gammapy_reads_our_sed_files(crab_points, tmp_path, sed_type, ext):
     from gammapy.estimators import FluxPoints as GammapyFluxPoints
 
-    from gdask.estimators.sed import read_sed, write_sed
+    from gdask.datasets.sed import read_sed, write_sed
 
     _, ours = crab_points
     path = write_sed(ours, tmp_path / f"sed.{ext}", sed_type)
@@ -153,7 +153,7 @@ def test_gammapy_reads_our_sed_files(crab_points, tmp_path, sed_type, ext):
 @pytest.mark.parametrize("ext", ["fits", "ecsv"])
 @pytest.mark.parametrize("sed_type", SED_KINDS)
 def test_we_read_gammapy_sed_files(crab_points, tmp_path, sed_type, ext):
-    from gdask.estimators.sed import read_sed
+    from gdask.datasets.sed import read_sed
 
     gp, _ = crab_points
     path = tmp_path / f"gp.{ext}"
