@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from scipy.signal import fftconvolve
 from scipy.special import lambertw
 
+from gdask.errors import GdaskError
 from gdask.estimators.maps_io import EstimatorMaps
 from gdask.estimators.ts_map import energy_groups, reco_exposure_center_edisp
 from gdask.likelihood.psf_kernel import round_up_to_odd
@@ -146,6 +147,16 @@ class ExcessMapEstimator:
         spectral = self.spectral_model or PowerLawSpectralModel(index=2.0)
         ds = dataset.ds
         onoff = "counts_off" in ds
+        name = getattr(dataset, "name", "") or "dataset"
+        if not float(self.correlation_radius) > 0:
+            raise GdaskError(
+                f"correlation_radius must be > 0 deg, got {self.correlation_radius}",
+                field="correlation_radius",
+            )
+        needed = ("acceptance", "acceptance_off") if onoff else ("background",) * (npred is None)
+        for key in ("counts", "exposure") + tuple(needed):
+            if key not in ds:
+                raise GdaskError(f"{name}: no {key} map", field=key)
         counts = np.asarray(ds["counts"].values, float)
         mask = np.ones(counts.shape, bool)
         if "mask_safe" in ds:
@@ -164,6 +175,10 @@ class ExcessMapEstimator:
             bkg = np.asarray(ds["background"].values, float) if npred is None else npred
         out: dict[str, list[Array]] = {}
         groups = energy_groups(edges, self.energy_edges)
+        if not groups:
+            raise GdaskError(
+                f"energy_edges {self.energy_edges} select no reco-energy bin", field="energy_edges"
+            )
         for i0, i1 in groups:
             sl = slice(i0, i1)
             ms = mask[sl]

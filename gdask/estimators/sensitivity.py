@@ -23,6 +23,7 @@ import numpy as np
 from astropy.table import Table
 from numpy.typing import NDArray
 
+from gdask.errors import GdaskError
 from gdask.models import PowerLawSpectralModel
 from gdask.stats import cash_significance, wstat_significance
 
@@ -113,6 +114,11 @@ class SensitivityEstimator:
     def _arrays(self, dataset: Any, region_mask: NDArray[np.bool_] | None) -> dict[str, Array]:
         ds = dataset.ds
         onoff = "counts_off" in ds
+        name = getattr(dataset, "name", "") or "dataset"
+        if not onoff and "background" not in ds:
+            raise GdaskError(f"{name}: neither OFF counts nor a background", field="background")
+        if "effective_area" not in ds and "exposure" not in ds:
+            raise GdaskError(f"{name}: no exposure (effective area)", field="exposure")
         edisp = np.asarray(ds["edisp"].values, float) if "edisp" in ds else None
         if "effective_area" in ds:  # 1D OGIP
             expo = np.asarray(dataset.exposure.values, float)

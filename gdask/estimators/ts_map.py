@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gdask.errors import GdaskError
 from gdask.estimators.amplitude import fit_amplitudes
 from gdask.estimators.maps_io import EstimatorMaps
 from gdask.estimators.tiles import map_tiles
@@ -199,6 +200,19 @@ class TSMapEstimator:
     # --------------------------------------------------------------- run
     def _group_inputs(self, dataset: Any, npred: Array | None) -> list[dict[str, Any]]:
         ds = dataset.ds
+        name = getattr(dataset, "name", "") or "dataset"
+        if not float(self.kernel_width) > 0:
+            raise GdaskError(
+                f"kernel_width must be > 0 deg, got {self.kernel_width}", field="kernel_width"
+            )
+        if "counts_off" in ds:
+            raise GdaskError(
+                f"{name}: TS maps need a known background (Cash); this is an ON/OFF dataset",
+                field="counts_off",
+            )
+        for key in ("counts", "exposure") + (("background",) if npred is None else ()):
+            if key not in ds:
+                raise GdaskError(f"{name}: no {key} map", field=key)
         counts = np.asarray(ds["counts"].values, float)
         bkg = np.asarray(ds["background"].values, float) if npred is None else npred
         mask = np.ones(counts.shape, bool)
@@ -250,6 +264,15 @@ class TSMapEstimator:
             One task per tile on this cluster; in-process when None.
         """
         groups = self._group_inputs(dataset, npred)
+        if not groups:
+            raise GdaskError(
+                f"energy_edges {self.energy_edges} select no reco-energy bin", field="energy_edges"
+            )
+        if not any(np.any(g["mask"] & (g["background"] > 0)) for g in groups):
+            raise GdaskError(
+                f"{getattr(dataset, 'name', '')}: no pixel with a safe bin and background > 0",
+                field="mask_safe",
+            )
         maps: dict[str, list[Array]] = {}
         for g in groups:
             kernel = g["kernel"]
