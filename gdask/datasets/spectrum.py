@@ -173,16 +173,19 @@ def _read_rmf(path: Path) -> tuple[NDArray[np.float64], NDArray[np.float64], NDA
         # F_CHAN counts from the column's TLMIN (OGIP; 0 when absent, as Gammapy writes)
         first = header.get(f"TLMIN{hdu.columns.names.index('F_CHAN') + 1}", 0)
         matrix = np.zeros((len(data), nchan), dtype=np.float64)
-        for i, row in enumerate(data):
+        # whole columns once: a FITS_rec row lookup decodes the field every time
+        columns = [data[c] for c in ("N_GRP", "F_CHAN", "N_CHAN", "MATRIX")]
+        for i, row in enumerate(zip(*columns, strict=True)):
             _fill_rmf_row(matrix[i], row, i, path, int(first))
     return matrix, e_true, e_reco
 
 
 def _fill_rmf_row(out: NDArray[np.float64], row: Any, i: int, path: Path, first: int = 0) -> None:
-    """Ungroup one RMF row (N_GRP groups of N_CHAN values from channel F_CHAN - ``first``)."""
-    ngrp = int(row["N_GRP"])
-    f_chan, n_chan = np.atleast_1d(row["F_CHAN"]), np.atleast_1d(row["N_CHAN"])
-    values, start = np.atleast_1d(row["MATRIX"]), 0
+    """Ungroup one RMF row ``(N_GRP, F_CHAN, N_CHAN, MATRIX)``: N_GRP groups of N_CHAN
+    values from channel F_CHAN - ``first``."""
+    ngrp = int(row[0])
+    f_chan, n_chan = np.atleast_1d(row[1]), np.atleast_1d(row[2])
+    values, start = np.atleast_1d(row[3]), 0
     if ngrp > min(f_chan.size, n_chan.size):
         raise FormatError(
             f"row {i}: N_GRP {ngrp} but {min(f_chan.size, n_chan.size)} F_CHAN/N_CHAN entries",

@@ -58,7 +58,7 @@ def _check_gzip_complete(path: Path, hdulist: fits.HDUList, obs_id: int | None) 
             return
         fh.seek(-4, os.SEEK_END)
         isize = struct.unpack("<I", fh.read(4))[0]
-    info = hdulist.fileinfo(len(hdulist) - 1)
+    info = hdulist[-1].fileinfo() or hdulist.fileinfo(len(hdulist) - 1)
     end = int(info["datLoc"]) + int(info["datSpan"])
     if end % 2**32 == isize:
         return
