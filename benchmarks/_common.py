@@ -89,12 +89,16 @@ def timed(label: str, out: dict[str, float] | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def local_cluster(n_workers: int, threads_per_worker: int = 1) -> Iterator[Any]:
-    """A Client on a fresh LocalCluster of ``n_workers`` single-threaded processes,
-    started the way gdask starts one (`gdask.cluster.get_client`)."""
+def local_cluster(
+    n_workers: int, threads_per_worker: int = 1, processes: bool = True
+) -> Iterator[Any]:
+    """A Client on a fresh LocalCluster of ``n_workers`` single-threaded processes (or
+    threads of this process), started the way gdask starts one (`gdask.cluster.get_client`)."""
     from gdask.cluster import get_client
 
-    with get_client(n_workers=n_workers, threads_per_worker=threads_per_worker) as client:
+    with get_client(
+        n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes
+    ) as client:
         yield client
 
 

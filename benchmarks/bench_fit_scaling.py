@@ -4,10 +4,23 @@
 Command (from the repository root)::
 
     .venv/bin/python benchmarks/bench_fit_scaling.py [--n 1 4 16 64 256] [--gammapy-n 64 256]
-                                                          [--workers 0 1 2] [--timeout 900] [--quick]
+                                                          [--workers 0 1 2 t2] [--timeout 900] [--quick]
 
 ``--quick`` = ``--n 1 4 16 --gammapy-n 4`` (a couple of minutes). ``--workers 0``
-is in-process; ``k > 0`` a LocalCluster of k single-threaded worker processes.
+is in-process; ``k > 0`` a LocalCluster of k single-threaded worker processes;
+``tk`` k single-threaded thread workers in this process (no serialisation, no
+sockets: separates Dask's task overhead from the inter-process costs).
+
+Besides times (each with the load average beside it) it prints, per N and
+worker setting, the operation counts that stay meaningful on a loaded machine:
+round trips and bytes moved per evaluation, worker-side task compute per
+dataset (from the task stream), CPU of the client process (client + scheduler +
+nannies of the LocalCluster) and of the worker processes per evaluation, minor
+page faults per evaluation (the allocator), where the groups live, array bytes
+per term and resident memory per dataset after the build; then end-to-end
+(build + fit) beside fit-only ratios vs Gammapy and a least-squares cost model
+``t_eval = a + b N / workers + c workers`` with its projection to N = 10,000 on
+16, 64 and 256 workers.
 
 Configuration: ../shared/gammapy-baselines/bench_D_scaling_fit.py (without
 ``--bkg-norm``). Template: H.E.S.S. DR1 run 23523 reduced by Gammapy
@@ -42,7 +55,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, NEVAL, Machine, compare, install_eval_counter, local_cluster, timed
+from _common import (
+    DATA,
+    NEVAL,
+    Machine,
+    compare,
+    install_eval_counter,
+    loadavg,
+    local_cluster,
+    timed,
+)
 
 HERE = str(Path(__file__).resolve().parent)
 
@@ -119,12 +141,14 @@ def run_gammapy(template: Any, counts: np.ndarray, n: int, timeout: float) -> di
     from gammapy.modeling import Fit
     from gammapy.modeling.models import Models
 
+    t_setup = time.perf_counter()
     datasets = Datasets()
     for i in range(n):
         d = template.copy(name=f"d{i:04d}")
         d.counts.data = counts[i].astype(float)
         datasets.append(d)
     datasets.models = Models.from_yaml(fit_models_yaml())
+    t_setup = time.perf_counter() - t_setup
     free = list(datasets.models.parameters.free_parameters)
     base = [p.value for p in free]
     k = 4 if n <= 16 else 2
@@ -137,7 +161,7 @@ def run_gammapy(template: Any, counts: np.ndarray, n: int, timeout: float) -> di
     t_eval = (time.perf_counter() - t0) / k
     for p, b in zip(free, base, strict=True):
         p.value = b
-    out: dict[str, Any] = {"t_eval": t_eval}
+    out: dict[str, Any] = {"t_eval": t_eval, "setup_s": t_setup, "load": loadavg()}
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(timeout))
     n0 = NEVAL["n"]
@@ -158,32 +182,62 @@ def run_gammapy(template: Any, counts: np.ndarray, n: int, timeout: float) -> di
     finally:
         signal.alarm(0)
     print(
-        f"  gammapy N={n}: t_eval {t_eval * 1e3:.1f} ms, fit {out['fit_s']:.2f} s"
+        f"  gammapy N={n}: datasets {t_setup:.2f} s, t_eval {t_eval * 1e3:.1f} ms, fit {out['fit_s']:.2f} s"
         f"{' (TIMED OUT)' if out['timed_out'] else ''}, {out['evals']} evaluations, "
-        f"success {out['success']}",
+        f"success {out['success']} [load {out['load']}]",
         flush=True,
     )
     return out
 
 
+def _usage(client: Any) -> dict[str, dict[str, float]]:
+    """CPU seconds / page faults / RSS per worker process (this process when ``client`` is None)."""
+    from _faked_terms import process_usage
+
+    return {"here": process_usage()} if client is None else client.run(process_usage)
+
+
+def _delta(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], key: str) -> float:
+    return sum(b[w][key] - a[w][key] for w in b if w in a)
+
+
 def run_gdask(
     specs: list[Any], client: Any, hessian: str, eval_repeat: int, label: str
 ) -> dict[str, Any]:
+    import pickle
+
+    from _faked_terms import group_memory
+
     from gdask.fit import Coordinator, Fit
+    from gdask.fit.coordinator import _eval_group
     from gdask.models import Models
 
     models = Models.from_yaml(fit_models_yaml())
     coord = Coordinator(specs, client, preload=["_faked_terms"])
-    out: dict[str, Any] = {}
+    threads = label.endswith("thread worker(s)")
+    n = len(specs)
+    out: dict[str, Any] = {"n": n}
     try:
+        u0 = _usage(client)
         t0 = time.perf_counter()
         coord.start()
         out["build_s"] = time.perf_counter() - t0
+        mem = coord.map_groups(group_memory, None)
+        u1 = _usage(client)
+        out["term_mb"] = max(m["term_bytes_max"] for m in mem) / 1e6
+        out["resident_mb_per_ds"] = _delta(u0, u1, "rss") / n / 1e6
+        out["build_cpu_s"] = _delta(u0, u1, "cpu_s")
+        if client is not None:
+            who = client.who_has(coord.groups)
+            out["placement"] = len({w for ws in who.values() for w in ws})
         base = np.array(models.parameters.value, dtype=float)
         names = models.parameters.names
         free = [i for i, p in enumerate(models.parameters) if not p.frozen]
         coord.evaluate(base)  # warm-up (kernels, caches)
-        times = []
+        parts = coord.map_groups(_eval_group, base)
+        out["bytes_out"] = coord.n_groups * len(pickle.dumps(base))
+        out["bytes_back"] = sum(len(pickle.dumps(p)) for p in parts)
+        vectors = []
         for j in range(eval_repeat):
             v = base.copy()
             for i in free:
@@ -192,10 +246,47 @@ def run_gdask(
                     if names[i] in ("lon_0", "lat_0")
                     else v[i] * (1 + 1e-6 * (j + 1))
                 )
+            vectors.append(v)
+        times = []
+        rt0 = coord.n_round_trips
+        u0, c0 = _usage(client), time.process_time()
+        if client is not None:
+            from distributed import get_task_stream
+
+            stream = get_task_stream(client)
+            stream.__enter__()
+        for v in vectors:
             t0 = time.perf_counter()
             coord.evaluate(v)
             times.append(time.perf_counter() - t0)
+        client_cpu = time.process_time() - c0
+        if client is not None:
+            stream.__exit__(None, None, None)
+            compute = [
+                ss["stop"] - ss["start"]
+                for t in stream.data
+                if "gdask-eval" in str(t["key"])
+                for ss in t["startstops"]
+                if ss["action"] == "compute"
+            ]
+            out["task_compute_s"] = sum(compute) / eval_repeat  # summed over groups
+            out["task_compute_max_s"] = (
+                max(compute) if compute else float("nan")
+            )  # slowest group of any evaluation
+        else:
+            out["task_compute_s"] = sum(times) / eval_repeat
+            out["task_compute_max_s"] = max(times)
+        u1 = _usage(client)
         out["t_eval"] = statistics.median(times)
+        out["round_trips_per_eval"] = (coord.n_round_trips - rt0) / eval_repeat
+        out["client_cpu_ms"] = client_cpu / eval_repeat * 1e3
+        out["worker_cpu_ms"] = (
+            float("nan")
+            if client is None or threads
+            else _delta(u0, u1, "cpu_s") / eval_repeat * 1e3
+        )
+        out["worker_minflt"] = _delta(u0, u1, "minflt") / eval_repeat
+        out["eval_load"] = loadavg()
         t0 = time.perf_counter()
         res = Fit(models, coord, hessian=hessian).run()
         out.update(
@@ -204,16 +295,55 @@ def run_gdask(
             round_trips=res.n_round_trips,
             success=res.success,
             result=res,
+            load=loadavg(),
         )
     finally:
         coord.close()
     print(
-        f"  gdask {label}: build {out['build_s']:.2f} s, t_eval {out['t_eval'] * 1e3:.1f} ms, "
-        f"fit {out['fit_s']:.2f} s, {out['evals']} evaluations, {out['round_trips']} round "
-        f"trips, success {out['success']}",
+        f"  gdask {label}: build {out['build_s']:.2f} s, t_eval {out['t_eval'] * 1e3:.1f} ms "
+        f"[load {out['eval_load']}], fit {out['fit_s']:.2f} s, {out['evals']} evaluations, "
+        f"{out['round_trips']} round trips, success {out['success']} [load {out['load']}]\n"
+        f"      per evaluation: {out['round_trips_per_eval']:.0f} round trip(s), "
+        f"{out['bytes_out']} B out + {out['bytes_back']} B back, task compute "
+        f"{out['task_compute_s'] * 1e3 / n:.2f} ms/dataset (slowest group task "
+        f"{out['task_compute_max_s'] * 1e3:.1f} ms), client(+scheduler) CPU "
+        f"{out['client_cpu_ms']:.1f} ms, workers CPU {out['worker_cpu_ms']:.1f} ms, "
+        f"{out['worker_minflt']:.0f} minor page faults; groups on {out.get('placement', 1)} "
+        f"worker(s)\n"
+        f"      memory: {out['term_mb']:.2f} MB of arrays per term (shared template counted), "
+        f"resident {out['resident_mb_per_ds']:.2f} MB/dataset after build "
+        f"(build CPU {out['build_cpu_s']:.1f} s)",
         flush=True,
     )
     return out
+
+
+def cost_model(gd: dict[tuple[int, str], dict[str, Any]]) -> None:
+    """Least-squares t_eval(N, w) = a + b N / w + c w over the worker-process runs."""
+    rows = [(n, int(w), r["t_eval"]) for (n, w), r in gd.items() if w.isdigit() and int(w) > 0]
+    if len({(n, w) for n, w, _ in rows}) < 3 or len({w for _, w, _ in rows}) < 2:
+        print("\n  cost model: needs >= 3 (N, workers) points with >= 2 worker counts")
+        return
+    A = np.array([[1.0, n / w, w] for n, w, _ in rows])
+    y = np.array([t for _, _, t in rows])
+    (a, b, c), *_ = np.linalg.lstsq(A, y, rcond=None)
+    print(
+        f"\n  cost model t_eval(N, w) = a + b N/w + c w: a = {a * 1e3:.2f} ms, "
+        f"b = {b * 1e3:.3f} ms/dataset, c = {c * 1e3:.3f} ms/worker "
+        f"(fitted on {len(rows)} points; residual rms "
+        f"{np.sqrt(np.mean((A @ [a, b, c] - y) ** 2)) * 1e3:.2f} ms)"
+    )
+    for w in (16, 64, 256):
+        t = a + b * 10_000 / w + c * w
+        print(f"    projection N=10,000 on {w:3d} workers: {t * 1e3:.0f} ms per evaluation")
+
+
+def _where(w: str) -> str:
+    if w == "0":
+        return "in-process"
+    if w.startswith("t"):
+        return f"{w[1:]} thread worker(s)"
+    return f"{w} worker(s)"
 
 
 def main() -> None:
@@ -228,10 +358,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
         nargs="+",
-        default=[0, 1, 2],
-        help="0 = in-process; k = LocalCluster with k worker processes",
+        default=["0", "1", "2"],
+        help="0 = in-process; k = LocalCluster with k worker processes; tk = k thread "
+        "workers in this process (no serialisation)",
     )
     parser.add_argument("--timeout", type=float, default=900, help="Gammapy fit cap (s)")
     parser.add_argument("--eval-repeat", type=int, default=5)
@@ -268,51 +398,74 @@ def main() -> None:
             for i in range(nmax)
         ]
         sys.path.insert(0, HERE)
-        gd: dict[tuple[int, int], dict[str, Any]] = {}
+        gd: dict[tuple[int, str], dict[str, Any]] = {}
         for w in args.workers:
-            if w == 0:
+            if w == "0":
                 for n in sorted(args.n):
-                    gd[n, 0] = run_gdask(
+                    gd[n, w] = run_gdask(
                         specs[:n], None, args.hessian, args.eval_repeat, f"N={n} in-process"
                     )
                 continue
-            with local_cluster(w) as client:
+            k, processes = (int(w[1:]), False) if w.startswith("t") else (int(w), True)
+            with local_cluster(k, processes=processes) as client:
                 client.register_worker_callbacks(lambda: sys.path.insert(0, HERE))
                 for n in sorted(args.n):
                     gd[n, w] = run_gdask(
-                        specs[:n], client, args.hessian, args.eval_repeat, f"N={n} {w} worker(s)"
+                        specs[:n], client, args.hessian, args.eval_repeat, f"N={n} {_where(w)}"
                     )
     print(
         "\nSUMMARY (fit = optimize + covariance; t_eval = one likelihood evaluation, all "
-        "parameters moved)"
+        "parameters moved; end-to-end = datasets built (gdask: terms read and built on the "
+        "workers) + fit)"
     )
     print(
-        "     N  where           build[s]  t_eval[ms]  ms/dataset   fit[s]  evals  "
-        "gammapy fit[s] (evals)  speed-up  agreement"
+        "     N  where                build[s]  t_eval[ms]  ms/dataset   fit[s]  evals  "
+        "e2e[s]  gammapy fit[s] (evals) e2e[s]  fit x  e2e x  agreement  [load]"
     )
     for n in sorted(set(args.n) | set(args.gammapy_n)):
         g = gp.get(n)
         if g is not None:
             print(
-                f"  {n:4d}  gammapy 2.1     {'':8s}  {g['t_eval'] * 1e3:10.1f}  "
-                f"{g['t_eval'] * 1e3 / n:10.2f}  {g['fit_s']:7.2f}  {g['evals']:5d}"
+                f"  {n:4d}  gammapy 2.1          {g['setup_s']:8.2f}  {g['t_eval'] * 1e3:10.1f}  "
+                f"{g['t_eval'] * 1e3 / n:10.2f}  {g['fit_s']:7.2f}  {g['evals']:5d}  "
+                f"{g['setup_s'] + g['fit_s']:6.2f}  [{g['load']}]"
             )
         for w in args.workers:
             r = gd.get((n, w))
             if r is None:
                 continue
-            where = "in-process" if w == 0 else f"{w} worker(s)"
-            sp, agree = "", ""
+            sp, sp_e2e, agree = "", "", ""
+            e2e = r["build_s"] + r["fit_s"]
             if g is not None and not g["timed_out"]:
                 sp = f"x{g['fit_s'] / r['fit_s']:.1f}"
+                sp_e2e = f"x{(g['setup_s'] + g['fit_s']) / e2e:.1f}"
                 res = r["result"]
                 agree = compare(res.names, res.values, res.errors, g["models"])
-            gtxt = "" if g is None else f"{g['fit_s']:8.2f} ({g['evals']})"
-            print(
-                f"  {n:4d}  {where:14s}  {r['build_s']:8.2f}  {r['t_eval'] * 1e3:10.1f}  "
-                f"{r['t_eval'] * 1e3 / n:10.2f}  {r['fit_s']:7.2f}  {r['evals']:5d}  "
-                f"{gtxt:22s}  {sp:8s}  {agree}"
+            gtxt = (
+                ""
+                if g is None
+                else f"{g['fit_s']:8.2f} ({g['evals']}) {g['setup_s'] + g['fit_s']:8.2f}"
             )
+            print(
+                f"  {n:4d}  {_where(w):19s}  {r['build_s']:8.2f}  {r['t_eval'] * 1e3:10.1f}  "
+                f"{r['t_eval'] * 1e3 / n:10.2f}  {r['fit_s']:7.2f}  {r['evals']:5d}  {e2e:6.2f}  "
+                f"{gtxt:29s}  {sp:5s}  {sp_e2e:5s}  {agree}  [{r['load']}]"
+            )
+    print(
+        "\n  per evaluation (operation counts are meaningful on a loaded machine; times are not):"
+    )
+    print(
+        "     N  where                round trips  bytes out  bytes back  task ms/dataset  "
+        "client CPU ms  workers CPU ms  minflt  groups on  MB/term  resident MB/ds"
+    )
+    for (n, w), r in sorted(gd.items()):
+        print(
+            f"  {n:4d}  {_where(w):19s}  {r['round_trips_per_eval']:11.0f}  {r['bytes_out']:9d}  "
+            f"{r['bytes_back']:10d}  {r['task_compute_s'] * 1e3 / n:15.2f}  "
+            f"{r['client_cpu_ms']:13.1f}  {r['worker_cpu_ms']:14.1f}  {r['worker_minflt']:6.0f}  "
+            f"{r.get('placement', 1):9d}  {r['term_mb']:7.2f}  {r['resident_mb_per_ds']:14.2f}"
+        )
+    print("  (Gammapy 2.1 holds ~5.8 MB per 100x100x10 dataset)")
     ns = sorted(args.n)
     if len(ns) > 1:
         print("\n  scaling of t_eval (ratio to N/workers-ideal; 1.0 = linear in N / workers):")
@@ -320,13 +473,20 @@ def main() -> None:
             if all((n, w) in gd for n in ns):
                 ref = gd[ns[-1], w]["t_eval"] / ns[-1]
                 print(
-                    f"    {'in-process' if w == 0 else f'{w} worker(s)':14s} ms per dataset: "
+                    f"    {_where(w):19s} ms per dataset: "
                     + ", ".join(f"N={n}: {gd[n, w]['t_eval'] * 1e3 / n:.2f}" for n in ns)
                     + f"  (largest N: {ref * 1e3:.2f})"
                 )
-        if all((ns[-1], w) in gd for w in (1, 2)):
-            s = gd[ns[-1], 1]["t_eval"] / gd[ns[-1], 2]["t_eval"]
-            print(f"    N={ns[-1]}: t_eval(1 worker) / t_eval(2 workers) = {s:.2f} (ideal 2)")
+    for n in ns:
+        if all((n, w) in gd for w in ("1", "2")):
+            s = gd[n, "1"]["t_eval"] / gd[n, "2"]["t_eval"]
+            print(
+                f"    N={n}: t_eval(1 worker) / t_eval(2 workers) = {s:.2f} (ideal 2; target >= 1.7)"
+            )
+        if all((n, w) in gd for w in ("0", "2")):
+            s = gd[n, "0"]["t_eval"] / gd[n, "2"]["t_eval"]
+            print(f"    N={n}: t_eval(in-process) / t_eval(2 workers) = {s:.2f} (target >= 1)")
+    cost_model(gd)
     machine.report()
 
 
