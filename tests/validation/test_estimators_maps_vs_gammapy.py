@@ -4,7 +4,9 @@ The four H.E.S.S. DR1 Crab runs reduced by Gammapy (the session fixture of
 ``gammapy_hess.py``), stacked by Gammapy, written to FITS and read back by
 gdask; both tools then run their estimators on the same file:
 
-- ExcessMapEstimator, correlation radius 0.1 deg, one group 0.7-10 TeV;
+- ExcessMapEstimator, correlation radius 0.1 deg, one group 0.7-10 TeV, on
+  the MapDataset and on the MapDatasetOnOff of Gammapy's RingBackgroundMaker
+  (r_in 0.5 deg, width 0.3 deg, Crab excluded within 0.3 deg) of it;
 - TSMapEstimator with a point-source and a 0.1 deg Gaussian kernel (power
   law of index 2), kernel width 0.5 deg, one group 0.7-10 TeV.
 
@@ -39,7 +41,7 @@ from gammapy.modeling.models import (  # noqa: E402
 )
 from gammapy.modeling.models import SkyModel as GPSkyModel  # noqa: E402
 
-from gdask.datasets import MapDataset  # noqa: E402
+from gdask.datasets import MapDataset, MapDatasetOnOff  # noqa: E402
 from gdask.estimators.excess_map import ExcessMapEstimator  # noqa: E402
 from gdask.estimators.ts_map import TSMapEstimator  # noqa: E402
 from gdask.models import GaussianSpatialModel, PowerLawSpectralModel, SkyModel  # noqa: E402
@@ -95,6 +97,27 @@ def test_excess_map_vs_gammapy(datasets, tmp_path):
     back = Map.read(path, hdu="SQRT_TS")
     np.testing.assert_allclose(back.data, ours["sqrt_ts"], rtol=1e-12, equal_nan=True)
     assert back.geom.to_image() == gp["sqrt_ts"].geom.to_image()
+
+
+def test_excess_map_onoff_vs_gammapy(datasets, gp_hess_crab, tmp_path):
+    from gammapy.datasets import MapDatasetOnOff as GPMapDatasetOnOff
+    from gammapy.makers import RingBackgroundMaker
+
+    gp_ds, _ = datasets
+    onoff = RingBackgroundMaker(
+        r_in="0.5 deg", width="0.3 deg", exclusion_mask=gp_hess_crab.exclusion
+    ).run(gp_ds)
+    path = tmp_path / "onoff.fits.gz"
+    onoff.write(path)
+    gp = GPExcess(
+        correlation_radius="0.1 deg", energy_edges=EDGES * u.TeV, selection_optional=["ul"]
+    ).run(GPMapDatasetOnOff.read(path))
+    ours = ExcessMapEstimator(correlation_radius=0.1, energy_edges=EDGES).run(
+        MapDatasetOnOff.read(path)
+    )
+    for name in ("npred_excess", "ts", "sqrt_ts", "norm", "norm_err", "norm_ul"):
+        _close(ours[name], gp[name].data)
+    assert np.nanmax(ours["sqrt_ts"]) > 20
 
 
 @pytest.mark.parametrize("kernel", ["point", "gauss"])
