@@ -57,6 +57,7 @@ def _close(actual, desired, tol=TOL):
     ok = np.isfinite(d)
     err = np.abs(a[ok] - d[ok]) / np.maximum(np.abs(d[ok]), 1.0)
     assert err.max() <= tol, f"max deviation {err.max():.3g}"
+    print(f"max deviation {err.max():.2e}")
     return err.max()
 
 
@@ -142,6 +143,7 @@ def test_ts_map_vs_gammapy(datasets, kernel, tmp_path):
     ).run(gp_ds)
     ours = TSMapEstimator(kernel_model=ours_model, kernel_width=0.5, energy_edges=EDGES).run(ds)
     for name in ("ts", "sqrt_ts", "norm", "norm_err", "norm_ul", "npred", "npred_excess"):
+        print(f"{kernel} {name}: ", end="")
         _close(ours[name], gp[name].data)
     scale = np.nanmax(gp["flux"].data)
     _close(ours["flux"] / scale, gp["flux"].data / scale)
