@@ -311,7 +311,17 @@ def fit_amplitudes(
     return out
 
 
-def _upper_limits(norm, norm_err, stat, n_sigma_ul, stat_at, droot, vflat, rtol, max_niter):
+def _upper_limits(
+    norm: Array,
+    norm_err: Array,
+    stat: Array,
+    n_sigma_ul: float,
+    stat_at: Callable[[Array, NDArray[np.intp]], Array],
+    droot: Callable[[Array, NDArray[np.intp]], tuple[Array, Array]],
+    vflat: NDArray[np.bool_],
+    rtol: float,
+    max_niter: int,
+) -> Array:
     """Amplitude where the statistic is ``n_sigma_ul**2`` above its minimum."""
     npix = norm.size
     target = stat + n_sigma_ul**2
