@@ -234,8 +234,9 @@ def run_gdask(
         names = models.parameters.names
         free = [i for i, p in enumerate(models.parameters) if not p.frozen]
         coord.evaluate(base)  # warm-up (kernels, caches)
-        parts = coord.map_groups(_eval_group, base)
-        out["bytes_out"] = coord.n_groups * len(pickle.dumps(base))
+        payload = (base, None)  # what Coordinator.evaluate sends each group
+        parts = coord.map_groups(_eval_group, payload)
+        out["bytes_out"] = coord.n_groups * len(pickle.dumps(payload))
         out["bytes_back"] = sum(len(pickle.dumps(p)) for p in parts)
         vectors = []
         for j in range(eval_repeat):

@@ -92,3 +92,31 @@ def test_term_error_propagates_without_retry(client):
         with pytest.raises(FloatingPointError, match="on purpose"):
             Fit(models, coord).run()
         assert coord.n_rebuilds == 0
+
+
+def test_one_evaluation_is_one_graph_update(client):
+    """All groups' tasks of an evaluation reach the scheduler in one graph update (a
+    ``client.submit`` per group costs one scheduler message each)."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class Updates(SchedulerPlugin):
+        def __init__(self) -> None:
+            self.tasks: list[list] = []
+
+        def update_graph(self, scheduler, *, tasks, **kwargs) -> None:  # noqa: ANN001
+            self.tasks.append([str(k) for k in tasks if "gdask-eval" in str(k)])
+
+    models, specs = _problem()
+    scheduler = client.cluster.scheduler
+    with Coordinator(specs, client, preload=PRELOAD) as coord:
+        coord.evaluate(models.parameters.value)
+        plugin = Updates()
+        scheduler.add_plugin(plugin, name="count-updates")
+        try:
+            for k in range(3):
+                coord.evaluate(models.parameters.value * (1 + 1e-3 * (k + 1)))
+        finally:
+            scheduler.remove_plugin(name="count-updates")
+    evals = [t for t in plugin.tasks if t]
+    assert len(evals) == 3, plugin.tasks
+    assert all(len(t) == coord.n_groups == 2 for t in evals)
