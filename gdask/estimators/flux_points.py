@@ -17,6 +17,7 @@ the parameter vector, so the result does not change).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from gdask.errors import ConfigError
 from .norm import estimate_norm, norm_positions, restrict_terms, selection
 
 __all__ = ["FluxPoints", "FluxPointsEstimator", "bin_masks"]
+
+log = logging.getLogger(__name__)
 
 _PER_BIN = ("norm", "norm_err", "norm_errn", "norm_errp", "norm_ul", "ts", "stat", "stat_null")
 _PER_DATASET = ("counts", "npred", "npred_excess")
@@ -112,6 +115,8 @@ class FluxPointsEstimator:
         self.selection_optional = sorted(selection(selection_optional))
         self.n_sigma, self.n_sigma_ul = float(n_sigma), float(n_sigma_ul)
         self.norm_scan = None if norm_scan is None else np.asarray(norm_scan, float)
+        #: bin tasks resubmitted after worker losses in the last distributed `run`
+        self.n_resubmitted = 0
 
     def _opts(self) -> dict[str, Any]:
         return {
@@ -154,7 +159,9 @@ class FluxPointsEstimator:
             group = coordinator.replicate()[0]
             rows = [_bin_task(group, values, pos, lo, hi, opts) for lo, hi in bins]
         else:
-            rows = _run_distributed(coordinator, client, values, pos, bins, opts)
+            rows, self.n_resubmitted = _run_distributed(
+                coordinator, client, values, pos, bins, opts
+            )
         data = _stack(rows)
         data.update(_reference_fluxes(models[self.source].spectral_model, edges))
         return FluxPoints(edges, data, list(names), self.n_sigma, self.n_sigma_ul)
@@ -169,8 +176,11 @@ def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 def _run_distributed(
     coordinator: Any, client: Any, values: np.ndarray, pos: np.ndarray, bins: list, opts: dict
-) -> list[dict[str, Any]]:
-    """One task per bin next to a replica; bins lost with a worker are resubmitted."""
+) -> tuple[list[dict[str, Any]], int]:
+    """One task per bin next to a replica; bins lost with a worker are resubmitted.
+
+    Returns the rows and the number of resubmissions.
+    """
     from distributed import wait
 
     from gdask.fit.coordinator import _is_worker_loss
@@ -183,6 +193,7 @@ def _run_distributed(
             )
             for k, (lo, hi) in enumerate(bins)
         }
+        log.info("flux points: %d bin tasks on %d replicas", len(futs), len(replicas))
         results: dict[int, Any] = {}
         tries = 0
         while futs:
@@ -210,7 +221,7 @@ def _run_distributed(
                 futs[k] = client.submit(
                     _bin_task, replicas[k % len(replicas)], values, pos, lo, hi, opts, pure=False
                 )
-        return [results[k] for k in range(len(bins))]
+        return [results[k] for k in range(len(bins))], tries
     finally:
         for r in replicas:
             r.release()
