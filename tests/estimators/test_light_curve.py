@@ -113,3 +113,65 @@ def test_no_dataset_in_any_bin(setup):
         LightCurveEstimator(_intervals([5000.0, 6000.0]), "src", [0.5, 20]).run(datasets, _models())
     with pytest.raises(ConfigError, match="source"):
         LightCurveEstimator(_intervals([0.0, 600.0]), "nope", [0.5, 20]).run(datasets, _models())
+
+
+def slow_time_bin(*args, **kwargs):
+    """`estimate_time_bin` taking at least 0.3 s (so that a kill lands mid-run).
+
+    Runs on the workers only, where `estimate_time_bin` is not patched.
+    """
+    import time
+
+    from gdask.estimators.light_curve import estimate_time_bin
+
+    time.sleep(0.3)
+    return estimate_time_bin(*args, **kwargs)
+
+
+def test_worker_killed_mid_run_same_result(monkeypatch):
+    import logging
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from gdask.estimators import light_curve
+
+    datasets = [_dataset(f"r{i}", 600.0 * i, 600.0 * i + 500.0, 10 + i) for i in range(12)]
+    intervals = _intervals(600.0 * np.arange(13))
+    est = LightCurveEstimator(intervals, "src", [0.5, 20], selection_optional="all")
+    ref = est.run(datasets, _models())
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.CRITICAL,
+    )
+    client = Client(cluster)
+    state: dict = {}
+    try:
+        client.wait_for_workers(2, timeout=60)
+        # patched in this process only: run() submits slow_time_bin to the workers
+        monkeypatch.setattr(light_curve, "estimate_time_bin", slow_time_bin)
+        pids = list(client.run(os.getpid).values())
+
+        def kill() -> None:
+            time.sleep(0.8)
+            os.kill(pids[0], signal.SIGKILL)
+            state["killed_at"] = time.monotonic()
+
+        th = threading.Thread(target=kill, daemon=True)
+        th.start()
+        out = est.run(datasets, _models(), client=client)
+        state["done_at"] = time.monotonic()
+        th.join(5)
+    finally:
+        client.close()
+        cluster.close()
+    assert "killed_at" in state and state["killed_at"] < state["done_at"], "kill after the run"
+    assert len(out) == len(ref) == 12
+    for key in ("norm", "norm_err", "norm_errn", "norm_errp", "norm_ul", "ts", "counts", "npred"):
+        np.testing.assert_array_equal(out.data[key], ref.data[key], err_msg=key)
