@@ -6,6 +6,8 @@ write one PNG each:
 * `plot_spectrum`: E^2 dN/dE of the best fit with its 1-sigma butterfly,
   approximate flux points per analysis, an optional reference (injected)
   spectrum, and a residual panel (points / model - 1).
+* `plot_sed`: flux points (`gdask.datasets.sed.FluxPoints`) with asymmetric
+  errors, upper limits as arrows, and a model with its butterfly.
 * `plot_counts`: counts and predicted counts (signal + background) per
   reconstructed-energy bin, with a residual panel
   ``(counts - npred) / sqrt(npred)``.
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_spectrum", "plot_counts"]
+__all__ = ["plot_spectrum", "plot_counts", "plot_sed"]
 
 _COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6")
 
@@ -185,6 +187,97 @@ def plot_counts(
     axr.set_xlabel("Reconstructed energy [TeV]")
     axr.set_ylabel("(n - μ) / √μ")
     axr.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def plot_sed(
+    path: str | Path,
+    fp: Any,
+    model: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    *,
+    sed_type: str = "e2dnde",
+    title: str = "",
+) -> Path:
+    """An SED: points (errn/errp, else err), upper limits as arrows, model and butterfly.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG file to write.
+    fp : FluxPoints
+        The points (`gdask.datasets.sed.FluxPoints`); ``is_ul`` points are drawn
+        at their ``_ul`` value as downward arrows.
+    model : (energy, dnde, dnde_err), optional
+        A model curve (TeV, cm-2 s-1 TeV-1) and its 1-sigma error (e.g.
+        `gdask.analysis.results.butterfly` of the fit covariance).
+    sed_type : {"e2dnde", "dnde"}
+
+    Examples
+    --------
+    >>> plot_sed("sed.png", fp, butterfly(src, r.names, r.covariance, energy))  # doctest: +SKIP
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if sed_type not in ("e2dnde", "dnde"):
+        raise ValueError(f"sed_type must be 'e2dnde' or 'dnde', not {sed_type!r}")
+    fig = Figure(figsize=(7, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    e = fp.e_ref
+    scale = e**2 if sed_type == "e2dnde" else np.ones_like(e)
+    value = fp.quantity("dnde") * scale
+    d = fp.data
+    if "norm_errn" in d and "norm_errp" in d:
+        yerr = np.vstack([fp.quantity("dnde", "_errn"), fp.quantity("dnde", "_errp")]) * scale
+    else:
+        yerr = np.vstack([fp.quantity("dnde", "_err")] * 2) * scale
+    xerr = np.vstack([e - fp.e_min, fp.e_max - e])
+    ul = fp.is_ul & np.isfinite(d["norm_ul"]) if "norm_ul" in d else np.zeros(e.size, bool)
+    ok = ~ul & np.isfinite(value)
+    ax.errorbar(
+        e[ok],
+        value[ok],
+        yerr=yerr[:, ok],
+        xerr=xerr[:, ok],
+        fmt="o",
+        ms=4,
+        color="C0",
+        label="flux points",
+    )
+    if ul.any():
+        up = fp.quantity("dnde", "_ul")[ul] * scale[ul]
+        ax.errorbar(
+            e[ul],
+            up,
+            yerr=0.4 * up,
+            xerr=xerr[:, ul],
+            uplims=True,
+            fmt="none",
+            color="C0",
+            label=f"UL ({fp.n_sigma_ul:g}σ)",
+        )
+    if model is not None:
+        energy, dnde, err = (np.asarray(a, float) for a in model)
+        ms = energy**2 if sed_type == "e2dnde" else np.ones_like(energy)
+        ax.plot(energy, ms * dnde, color="k", lw=1.2, label="model")
+        if np.all(np.isfinite(err)):
+            ax.fill_between(
+                energy,
+                ms * (dnde - err),
+                ms * (dnde + err),
+                color="k",
+                alpha=0.2,
+                lw=0,
+                label="1σ (covariance)",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Energy [TeV]")
+    ax.set_ylabel("E² dN/dE [TeV cm⁻² s⁻¹]" if sed_type == "e2dnde" else "dN/dE [cm⁻² s⁻¹ TeV⁻¹]")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 
 

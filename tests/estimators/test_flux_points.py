@@ -78,3 +78,25 @@ def test_estimator_runs_in_process_and_from_a_coordinator(crab):
     np.testing.assert_array_equal(a.data["norm"], b.data["norm"])
     np.testing.assert_array_equal(a.data["norm_ul"], b.data["norm_ul"])
     assert np.all(a.dnde == a.data["norm"] * a.data["ref_dnde"])
+
+
+def test_sed_plot_draws_points_uls_and_butterfly(crab, tmp_path):
+    from gdask.analysis.results import butterfly
+    from gdask.plotting import plot_sed
+
+    models, pha = crab
+    fp = FluxPointsEstimator(
+        "crab", np.geomspace(0.7, 60, 9), selection_optional=["errn-errp", "ul"]
+    ).run([build_term(TermSpec("spectrum", "a", str(pha), models.to_dict()))], models)
+    assert fp.is_ul.any() and (~fp.is_ul).any()  # both kinds are drawn
+    energy = np.geomspace(0.7, 60, 50)
+    cov = np.diag([0.05**2, (3e-12) ** 2])
+    dnde, err = butterfly(
+        models["crab"], ["crab.spectral.index", "crab.spectral.amplitude"], cov, energy
+    )
+    assert np.all(err > 0)
+    curve = (energy, dnde, err)
+    path = plot_sed(tmp_path / "sed.png", fp, curve)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="sed_type"):
+        plot_sed(tmp_path / "x.png", fp, sed_type="flux")
