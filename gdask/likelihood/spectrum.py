@@ -166,7 +166,6 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         energy_scale: str | None = None,
         ndecade: float = DEFAULT_NDECADE,
         layout: ParameterLayout | None = None,
-        request: Request | None = None,
     ) -> None:
         self.name = str(name if name is not None else dataset.name)
         self._ndecade = float(ndecade)
@@ -183,17 +182,6 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         if stat == "wstat" and not has_off:
             raise ConfigError(f"dataset {self.name!r} has no OFF counts for wstat", field="stat")
         self.stat_type = stat
-        # what a `Request` derives its view from (in memory: nothing is re-read)
-        self._dataset = dataset
-        self._options = {
-            "name": self.name,
-            "stat": stat,
-            "energy_min": energy_min,
-            "energy_max": energy_max,
-            "energy_scale": energy_scale,
-            "ndecade": ndecade,
-            "layout": layout,
-        }
         self._views: dict[Request, SpectrumOnOffTerm] = {}
 
         # -- data and masks ---------------------------------------------------------
@@ -213,8 +201,7 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self.mask = mask & energy_range_mask(
             file_edges, self.energy_min, self.energy_max, unit=file_unit
         )
-        if request is not None:
-            self.mask = self.mask & request.energy_mask(file_edges, unit=file_unit)
+        self._file_edges = (file_edges, file_unit)  # what a `Request`'s range is applied to
         self._cols = np.flatnonzero(self.mask)
         self._n_on = self.counts[self._cols]
         cols = self._cols
@@ -432,10 +419,12 @@ class SpectrumOnOffTerm(LikelihoodTerm):
     supports_requests = True
 
     def _view(self, request: Request) -> SpectrumOnOffTerm:
-        """The term restricted to ``request``'s bins (built once from the in-memory dataset)."""
+        """The term restricted to ``request``'s bins (`restrict`, cached per request)."""
         view = self._views.get(request)
         if view is None:
-            view = SpectrumOnOffTerm(self._dataset, self.models, request=request, **self._options)
+            edges, unit = self._file_edges
+            view = self.restrict(request.energy_mask(edges, unit=unit))
+            view._views = {}
             self._views[request] = view
             while len(self._views) > _MAX_VIEWS:
                 del self._views[next(iter(self._views))]
@@ -446,8 +435,10 @@ class SpectrumOnOffTerm(LikelihoodTerm):
 
         ``request`` restricts the fitted bins (see `~gdask.likelihood.Request`).
         """
-        if request is not None:
-            return self._view(request).stat(values)
+        term = self if request is None else self._view(request)
+        return term._stat(values)
+
+    def _stat(self, values: np.ndarray) -> float:
         values = np.asarray(values, dtype=float)
         self._last = values.copy()
         mu, _, _ = self._mu_sig(values, grad=False)
@@ -459,8 +450,10 @@ class SpectrumOnOffTerm(LikelihoodTerm):
         self, values: np.ndarray, request: Request | None = None
     ) -> tuple[float, np.ndarray]:
         """Statistic and its gradient with respect to every entry of ``values``."""
-        if request is not None:
-            return self._view(request).stat_and_grad(values)
+        term = self if request is None else self._view(request)
+        return term._stat_and_grad(values)
+
+    def _stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
         values = np.asarray(values, dtype=float)
         self._last = values.copy()
         mu, parts, scale = self._mu_sig(values, grad=True)
