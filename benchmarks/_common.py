@@ -283,6 +283,7 @@ def gdask_fit(
     times: dict[str, float] | None = None,
 ) -> Any:
     """Build the terms (timed), run ``Fit(...).run()`` (timed); return the FitResult."""
+    import gdask.likelihood.map  # noqa: F401 - imported before the timing, as Gammapy is
     from gdask.fit import Coordinator, Fit
     from gdask.models import Models
 

@@ -141,3 +141,21 @@ def test_local_cluster_workers_keep_glibc_allocator_defaults(monkeypatch):
         omp = list(client.run(os.environ.get, "OMP_NUM_THREADS").values())
     assert envs == [{}]
     assert omp == ["1"]
+
+
+def _imported(names: list[str]) -> list[bool]:
+    import sys
+
+    return [n in sys.modules for n in names]
+
+
+@pytest.mark.timeout(300)
+def test_local_cluster_workers_preload_the_term_modules(monkeypatch):
+    """Workers import the likelihood term modules as they start, not in the first build."""
+    from gdask.cluster import WORKER_PRELOAD
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with get_client(n_workers=1, processes=True) as client:
+        client.wait_for_workers(1)
+        loaded = list(client.run(_imported, list(WORKER_PRELOAD)).values())
+    assert loaded == [[True] * len(WORKER_PRELOAD)]
