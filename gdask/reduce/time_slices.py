@@ -12,7 +12,8 @@ Gammapy 2.1's ``Observations.select_time`` semantics, on gdask observations:
 Times are seconds since the observation's MJDREF (MET); `interval_met`
 converts astropy times (any scale) to that frame. `reduce_time_sliced` makes
 one 1D ON/OFF dataset per (interval, observation), as Gammapy's light-curve
-recipe does, the pairs run as independent tasks (``client=None``: in-process).
+recipe does; each run is one task (``client=None``: in-process) that reduces the
+whole run once and then histograms each slice's events (see `_reduce_run`).
 """
 
 from __future__ import annotations
@@ -107,12 +108,94 @@ def select_time(observation: Observation, start: float, stop: float) -> Observat
 
 
 def _reduce_one(observation: Observation, start: float, stop: float, kwargs: dict[str, Any]):
+    """The generic path: the slice reduced as an observation of its own."""
     from gdask.reduce.convert import to_spectrum_dataset
     from gdask.reduce.spectrum import make_spectrum_onoff
 
     sub = select_time(observation, start, stop)
     ds = make_spectrum_onoff(sub, **kwargs)
     return to_spectrum_dataset(ds, gti=sub.gti, name=f"{observation.obs_id}_{start:.3f}")
+
+
+def _event_masks(observation: Observation, kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
+    """Per-event ON and OFF membership of a run, or None when the fast path does not apply.
+
+    Only for an extended ON region with full-enclosure IRFs (no RAD_MAX): the
+    same finder and `region_contains` calls as `make_spectrum_onoff`.
+    """
+    from regions import PointSkyRegion
+
+    from gdask.geometry import region_contains
+    from gdask.reduce.reflected import ReflectedRegionsFinder, as_exclusion_mask
+    from gdask.reduce.spectrum import observation_pointing
+
+    on = kwargs["on_region"]
+    if not hasattr(on, "center") or isinstance(on, PointSkyRegion):
+        return None
+    if observation.irfs["aeff"].point_like:
+        return None
+    finder = kwargs.get("region_finder") or ReflectedRegionsFinder()
+    exclusion = as_exclusion_mask(kwargs.get("exclusion_mask"))
+    off_regions, wcs = finder.run(on, observation_pointing(observation), exclusion)
+    ra, dec = observation.events.radec
+    on_mask = region_contains(on, ra, dec)
+    off_mask = (
+        region_contains(list(off_regions), ra, dec, wcs=wcs)
+        if off_regions
+        else np.zeros(ra.size, bool)
+    )
+    return on_mask, off_mask
+
+
+def _reduce_run(
+    observation: Observation, slices: list[tuple[float, float]], kwargs: dict[str, Any]
+) -> list[Any]:
+    """All slices of one run: IRF parts, OFF regions and event membership computed once.
+
+    The run is reduced whole (`make_spectrum_onoff`); each slice then takes
+    the histogram of its events in ON and OFF, its livetime (clipped GTIs x
+    DEADC) and the exposure scaled by ``livetime / run livetime`` (edisp, safe
+    mask and alpha do not depend on time).  The membership is checked against
+    the whole run's counts; any mismatch (or a point-like case) falls back to
+    reducing each slice on its own.
+    """
+    from gdask.reduce.convert import to_spectrum_dataset
+    from gdask.reduce.spectrum import make_spectrum_onoff, observation_livetime
+
+    full = make_spectrum_onoff(observation, **kwargs)
+    masks = _event_masks(observation, kwargs)
+    axis = kwargs["energy_axis"]
+    energy = observation.events.energy.to_value("TeV")
+
+    def hist(mask: np.ndarray) -> np.ndarray:
+        idx = axis.coord_to_idx(energy[mask])
+        return np.bincount(idx[idx >= 0], minlength=axis.nbin).astype(np.int64)
+
+    ok = masks is not None
+    if ok:
+        on_mask, off_mask = masks
+        ok = np.array_equal(hist(on_mask), full["counts"].values) and np.array_equal(
+            hist(off_mask), full["counts_off"].values
+        )
+    if not ok:
+        return [_reduce_one(observation, a, b, kwargs) for a, b in slices]
+    lt_full = float(full["livetime"].values)
+    met = observation.events.met
+    out = []
+    for start, stop in slices:
+        sel = select_time_mask(met, start, stop)
+        gti = select_gti(observation.gti, start, stop)
+        sub = dataclasses.replace(observation, gti=gti)
+        lt = observation_livetime(sub)
+        ds = full.copy(deep=True)
+        ds["counts"].values[:] = hist(sel & on_mask)
+        ds["counts_off"].values[:] = hist(sel & off_mask)
+        scale = lt / lt_full if lt_full > 0 else 0.0
+        ds["exposure"].values[:] = full["exposure"].values * scale
+        ds["edisp_exposure"].values[:] = full["edisp_exposure"].values * scale
+        ds["livetime"] = ((), lt, full["livetime"].attrs)
+        out.append(to_spectrum_dataset(ds, gti=gti, name=f"{observation.obs_id}_{start:.3f}"))
+    return out
 
 
 def reduce_time_sliced(
@@ -152,18 +235,23 @@ def reduce_time_sliced(
     """
     kw = dict(kwargs, on_region=on_region, energy_axis=energy_axis)
     kw["energy_axis_true"] = energy_axis_true
-    jobs: list[tuple[int, Observation, float, float]] = []
+    jobs: dict[int, tuple[Observation, list[tuple[int, float, float]]]] = {}
     for i, interval in enumerate(time_intervals):
-        for obs in observations:
+        for k, obs in enumerate(observations):
             start, stop = interval_met(interval, obs.gti.time_reference)
             if overlaps(obs, start, stop):
-                jobs.append((i, obs, start, stop))
+                jobs.setdefault(k, (obs, []))[1].append((i, start, stop))
+    runs = [jobs[k] for k in sorted(jobs)]
     if client is None:
-        results = [_reduce_one(obs, a, b, kw) for _, obs, a, b in jobs]
+        results = [_reduce_run(obs, [(a, b) for _, a, b in sl], kw) for obs, sl in runs]
     else:
-        futures = [client.submit(_reduce_one, obs, a, b, kw, pure=False) for _, obs, a, b in jobs]
+        futures = [
+            client.submit(_reduce_run, obs, [(a, b) for _, a, b in sl], kw, pure=False)
+            for obs, sl in runs
+        ]
         results = client.gather(futures)
     out: list[list[Any]] = [[] for _ in time_intervals]
-    for (i, *_), ds in zip(jobs, results, strict=True):
-        out[i].append(ds)
+    for (_, sl), datasets in zip(runs, results, strict=True):
+        for (i, _, _), ds in zip(sl, datasets, strict=True):
+            out[i].append(ds)
     return out

@@ -46,3 +46,31 @@ def test_gti_clipping():
     np.testing.assert_array_equal(sub.stop, [50.0, 150.0])
     assert sub.time_sum == 60.0
     assert len(select_gti(gti, 210.0, 290.0)) == 0
+
+
+def test_run_once_path_equals_slice_by_slice(hess_dir):
+    import astropy.units as u
+    from astropy.coordinates import Angle, SkyCoord
+    from regions import CircleSkyRegion
+
+    from gdask.geometry import EnergyAxis
+    from gdask.reduce.time_slices import _reduce_one, reduce_time_sliced
+
+    obs = read_observation(DL3Index.read(hess_dir), 33790)
+    on = CircleSkyRegion(SkyCoord(329.71693826, -30.2255890, unit="deg"), Angle("0.11 deg"))
+    reco = EnergyAxis(np.geomspace(0.4, 20, 11), name="energy")
+    true = EnergyAxis(np.geomspace(0.1, 40, 21), name="energy_true")
+    edges = Time("2006-07-29T21:50") + np.arange(5) * 10 * u.min
+    intervals = [Time([a, b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    fast = reduce_time_sliced([obs], intervals, on, reco, true, containment_correction=True)
+    kw = {"on_region": on, "energy_axis": reco, "energy_axis_true": true}
+    kw["containment_correction"] = True
+    assert [len(b) for b in fast] == [1, 1, 1, 1]
+    for interval, (d,) in zip(intervals, fast, strict=True):
+        start, stop = interval_met(interval, obs.gti.time_reference)
+        ref = _reduce_one(obs, start, stop, kw)
+        for key in ("counts", "counts_off", "mask_safe", "acceptance_off", "edisp"):
+            np.testing.assert_array_equal(d.ds[key].values, ref.ds[key].values, err_msg=key)
+        assert d.livetime == ref.livetime
+        np.testing.assert_allclose(d.exposure.values, ref.exposure.values, rtol=1e-13)
+        assert d.name == ref.name and d.gti.time_sum == ref.gti.time_sum
