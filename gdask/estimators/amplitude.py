@@ -245,7 +245,7 @@ def fit_amplitudes(
         nlog = np.bincount(seg, weights=n[ent] * np.log(mu), minlength=idx.size)
         nlog += nlog_const[idx]
         mu0 = np.maximum(s_b[idx] + x * s_m[idx], 0.0)
-        return 2.0 * (mu0 - nlog)
+        return np.asarray(2.0 * (mu0 - nlog), dtype=np.float64)
 
     def droot(x: Array, idx: NDArray[np.intp]) -> tuple[Array, Array]:
         ent, seg = gather(idx)
@@ -256,7 +256,7 @@ def fit_amplitudes(
             dq = q * m_e / mu
         f = s_m[idx] - np.bincount(seg, weights=q, minlength=idx.size)
         df = np.bincount(seg, weights=dq, minlength=idx.size)
-        return 2.0 * f, 2.0 * df
+        return np.asarray(2.0 * f, dtype=np.float64), np.asarray(2.0 * df, dtype=np.float64)
 
     vflat = valid.ravel()
     trivial = (s_counts <= 0) | (s_m <= 0)

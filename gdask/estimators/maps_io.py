@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from gdask.datasets._fits import gadf_map_hdus, open_dataset_fits, read_gadf_map
 from gdask.datasets.axes import BandAxis, make_axis
+from gdask.errors import FormatError
 from gdask.geometry.wcs import WcsGeom
 
 __all__ = ["EstimatorMaps"]
@@ -76,6 +77,8 @@ class EstimatorMaps:
                 maps[hdu.name.lower()] = np.asarray(gm.data, float)
                 geom = gm.geom
                 edges = np.asarray(gm.axes[0].axis.edges, float)
+        if geom is None or edges is None:
+            raise FormatError("no map HDU in the file", file=str(path))
         return cls(geom=geom, energy_edges=edges, maps=maps)
 
     def plot(self, path: str | Path, name: str = "sqrt_ts", energy_index: int = 0) -> None:

@@ -54,7 +54,7 @@ def excess_matching_significance(
     background = np.asarray(background, float)
 
     def signif(s: Array) -> Array:
-        if n_off is None:
+        if n_off is None or alpha is None:
             return cash_significance(s + background, background)
         return wstat_significance(s + alpha * n_off, n_off, alpha)
 
@@ -124,6 +124,8 @@ class SensitivityEstimator:
             expo = np.asarray(dataset.exposure.values, float)
         else:
             expo = np.asarray(ds["exposure"].values, float)
+        n_off: NDArray[Any] | None
+        alpha: NDArray[Any] | None
         if onoff:
             n_off = np.asarray(ds["counts_off"].values, float)
             alpha = np.asarray(dataset.alpha.values, float)
@@ -136,7 +138,7 @@ class SensitivityEstimator:
 
             mask = np.ones(bkg.shape[1:], bool) if region_mask is None else region_mask
             bkg_r = bkg[:, mask].sum(axis=1)
-            if onoff:
+            if n_off is not None:
                 n_off = n_off[:, mask].sum(axis=1)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     alpha = np.where(n_off > 0, bkg_r / n_off, 0.0)

@@ -65,6 +65,7 @@ class ScaledSpectrum:
             grad=True,
             grad_scale=True,
         )
+        assert g is not None and dk is not None  # grad=True, grad_scale=True return both
         return f, np.vstack([g, dk[None, :]])
 
 

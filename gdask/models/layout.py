@@ -32,6 +32,7 @@ slice(0, 3, None)
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -83,7 +84,7 @@ class ComponentLayout:
         """Number of parameters of the component."""
         return self.stop - self.start
 
-    def part(self, kind: str) -> slice:
+    def part(self, kind: str) -> builtins.slice:
         """Slice of one part (empty, at the part's would-be place, when absent)."""
         end = self.start
         for k, a, b in self.parts:

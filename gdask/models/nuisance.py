@@ -212,6 +212,11 @@ class EnergyScaleModel(_Component):
                 field="energy_scale",
             )
         model = model_from_dict(data["energy_scale"], "energy_scale")
+        if not isinstance(model, _EnergyScaleBase):
+            raise ConfigError(
+                f"the 'energy_scale' model of an EnergyScaleModel must be EnergyScale or EnergyBias, not {type(model).__name__}",
+                field="energy_scale",
+            )
         return cls(data.get("datasets_names") or [], model, name=data.get("name"))
 
     def __repr__(self) -> str:
