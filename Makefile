@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,validation,deploy]"
+	$(BIN)/python -m pip install -q -e ".[test,validation,deploy,sampling]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
