@@ -96,21 +96,30 @@ def _gdask_models(names: list[str]) -> gm.Models:
 
 
 def test_stat_with_energy_scale_equals_gammapy_rescaled(runs):
-    gds, gmodels = _gammapy(runs)
     names = list(runs)
     models = _gdask_models(names)
     terms = [MapTerm(MapDataset.read(runs[n], name=n), models) for n in names]
     pos = models.parameters_unique_names.index("hess-es.energy_scale.s")
-    amp = gmodels["crab"].spectral_model.amplitude
-    index = gmodels["crab"].spectral_model.index
     for s, idx, lon in ((0.0, 2.5, 83.63), (0.07, 2.6, 83.64), (-0.05, 2.3, 83.62)):
         x = models.parameters.value.copy()
         x[pos] = s
         x[models.parameters.names.index("index")] = idx
         x[models.parameters.names.index("lon_0")] = lon
-        index.value = idx
-        gmodels["crab"].spatial_model.lon_0.value = lon
-        amp.value = 3.5e-11 * (1 + s) ** (1 - idx)
+        # A fresh Gammapy state per point, primed to gdask's pure PSF rule (IRFs at the
+        # build position while the source stays near it) with Gammapy's own update logic,
+        # as tests/validation/test_likelihood3d_vs_gammapy.py does: evaluate at the start,
+        # nudge the source by 1e-9 deg (first change: update there), then the point.
+        gds, gmodels = _gammapy(runs)
+        spatial = gmodels["crab"].spatial_model
+        start_lon = spatial.lon_0.value
+        for g in gds:
+            g.stat_sum()
+        spatial.lon_0.value = start_lon + 1e-9
+        for g in gds:
+            g.stat_sum()
+        gmodels["crab"].spectral_model.index.value = idx
+        spatial.lon_0.value = lon
+        gmodels["crab"].spectral_model.amplitude.value = 3.5e-11 * (1 + s) ** (1 - idx)
         for g, t in zip(gds, terms, strict=True):
             assert t.stat(x) == pytest.approx(float(g.stat_sum()), rel=1e-6), (g.name, s)
 
