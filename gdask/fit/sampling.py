@@ -128,3 +128,51 @@ def sample_emcee(
         acceptance=float(np.mean(sampler.acceptance_fraction)),
         n_evaluations=counter[0],
     )
+
+
+def write_posterior(result: SampleResult, folder: Any, prefix: str = "posterior") -> list[Any]:
+    """Write the posterior table (CSV: median, 16th/84th percentiles) and a corner plot (PNG).
+
+    The corner plot is drawn with matplotlib directly (histograms on the
+    diagonal, 2-d histograms below): no extra dependency.
+
+    Examples
+    --------
+    >>> write_posterior(res, "results")  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = folder / f"{prefix}.csv"
+    lines = ["name,median,lo68,hi68"]
+    for name, row in result.table().items():
+        lines.append(f"{name},{row['median']!r},{row['lo']!r},{row['hi']!r}")
+    table.write_text("\n".join(lines) + "\n")
+
+    n = len(result.names)
+    fig = Figure(figsize=(2.2 * n, 2.2 * n))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, n, squeeze=False)
+    s = result.samples
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+            elif i == j:
+                ax.hist(s[:, i], bins=40, histtype="step", color="k")
+                ax.set_yticks([])
+            else:
+                ax.hist2d(s[:, j], s[:, i], bins=40, cmap="Greys")
+            if i == n - 1:
+                ax.set_xlabel(result.names[j].rsplit(".", 1)[-1])
+            if j == 0 and i > 0:
+                ax.set_ylabel(result.names[i].rsplit(".", 1)[-1])
+    fig.tight_layout()
+    plot = folder / f"{prefix}_corner.png"
+    fig.savefig(plot, dpi=80)
+    return [table, plot]

@@ -9,7 +9,7 @@ from fit_helpers import make_models, make_specs
 
 from gdask.errors import GdaskError
 from gdask.fit import Coordinator, Fit
-from gdask.fit.sampling import sample_emcee
+from gdask.fit.sampling import sample_emcee, write_posterior
 from gdask.models import UniformPrior
 
 
@@ -59,3 +59,17 @@ def test_posterior_matches_linear_errors_and_is_seeded():
         assert half == pytest.approx(err[i], rel=0.15)
         assert abs(tab[name]["median"] - result.values[i]) < 0.2 * err[i]
     np.testing.assert_array_equal(again.samples, first.samples)
+
+
+def test_write_posterior_table_and_corner(tmp_path):
+    models, specs = _setup()
+    with Coordinator(specs) as coord:
+        result = Fit(models, coord).run()
+        _with_priors(models, result)
+        res = sample_emcee(models, coord, n_steps=60, n_burn=10, start_errors=result.errors)
+    table, plot = write_posterior(res, tmp_path / "results")
+    rows = table.read_text().splitlines()
+    assert rows[0] == "name,median,lo68,hi68" and len(rows) == 1 + len(res.names)
+    name, med, lo, hi = rows[1].split(",")
+    assert name == res.names[0] and float(lo) < float(med) < float(hi)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
