@@ -170,7 +170,7 @@ def write_sed(fp: FluxPoints, path: str | Path, sed_type: str = "likelihood") ->
     return path
 
 
-def _pl2(energy: np.ndarray) -> dict[str, np.ndarray]:
+def _pl2(energy: tuple[Any, Any, Any]) -> dict[str, np.ndarray]:
     lo, hi, e = energy
     a = 1e-12
     dnde = a / e**2
@@ -216,8 +216,8 @@ def read_sed(path: str | Path) -> FluxPoints:
     edges = np.append(e_min, e_max[-1])
     data: dict[str, np.ndarray] = {}
     if sed_type == "likelihood":
-        for ref in ("dnde", "flux", "eflux"):
-            data[f"ref_{ref}"] = col(f"ref_{ref}", _UNITS[ref])
+        for q in ("dnde", "flux", "eflux"):
+            data[f"ref_{q}"] = col(f"ref_{q}", _UNITS[q])
         data["ref_e2dnde"] = (
             col("ref_e2dnde", _UNITS["e2dnde"])
             if "ref_e2dnde" in t.colnames

@@ -43,7 +43,7 @@ def bin_masks(edges: np.ndarray, e_min: float, e_max: float) -> np.ndarray:
     return (lo >= e_min * (1 - 1e-6)) & (hi <= e_max * (1 + 1e-6))
 
 
-def snap_edges(edges: Sequence[float], axis_edges: np.ndarray) -> np.ndarray:
+def snap_edges(edges: Sequence[float] | np.ndarray, axis_edges: np.ndarray) -> np.ndarray:
     """Flux-point edges moved to the nearest dataset edges (as Gammapy), duplicates dropped."""
     axis_edges = np.asarray(axis_edges, float)
     idx = [int(np.argmin(np.abs(np.log(axis_edges / e)))) for e in edges]
@@ -141,7 +141,7 @@ class FluxPointsEstimator:
         """
         values = np.asarray(models.parameters.value, float)
         pos = norm_positions(models, self.source)
-        coordinator = None if isinstance(terms, (list, tuple)) else terms
+        coordinator: Any = None if isinstance(terms, (list, tuple)) else terms
         if coordinator is not None:
             client = client if client is not None else coordinator.client
             infos = coordinator.infos()

@@ -196,8 +196,8 @@ def read_light_curve(path: str | Path) -> LightCurve:
                 hdu = hdul["FLUXPOINTS"] if "FLUXPOINTS" in hdul else hdul[1]
                 table = Table.read(hdu)
     except (OSError, KeyError, ValueError) as exc:
-        raise FormatError(f"cannot read the light curve: {exc}", file=path) from None
+        raise FormatError(f"cannot read the light curve: {exc}", file=str(path)) from None
     try:
         return light_curve_from_table(table)
     except FormatError as exc:
-        raise exc.with_context(file=path) from None
+        raise exc.with_context(file=str(path)) from None

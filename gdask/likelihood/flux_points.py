@@ -160,15 +160,18 @@ class FluxPointsTerm(LikelihoodTerm):
             for i in np.flatnonzero(m):
                 x = model[i] / self._ref[i]
                 sp = self._splines[i]
+                assert sp is not None  # masked out where the scan is not finite
                 stat[i] = float(sp(x))
                 dstat[i] = float(sp.derivative()(x)) / self._ref[i]
         return stat, dstat
 
-    def stat(self, values: np.ndarray) -> float:
+    def stat(self, values: np.ndarray, request: Any = None) -> float:
+        _no_request(request, self.name)
         model, _ = self._model(np.asarray(values, float), grad=False)
         return float(self._stat_and_dmodel(model)[0].sum())
 
-    def stat_and_grad(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+    def stat_and_grad(self, values: np.ndarray, request: Any = None) -> tuple[float, np.ndarray]:
+        _no_request(request, self.name)
         values = np.asarray(values, float)
         model, grads = self._model(values, grad=True)
         stat, dstat = self._stat_and_dmodel(model)
@@ -217,3 +220,11 @@ def build_flux_points_term(spec: TermSpec) -> FluxPointsTerm:
         mask=mask,
         layout=spec.layout,
     )
+
+
+def _no_request(request: Any, name: str) -> None:
+    """Flux-point terms have no energy bins to select: a request is an error, not ignored."""
+    if request is not None:
+        raise ConfigError(
+            f"flux points {name!r}: a term of flux points takes no request", field="request"
+        )

@@ -27,6 +27,7 @@ from astropy.time import Time
 
 from gdask.dl3.gti import GTI
 from gdask.dl3.observation import Observation
+from gdask.errors import DL3Error
 
 __all__ = [
     "interval_met",
@@ -74,7 +75,7 @@ def select_gti(gti: GTI, start: float, stop: float) -> GTI:
 
 def overlaps(observation: Observation, start: float, stop: float) -> bool:
     """Whether Gammapy's ``Observations.select_time`` keeps ``observation`` for ``[start, stop)``."""
-    gti = observation.gti
+    gti = _gti(observation)
     return bool(gti.start[0] <= stop and gti.stop[0] > start)
 
 
@@ -97,11 +98,13 @@ def select_time(observation: Observation, start: float, stop: float) -> Observat
     --------
     >>> sub = select_time(obs, obs.gti.met_start, obs.gti.met_start + 600.0)  # doctest: +SKIP
     """
-    events = observation.events.select_mask(select_time_mask(observation.events.met, start, stop))
+    events = _events(observation).select_mask(
+        select_time_mask(_events(observation).met, start, stop)
+    )
     return dataclasses.replace(
         observation,
         events=events,
-        gti=select_gti(observation.gti, start, stop),
+        gti=select_gti(_gti(observation), start, stop),
         irfs=dict(observation.irfs),
         meta=dict(observation.meta),
     )
@@ -137,7 +140,7 @@ def _event_masks(observation: Observation, kwargs: dict[str, Any]) -> tuple[Any,
     finder = kwargs.get("region_finder") or ReflectedRegionsFinder()
     exclusion = as_exclusion_mask(kwargs.get("exclusion_mask"))
     off_regions, wcs = finder.run(on, observation_pointing(observation), exclusion)
-    ra, dec = observation.events.radec
+    ra, dec = _events(observation).radec
     on_mask = region_contains(on, ra, dec)
     off_mask = (
         region_contains(list(off_regions), ra, dec, wcs=wcs)
@@ -165,14 +168,14 @@ def _reduce_run(
     full = make_spectrum_onoff(observation, **kwargs)
     masks = _event_masks(observation, kwargs)
     axis = kwargs["energy_axis"]
-    energy = observation.events.energy.to_value("TeV")
+    energy = _events(observation).energy.to_value("TeV")
 
     def hist(mask: np.ndarray) -> np.ndarray:
         idx = axis.coord_to_idx(energy[mask])
         return np.bincount(idx[idx >= 0], minlength=axis.nbin).astype(np.int64)
 
     ok = masks is not None
-    if ok:
+    if masks is not None:
         on_mask, off_mask = masks
         ok = np.array_equal(hist(on_mask), full["counts"].values) and np.array_equal(
             hist(off_mask), full["counts_off"].values
@@ -180,11 +183,11 @@ def _reduce_run(
     if not ok:
         return [_reduce_one(observation, a, b, kwargs) for a, b in slices]
     lt_full = float(full["livetime"].values)
-    met = observation.events.met
+    met = _events(observation).met
     out = []
     for start, stop in slices:
         sel = select_time_mask(met, start, stop)
-        gti = select_gti(observation.gti, start, stop)
+        gti = select_gti(_gti(observation), start, stop)
         sub = dataclasses.replace(observation, gti=gti)
         lt = observation_livetime(sub)
         ds = full.copy(deep=True)
@@ -238,7 +241,7 @@ def reduce_time_sliced(
     jobs: dict[int, tuple[Observation, list[tuple[int, float, float]]]] = {}
     for i, interval in enumerate(time_intervals):
         for k, obs in enumerate(observations):
-            start, stop = interval_met(interval, obs.gti.time_reference)
+            start, stop = interval_met(interval, _gti(obs).time_reference)
             if overlaps(obs, start, stop):
                 jobs.setdefault(k, (obs, []))[1].append((i, start, stop))
     runs = [jobs[k] for k in sorted(jobs)]
@@ -255,3 +258,20 @@ def reduce_time_sliced(
         for (i, _, _), ds in zip(sl, datasets, strict=True):
             out[i].append(ds)
     return out
+
+
+def _events(observation: Any) -> Any:
+    """The observation's event list (an error naming the OBS_ID when it has none)."""
+    if observation.events is None:
+        raise DL3Error(
+            "the observation has no event list", obs_id=observation.obs_id, field="EVENTS"
+        )
+    return observation.events
+
+
+def _gti(observation: Any) -> GTI:
+    """The observation's GTI table (an error naming the OBS_ID when it has none)."""
+    if observation.gti is None:
+        raise DL3Error("the observation has no GTI table", obs_id=observation.obs_id, field="GTI")
+    gti: GTI = observation.gti
+    return gti
